@@ -1,0 +1,208 @@
+"""The ``unify`` command: list, build, info, sample.
+
+Exit codes: 0 ok, 1 data error (bad or missing raw input, unreadable file), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from unify.build import BuildOptions, resolve_tasks, run_build
+from unify.converters import registry
+from unify.errors import Vl12Error
+from unify.reader import UnifiedFile
+
+
+def _progress_factory(quiet: bool) -> Any:
+    disable = quiet or not sys.stderr.isatty()
+
+    def progress(
+        iterable: Iterable[Any], desc: str = "", total: int | None = None
+    ) -> Iterable[Any]:
+        if disable:
+            return iterable
+        return tqdm(
+            iterable,
+            desc=desc,
+            total=total,
+            file=sys.stderr,
+            leave=False,
+            unit=" rec",
+            dynamic_ncols=True,
+        )
+
+    return progress
+
+
+class _Group(click.Group):
+    """Turns our errors into one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Vl12Error as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="vl12")
+def main() -> None:
+    """Unify the 12 vision-and-language datasets of 12-in-1 into one HDF5 file."""
+
+
+@main.command("list")
+@click.option("--raw", type=click.Path(path_type=Path), help="Raw folder to check for files.")
+def list_cmd(raw: Path | None) -> None:
+    """Every dataset with the raw files it reads (and, with --raw, which are present)."""
+    for conv in registry().values():
+        click.echo(f"{conv.name}  ({conv.title}; {conv.task_group}; metric {conv.metric})")
+        click.echo(f"  download: {conv.homepage}")
+        click.echo("  splits: " + ", ".join(f"{s.name} ({s.role})" for s in conv.splits))
+        for rf in conv.raw_files:
+            need = "required" if rf.required else "optional"
+            if raw is None:
+                mark = "-"
+            else:
+                mark = (
+                    "ok"
+                    if conv.file(raw, rf.name).is_file()
+                    else "MISSING"
+                    if rf.required
+                    else "absent"
+                )
+            where = f"{conv.name}/{rf.name}"
+            click.echo(f"  [{mark:>7}] {where}  ({need}: {rf.description})")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_tasks", is_flag=True, help="Build every dataset (all must be present).")
+@click.option(
+    "--raw",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Raw folder: <raw>/<task>/<files>.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Unified HDF5 file to write."
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option(
+    "--max-examples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Smoke mode: first N records of each raw file, in release order.",
+)
+@click.option("--no-clean", is_flag=True, help="Keep raw splits (no leakage cleaning).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def build(
+    names: tuple[str, ...],
+    all_tasks: bool,
+    raw: Path,
+    out: Path,
+    force: bool,
+    max_examples: int | None,
+    no_clean: bool,
+    quiet: bool,
+) -> None:
+    """Convert NAMES (or --all) from their official raw files into one unified file."""
+    if all_tasks == bool(names):
+        raise click.UsageError("give task NAMES or --all (not both)")
+    if out.exists() and not force:
+        raise click.UsageError(f"{out} exists; use --force to overwrite it")
+    tasks = resolve_tasks(names, all_tasks)
+    options = BuildOptions(
+        tasks=tasks, all=all_tasks, clean=not no_clean, max_examples=max_examples
+    )
+    result = run_build(raw, out, options, progress=_progress_factory(quiet))
+    if not quiet:
+        counts = ", ".join(
+            f"{t}: " + "/".join(f"{k} {v}" for k, v in result.report[t]["counts"].items())
+            for t in result.tasks
+        )
+        click.echo(f"wrote {out} in {result.seconds:.1f}s ({counts})", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(file: Path, as_json: bool) -> None:
+    """Schema version, build options, tasks, splits, vocabularies and sources of FILE."""
+    with UnifiedFile(file) as uf:
+        summary = describe(uf)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    click.echo(
+        f"{file}: schema {summary['schema_version']}, vl12 {summary['vl12_version']}, "
+        f"created {summary['created']}"
+    )
+    opts = summary["build_options"]
+    click.echo(
+        f"build: tasks {', '.join(opts.get('tasks', []))}; clean {opts.get('clean')}; "
+        f"max_examples {opts.get('max_examples')}"
+    )
+    click.echo(f"images: {summary['images']}; links: {summary['links']}")
+    click.echo(f"{'task':<22}{'split':<14}{'role':<7}{'examples':>10}")
+    for task, t in summary["tasks"].items():
+        for split, s in t["splits"].items():
+            click.echo(f"{task:<22}{split:<14}{s['role']:<7}{s['num_examples']:>10}")
+    for name, v in summary["vocabularies"].items():
+        click.echo(f"vocab {name}: {v['size']} answers (min count {v['min_count']})")
+    click.echo(f"sources: {len(summary['sources'])} raw files")
+    for src in summary["sources"]:
+        click.echo(f"  {src['path']}  {src['size']} bytes  sha256 {src['sha256'][:16]}…")
+
+
+def describe(uf: UnifiedFile) -> dict[str, Any]:
+    """A JSON-ready summary of a unified file (``unify info``)."""
+    h5 = uf.h5
+    tasks = {}
+    for task in uf.tasks:
+        splits = {}
+        for split in uf.splits(task):
+            view = uf.split(task, split)
+            splits[split] = {"role": view.role, "num_examples": view.num_examples}
+        tasks[task] = {"attrs": uf.task_attrs(task), "splits": splits}
+    return {
+        "schema_version": uf.schema_version,
+        "vl12_version": str(h5.attrs.get("vl12_version", "")),
+        "created": str(h5.attrs.get("created", "")),
+        "build_options": uf.build_options,
+        "images": len(uf.image_keys),
+        "links": len(h5["links"]["type"]),
+        "tasks": tasks,
+        "vocabularies": {
+            name: {"size": len(h5["vocab"][name]), **uf.vocab_attrs(name)}
+            for name in uf.vocab_names()
+        },
+        "sources": uf.sources,
+        "build_report": uf.build_report,
+    }
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Raw folder to write.")
+@click.option("--scale", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(out: Path, scale: str, seed: int) -> None:
+    """Generate a raw folder in the official formats from one procedural world."""
+    from unify.sample.world import generate
+
+    files = generate(out, scale=scale, seed=seed)
+    click.echo(f"wrote {len(files)} raw files under {out}", err=True)
+
+
+if __name__ == "__main__":
+    main()

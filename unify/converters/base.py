@@ -1,0 +1,180 @@
+"""The declaration every converter fills in, and the build context it works with.
+
+A converter is a small, declarative module (as in TensorFlow Datasets): it names its
+task, task group, metric, the raw files it reads (required or optional, with the official
+download page) and its splits with their roles. The shared machinery in this module and in
+``unify.build`` checks the files, hashes them, applies ``--max-examples``, collects images
+and links, and writes the result, so a converter only maps raw records to columns.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from unify.errors import DataError, RecordError
+from unify.images import ImageRegistry, LinkSet
+from unify.rawio import SourceLog, iter_json_items, iter_jsonl, load_json
+from unify.schema import Role
+from unify.table import TaskTable
+from unify.vocab import Vocabulary
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One file of an official release, relative to the task's raw folder."""
+
+    name: str
+    required: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SplitDecl:
+    """A split the converter writes, its role, and where it comes from."""
+
+    name: str
+    role: Role
+    description: str = ""
+
+
+ProgressFactory = Callable[..., Any]
+
+
+def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
+    return iterable
+
+
+@dataclass
+class BuildContext:
+    """State shared by the converters of one build (passed explicitly, never global)."""
+
+    raw_root: Path
+    tasks: tuple[str, ...]
+    max_examples: int | None = None
+    images: ImageRegistry = field(default_factory=ImageRegistry)
+    links: LinkSet = field(default_factory=LinkSet)
+    vocabularies: dict[str, Vocabulary] = field(default_factory=dict)
+    sources: SourceLog = field(init=False)
+    progress: ProgressFactory = _no_progress
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sources = SourceLog(self.raw_root)
+
+    def limit(self, records: Iterable[T]) -> Iterator[T]:
+        """Smoke mode: the first N records of a raw file, in release order."""
+        if self.max_examples is None:
+            return iter(records)
+        return islice(records, self.max_examples)
+
+    def shared(self, key: str, load: Callable[[], T]) -> T:
+        """Load a raw file that several converters read (e.g. VG image_data.json) once."""
+        if key not in self._cache:
+            self._cache[key] = load()
+        return self._cache[key]
+
+
+class Converter(ABC):
+    """Declare a dataset; implement ``convert`` to map its raw records to columns."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    version: ClassVar[str]
+    task_group: ClassVar[str]
+    metric: ClassVar[str]
+    example_unit: ClassVar[str]
+    id_field: ClassVar[str]
+    homepage: ClassVar[str]
+    raw_files: ClassVar[tuple[RawFile, ...]]
+    splits: ClassVar[tuple[SplitDecl, ...]]
+    #: Other accepted folder names under the raw root (e.g. the refer toolkit's "refcoco+").
+    folder_aliases: ClassVar[tuple[str, ...]] = ()
+
+    def task_dir(self, raw_root: Path) -> Path:
+        """The task's folder: its name, or the first alias that exists."""
+        for folder in (self.name, *self.folder_aliases):
+            if (raw_root / folder).is_dir():
+                return raw_root / folder
+        return raw_root / self.name
+
+    def file(self, raw_root: Path, name: str) -> Path:
+        return self.task_dir(raw_root) / name
+
+    def file_status(self, raw_root: Path) -> list[tuple[RawFile, Path, bool]]:
+        return [
+            (rf, self.file(raw_root, rf.name), self.file(raw_root, rf.name).is_file())
+            for rf in self.raw_files
+        ]
+
+    def missing_files(self, raw_root: Path) -> list[tuple[str, Path, str]]:
+        return [
+            (self.name, path, self.homepage)
+            for rf, path, present in self.file_status(raw_root)
+            if rf.required and not present
+        ]
+
+    def has_file(self, ctx: BuildContext, name: str) -> bool:
+        return self.file(ctx.raw_root, name).is_file()
+
+    # Reading helpers: every read is recorded with its sha256 in the build's sources.
+    def load_json(self, ctx: BuildContext, name: str) -> Any:
+        return load_json(self.file(ctx.raw_root, name), self.name, ctx.sources)
+
+    def iter_json_items(self, ctx: BuildContext, name: str) -> Iterator[tuple[str, Any]]:
+        return iter_json_items(self.file(ctx.raw_root, name), self.name, ctx.sources)
+
+    def iter_jsonl(self, ctx: BuildContext, name: str) -> Iterator[tuple[int, Any]]:
+        return iter_jsonl(self.file(ctx.raw_root, name), self.name, ctx.sources)
+
+    def split_role(self, split: str) -> Role:
+        for decl in self.splits:
+            if decl.name == split:
+                return decl.role
+        raise KeyError(split)
+
+    def task_attrs(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "task_group": self.task_group,
+            "metric": self.metric,
+            "example_unit": self.example_unit,
+            "id_field": self.id_field,
+            "converter_version": self.version,
+            "title": self.title,
+        } | extra
+
+    @abstractmethod
+    def convert(self, ctx: BuildContext) -> TaskTable:
+        """Read the raw files and return the task's splits."""
+
+
+def require(
+    record: Any, key: str, kind: type | tuple[type, ...], path: Path | str, record_id: object
+) -> Any:
+    """Fetch a field, raising an error naming file, record and field when it is wrong."""
+    if not isinstance(record, dict):
+        raise RecordError(
+            path, record_id, key, f"record is a {type(record).__name__}, not an object"
+        )
+    try:
+        value = record[key]
+    except KeyError:
+        raise RecordError(path, record_id, key, "missing") from None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise RecordError(
+            path, record_id, key, f"expected {names}, got {type(value).__name__} {value!r:.60}"
+        )
+    return value
+
+
+def require_list(value: Any, path: Path | str, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise DataError(f"{path}: {what} must be a JSON array, got {type(value).__name__}")
+    return value

@@ -1,0 +1,231 @@
+"""GQA (Hudson & Manning 2019), balanced questions of release 1.2.
+
+Question ids are digit strings of different lengths and stay strings (never cast).
+``minval`` = the 3,000 val balanced questions with the largest id compared as integers;
+``trainval`` = train + the other val questions; ``testdev`` as released. The optional
+all-questions files feed the consistency metric: ``minval_all`` keeps the val_all questions
+on minval images and ``testdev_all`` the whole testdev_all file (role extra). The files are
+hundreds of MB to GB, so they are streamed, never loaded whole.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.errors import RecordError
+from unify.images import gqa_key
+from unify.table import Ragged, SplitTable, TaskTable
+from unify.vocab import Vocabulary
+
+MINVAL_SIZE = 3000
+MIN_ANSWER_COUNT = 9
+
+ANSWERED_FIELDS = (
+    "question",
+    "answer",
+    "full_answer",
+    "structural",
+    "semantic",
+    "detailed",
+    "group_global",
+    "group_local",
+)
+
+
+class Gqa(Converter):
+    name = "gqa"
+    title = "GQA (balanced, v1.2)"
+    version = "1.0.0"
+    task_group = "vqa"
+    metric = "gqa"
+    example_unit = "question"
+    id_field = "questionId"
+    homepage = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
+    raw_files = (
+        RawFile("train_balanced_questions.json", True, "balanced training questions"),
+        RawFile("val_balanced_questions.json", True, "balanced validation questions"),
+        RawFile("testdev_balanced_questions.json", True, "balanced test-dev questions"),
+        RawFile("val_all_questions.json", False, "all val questions (consistency)"),
+        RawFile("testdev_all_questions.json", False, "all test-dev questions (consistency)"),
+        RawFile(
+            "submission_all_questions.json", False, "challenge submission questions, no answers"
+        ),
+    )
+    splits = (
+        SplitDecl("trainval", "train", "train + val balanced minus minval"),
+        SplitDecl("minval", "eval", "the 3,000 val balanced questions with the largest id"),
+        SplitDecl("testdev", "eval", "test-dev balanced"),
+        SplitDecl("minval_all", "extra", "val all-questions on minval images (consistency)"),
+        SplitDecl("testdev_all", "extra", "test-dev all-questions (consistency)"),
+        SplitDecl("submission", "eval", "submission all-questions, no answers"),
+    )
+
+    def convert(self, ctx: BuildContext) -> TaskTable:
+        train = self._read(ctx, "train_balanced_questions.json")
+        val = self._read(ctx, "val_balanced_questions.json")
+        testdev = self._read(ctx, "testdev_balanced_questions.json")
+
+        counts = Counter(a for part in (train, val) for a in part["answer"])
+        vocab = Vocabulary.from_counts(
+            "gqa",
+            counts,
+            MIN_ANSWER_COUNT,
+            ["gqa/train_balanced", "gqa/val_balanced"],
+            normalized=False,
+        )
+        ctx.vocabularies[vocab.name] = vocab
+
+        val_ids = np.array([int(i) for i in val["id"]], dtype=object)
+        order = sorted(range(len(val_ids)), key=lambda i: val_ids[i])
+        holdout = np.zeros(len(val_ids), dtype=bool)
+        holdout[order[max(0, len(order) - MINVAL_SIZE) :]] = True
+        minval_rows = np.flatnonzero(holdout)
+
+        splits = [
+            _table(
+                "trainval",
+                "train",
+                [(train, np.arange(len(train["id"]))), (val, np.flatnonzero(~holdout))],
+                vocab,
+            ),
+            _table("minval", "eval", [(val, minval_rows)], vocab),
+            _table("testdev", "eval", [(testdev, np.arange(len(testdev["id"])))], vocab),
+        ]
+        report: dict[str, Any] = {"vocabulary_size": len(vocab)}
+        if self.has_file(ctx, "val_all_questions.json"):
+            minval_images = {val["image"][i] for i in minval_rows}
+            part = self._read(ctx, "val_all_questions.json", keep_images=minval_images)
+            splits.append(
+                _table("minval_all", "extra", [(part, np.arange(len(part["id"])))], vocab)
+            )
+        if self.has_file(ctx, "testdev_all_questions.json"):
+            part = self._read(ctx, "testdev_all_questions.json")
+            splits.append(
+                _table("testdev_all", "extra", [(part, np.arange(len(part["id"])))], vocab)
+            )
+        if self.has_file(ctx, "submission_all_questions.json"):
+            part = self._read(ctx, "submission_all_questions.json", answered=False)
+            splits.append(
+                SplitTable(
+                    "submission",
+                    "eval",
+                    {
+                        "id": part["id"],
+                        "image": part["image"],
+                        "question": part["question"],
+                        "is_balanced": np.asarray(part["is_balanced"], dtype=bool),
+                    },
+                )
+            )
+        for split in splits:
+            ctx.images.add_many(split.columns["image"])
+        report["counts"] = {s.name: s.num_examples for s in splits}
+        return TaskTable(self.name, self.task_attrs(label_set="gqa"), splits, report)
+
+    def _read(
+        self,
+        ctx: BuildContext,
+        name: str,
+        keep_images: set[str] | None = None,
+        answered: bool = True,
+    ) -> dict[str, list[Any]]:
+        path = self.file(ctx.raw_root, name)
+        cols: dict[str, list[Any]] = {
+            k: [] for k in ("id", "image", "is_balanced", "entailed", *ANSWERED_FIELDS)
+        }
+        intern: dict[str, str] = {}
+        items: Iterable[tuple[str, Any]] = self.iter_json_items(ctx, name)
+        for qid, rec in ctx.limit(ctx.progress(items, desc=f"gqa {name}")):
+            row = _parse(rec, qid, path, answered)
+            if keep_images is not None and row[1] not in keep_images:
+                continue
+            cols["id"].append(qid)
+            cols["image"].append(row[1])
+            cols["is_balanced"].append(row[2])
+            cols["entailed"].append(row[3])
+            if answered:
+                for key, value in zip(ANSWERED_FIELDS, row[4], strict=True):
+                    cols[key].append(
+                        intern.setdefault(value, value) if key != "question" else value
+                    )
+        # Exhaust the stream in smoke mode so the file's digest is still complete.
+        _drain(items)
+        return cols
+
+
+def _drain(items: Iterator[Any] | Iterable[Any]) -> None:
+    for _ in items:
+        pass
+
+
+def _parse(rec: Any, qid: str, path: Path, answered: bool) -> tuple[Any, ...]:
+    """Fast path with a precise slow path for the error message."""
+    try:
+        image = rec["imageId"]
+        question = rec["question"]
+        entailed = rec.get("entailed") or []
+        balanced = rec.get("isBalanced", True)
+        if answered:
+            types, groups = rec["types"], rec["groups"]
+            values = (
+                question,
+                rec["answer"],
+                rec.get("fullAnswer") or "",
+                types["structural"],
+                types["semantic"],
+                types["detailed"],
+                groups.get("global") or "",
+                groups.get("local") or "",
+            )
+        else:
+            values = ()
+        ok = (
+            type(image) is str
+            and all(type(v) is str for v in values)
+            and type(question) is str
+            and isinstance(entailed, list)
+        )
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        require(rec, "imageId", str, path, qid)
+        require(rec, "question", str, path, qid)
+        if answered:
+            require(rec, "answer", str, path, qid)
+            types = require(rec, "types", dict, path, qid)
+            for key in ("structural", "semantic", "detailed"):
+                require(types, key, str, path, f"{qid} types")
+            groups = require(rec, "groups", dict, path, qid)
+            for key in ("global", "local"):
+                if groups.get(key) is not None:
+                    require(groups, key, str, path, f"{qid} groups")
+        if not isinstance(rec.get("entailed", []), list):
+            raise RecordError(path, qid, "entailed", "expected a list of question ids")
+        raise RecordError(path, qid, "fullAnswer", "expected a string")
+    return qid, gqa_key(image), bool(balanced), [str(e) for e in entailed], values
+
+
+def _table(
+    name: str, role: Any, parts: list[tuple[dict[str, list[Any]], np.ndarray]], vocab: Vocabulary
+) -> SplitTable:
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("id", "image", "is_balanced", "entailed", *ANSWERED_FIELDS)
+    }
+    for part, rows in parts:
+        for key, out in cols.items():
+            out.extend(part[key][i] for i in rows)
+    columns: dict[str, Any] = {"id": cols["id"], "image": cols["image"]}
+    for key in ANSWERED_FIELDS:
+        columns[key] = cols[key]
+    columns["label"] = np.fromiter(
+        (vocab.label(a) for a in cols["answer"]), dtype=np.int32, count=len(cols["answer"])
+    )
+    columns["is_balanced"] = np.asarray(cols["is_balanced"], dtype=bool)
+    columns["entailed"] = Ragged.from_lists(values=cols["entailed"])
+    return SplitTable(name, role, columns)

@@ -1,0 +1,217 @@
+"""Visual Genome QA (v1.2): free-form QA pairs on VG images, one human answer each.
+
+``val`` = the 5,000 QA pairs with the largest qa_id (pinned), ``train`` = the rest. Answers
+are stored raw and VQA-normalised; the label set is vqa2's when vqa2 is in the same build
+(12-in-1 shares one answer head across the VQA group), else vgqa's own vocabulary by the
+same min-count rule. ``image_data.json`` gives image sizes and is the bridge between the
+VG, COCO and Flickr universes (its coco_id / flickr_id become /links rows).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.images import LINK_VG_COCO, LINK_VG_FLICKR, coco_key, flickr_key, vg_key
+from unify.rawio import load_json
+from unify.table import SplitTable, TaskTable
+from unify.text import normalize_answer
+from unify.vocab import Vocabulary
+
+VAL_SIZE = 5000
+MIN_ANSWER_COUNT = 9
+IMAGE_DATA = "image_data.json"
+QUESTION_ANSWERS = "question_answers.json"
+
+
+@dataclass(frozen=True)
+class VgImage:
+    width: int | None
+    height: int | None
+    coco_id: int | None
+    flickr_id: int | None
+
+
+def image_data_path(raw_root: Path) -> Path:
+    """Where every converter looks for VG's image_data.json (the vgqa folder)."""
+    return raw_root / Vgqa.name / IMAGE_DATA
+
+
+def load_vg_image_data(ctx: BuildContext) -> dict[int, VgImage] | None:
+    """VG image records by image_id, read once per build; None if the file is absent."""
+    path = image_data_path(ctx.raw_root)
+    if not path.is_file():
+        return None
+
+    def load() -> dict[int, VgImage]:
+        records = load_json(path, Vgqa.name, ctx.sources)
+        if not isinstance(records, list):
+            require({}, "<top level>", list, path, "<top level>")
+        out: dict[int, VgImage] = {}
+        for i, rec in enumerate(records):
+            rid = rec.get("image_id", f"#{i}") if isinstance(rec, dict) else f"#{i}"
+            image_id = require(rec, "image_id", int, path, rid)
+            width, height = rec.get("width"), rec.get("height")
+            coco_id, flickr_id = rec.get("coco_id"), rec.get("flickr_id")
+            for key, value in (
+                ("width", width),
+                ("height", height),
+                ("coco_id", coco_id),
+                ("flickr_id", flickr_id),
+            ):
+                if value is not None:
+                    require(rec, key, int, path, rid)
+            out[image_id] = VgImage(width, height, coco_id, flickr_id)
+        return out
+
+    return ctx.shared("vg_image_data", load)
+
+
+def add_vg_links(ctx: BuildContext) -> dict[str, int]:
+    """Every coco_id / flickr_id bridge of image_data.json into /links (whole file)."""
+    records = load_vg_image_data(ctx)
+    if records is None:
+        return {}
+    source = f"{Vgqa.name}/{IMAGE_DATA}"
+    counts = {LINK_VG_COCO: 0, LINK_VG_FLICKR: 0}
+    for image_id, rec in records.items():
+        if rec.coco_id is not None:
+            ctx.links.add(LINK_VG_COCO, vg_key(image_id), coco_key(rec.coco_id), source)
+            counts[LINK_VG_COCO] += 1
+        if rec.flickr_id is not None:
+            ctx.links.add(LINK_VG_FLICKR, vg_key(image_id), flickr_key(rec.flickr_id), source)
+            counts[LINK_VG_FLICKR] += 1
+    return counts
+
+
+def fill_vg_sizes(ctx: BuildContext) -> None:
+    """Give every registered ``vg:`` key its size from image_data.json."""
+    records = load_vg_image_data(ctx)
+    if records is None:
+        return
+    for key in [k for k in ctx.images.sizes if k.startswith("vg:")]:
+        rec = records.get(int(key[3:]))
+        if rec is not None:
+            ctx.images.update_size(key, rec.width, rec.height)
+
+
+class Vgqa(Converter):
+    name = "vgqa"
+    title = "Visual Genome QA"
+    version = "1.0.0"
+    task_group = "vqa"
+    metric = "vgqa"
+    example_unit = "qa_pair"
+    id_field = "qa_id"
+    homepage = "https://homes.cs.washington.edu/~ranjay/visualgenome/api.html"
+    raw_files = (
+        RawFile(QUESTION_ANSWERS, True, "QA pairs per image (v1.2)"),
+        RawFile(IMAGE_DATA, True, "image metadata with coco_id/flickr_id"),
+    )
+    splits = (
+        SplitDecl("train", "train", "all QA pairs but val"),
+        SplitDecl("val", "eval", "the 5,000 QA pairs with the largest qa_id"),
+    )
+
+    def convert(self, ctx: BuildContext) -> TaskTable:
+        path = self.file(ctx.raw_root, QUESTION_ANSWERS)
+        doc = self.load_json(ctx, QUESTION_ANSWERS)
+        if not isinstance(doc, list):
+            require({"x": doc}, "x", list, path, "<top level>")
+        ids: list[int] = []
+        images: list[str] = []
+        questions: list[str] = []
+        answers: list[str] = []
+        qa_iter = (
+            qa
+            for entry_index, entry in enumerate(doc)
+            for qa in _entry_qas(entry, entry_index, path)
+        )
+        for qa in ctx.limit(ctx.progress(qa_iter, desc="vgqa QA pairs")):
+            try:
+                qa_id, image_id, question, answer = (
+                    qa["qa_id"],
+                    qa["image_id"],
+                    qa["question"],
+                    qa["answer"],
+                )
+                ok = (
+                    type(qa_id) is int
+                    and type(image_id) is int
+                    and type(question) is str
+                    and type(answer) is str
+                )
+            except (KeyError, TypeError):
+                ok = False
+            if not ok:
+                rid = qa.get("qa_id", "?") if isinstance(qa, dict) else "?"
+                for key, kind in (
+                    ("qa_id", int),
+                    ("image_id", int),
+                    ("question", str),
+                    ("answer", str),
+                ):
+                    require(qa, key, kind, path, rid)
+            ids.append(qa_id)
+            images.append(vg_key(image_id))
+            questions.append(question)
+            answers.append(answer)
+        del doc
+        normalized = [normalize_answer(a) for a in answers]
+
+        if "vqa2" in ctx.vocabularies:
+            vocab = ctx.vocabularies["vqa2"]
+            vocab_note = "shared with vqa2 (same build)"
+        else:
+            vocab = Vocabulary.from_counts(
+                "vgqa",
+                Counter(normalized),
+                MIN_ANSWER_COUNT,
+                ["vgqa/train", "vgqa/val"],
+                normalized=True,
+            )
+            ctx.vocabularies[vocab.name] = vocab
+            vocab_note = "own (vqa2 not in this build)"
+        labels = np.fromiter(
+            (vocab.label(a) for a in normalized), dtype=np.int32, count=len(normalized)
+        )
+
+        id_arr = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(id_arr, kind="stable")
+        is_val = np.zeros(len(id_arr), dtype=bool)
+        is_val[order[max(0, len(order) - VAL_SIZE) :]] = True
+        columns: dict[str, Any] = {
+            "id": id_arr,
+            "image": images,
+            "question": questions,
+            "answer": answers,
+            "answer_normalized": normalized,
+            "label": labels,
+        }
+        full = SplitTable("all", "train", columns)
+        splits = []
+        for name, role, rows in (
+            ("train", "train", np.flatnonzero(~is_val)),
+            ("val", "eval", np.flatnonzero(is_val)),
+        ):
+            splits.append(SplitTable(name, role, full.take(rows)))
+        for split in splits:
+            ctx.images.add_many(split.columns["image"])
+        report = {
+            "vocabulary": vocab.name,
+            "vocabulary_note": vocab_note,
+            "counts": {s.name: s.num_examples for s in splits},
+            "out_of_vocabulary": int((labels < 0).sum()),
+        }
+        load_vg_image_data(ctx)  # required file: parse and record it even if no size is needed
+        return TaskTable(self.name, self.task_attrs(label_set=vocab.name), splits, report)
+
+
+def _entry_qas(entry: Any, index: int, path: Path) -> list[Any]:
+    rid = entry.get("id", f"#{index}") if isinstance(entry, dict) else f"#{index}"
+    return require(entry, "qas", list, path, f"image entry {rid}")
