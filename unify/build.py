@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from unify.converters import registry
 from unify.converters.base import BuildContext, ProgressFactory
 from unify.converters.vgqa import add_vg_links, fill_vg_sizes
 from unify.errors import DataError, MissingRawFilesError
-from unify.table import TaskTable
+from unify.table import SplitTable, TaskTable
 from unify.writer import atomic_output, write_unified
 
 
@@ -58,6 +60,24 @@ def resolve_tasks(names: tuple[str, ...], all_tasks: bool) -> tuple[str, ...]:
     return tuple(n for n in known if n in set(names))
 
 
+def _check_unique_ids(task: str, split: SplitTable) -> None:
+    """Two examples of one split with the same id would make scoring ambiguous."""
+    ids = split.columns["id"]
+    if isinstance(ids, np.ndarray):
+        uniq, counts = np.unique(ids, return_counts=True)
+        dup = uniq[counts > 1]
+        dups = [v.item() for v in dup[:5]]
+    else:
+        seen: set[str] = set()
+        dups = []
+        for value in ids:
+            if value in seen and len(dups) < 5:
+                dups.append(value)
+            seen.add(value)
+    if dups:
+        raise DataError(f"{task}/{split.name}: duplicate example ids in the raw files: {dups}")
+
+
 def run_build(
     raw_root: Path, out: Path, options: BuildOptions, progress: ProgressFactory | None = None
 ) -> BuildResult:
@@ -79,6 +99,8 @@ def run_build(
     report: dict[str, Any] = {}
     for conv in selected:
         table = conv.convert(ctx)
+        for split in table.splits:
+            _check_unique_ids(conv.name, split)
         tables.append(table)
         report[conv.name] = table.report
     report["links"] = (

@@ -71,9 +71,9 @@ class ImageRegistry:
 
     def update_size(self, key: str, width: int | None, height: int | None) -> None:
         """Fill a size for a key already registered (does not add new keys)."""
-        if key in self.sizes and width is not None and height is not None:
-            if self.sizes[key] == (-1, -1):
-                self.sizes[key] = (int(width), int(height))
+        known = width is not None and height is not None
+        if known and self.sizes.get(key) == (-1, -1):
+            self.sizes[key] = (int(width), int(height))
 
     def sorted_keys(self) -> list[str]:
         return sorted(self.sizes)
