@@ -130,7 +130,7 @@ class ProblemLog:
         self,
         message: str,
         location: str | None = None,
-        id: Any = None,  # noqa: A002 - the domain's word
+        id: Any = None,
         id_field: str | None = None,
     ) -> None:
         self.total += 1
@@ -147,6 +147,12 @@ class ProblemLog:
             self.total += 1
             if len(self.problems) < self.cap:
                 self.problems.append(problem)
+
+    def listing(self) -> list[Problem]:
+        """The listed problems, plus one closing entry counting those not listed."""
+        hidden = self.total - len(self.problems)
+        tail = [Problem(f"... and {hidden} more problem(s) not listed")] if hidden > 0 else []
+        return [*self.problems, *tail]
 
     def raise_if_any(self) -> None:
         if self.total:
@@ -588,9 +594,9 @@ def parse_retrieval(source: Source) -> ScoreMatrixPredictions | RankedListPredic
     if data[:4] == b"PK\x03\x04":
         return _parse_npz(data)
     if data[:6] == b"\x93NUMPY":
-        raise ValidationError(
-            [Problem("a single .npy array was given; expected an .npz with scores, caption_ids, image_ids")]
-        )
+        message = "a single .npy array was given; expected an .npz with 3 arrays"
+        message += " (scores, caption_ids, image_ids)"
+        raise ValidationError([Problem(message)])
     return _parse_ranked(data)
 
 
@@ -732,9 +738,12 @@ def match_ids(
 
     pred_row = np.full(n_gt, -1, dtype=np.int64)
     known = np.flatnonzero(found)
-    # Assign in reverse so that the FIRST occurrence of each id wins.
-    pred_row[gt_row[known[::-1]]] = known[::-1]
-    duplicates = known[pred_row[gt_row[known]] != known]
+    # np.unique's return_index gives FIRST occurrences: the first row of an id wins.
+    unique_rows, first = np.unique(gt_row[known], return_index=True)
+    pred_row[unique_rows] = known[first]
+    is_first = np.zeros(len(known), dtype=bool)
+    is_first[first] = True
+    duplicates = known[~is_first]
     listed = duplicates[: log.room()]
     for p in listed:
         first = int(pred_row[gt_row[p]])

@@ -55,7 +55,9 @@ class Result:
 def jsonable(value: Any) -> Any:
     """Convert numpy types inside nested dicts/lists so ``json.dumps`` accepts them."""
     if isinstance(value, Mapping):
-        return {(k if isinstance(k, str) else str(jsonable(k))): jsonable(v) for k, v in value.items()}
+        return {
+            (k if isinstance(k, str) else str(jsonable(k))): jsonable(v) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):

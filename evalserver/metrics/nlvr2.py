@@ -1,0 +1,115 @@
+"""NLVR2 accuracy and consistency (lil-lab/nlvr, ``nlvr2/eval/metrics.py``).
+
+accuracy = correct / labelled examples; consistency = fraction of distinct sentences whose
+examples are ALL correct, a sentence being the identifier with its third dash-separated
+field (the image pair) blanked: "dev-850-1-0" -> "dev-850--0". Labels compare
+case-insensitively. The official script prints both as fractions; ``details["official"]``
+holds them to full float precision (parity with the golden outputs), ``metrics`` holds the
+same values in percent like every other scorer.
+
+Not copied (docs/metrics.md): a missing prediction makes the script exit without a score;
+extra or duplicate rows are silently accepted. Here both are validation problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from evalserver.metrics.predictions import (
+    LabelPredictions,
+    Problem,
+    ProblemLog,
+    id_array,
+    match_ids,
+)
+from evalserver.metrics.result import Result
+
+__all__ = ["VERSION", "Nlvr2GroundTruth", "score", "sentence_key", "validate"]
+
+VERSION = "nlvr2-1"
+
+
+def sentence_key(identifier: str) -> str:
+    """The official anonymisation: blank the third field (index 2) of the identifier."""
+    parts = identifier.split("-")
+    if len(parts) > 2:
+        parts[2] = ""
+    return "-".join(parts)
+
+
+@dataclass(frozen=True, eq=False)
+class Nlvr2GroundTruth:
+    """Identifier and boolean label of every labelled example of a split."""
+
+    identifiers: np.ndarray  # unicode [N]
+    labels: np.ndarray  # bool [N], True = "True"
+
+    def __post_init__(self) -> None:
+        n = len(self.identifiers)
+        if n == 0:
+            raise ValueError("the ground truth holds no example")
+        if len(self.labels) != n:
+            raise ValueError("labels need one entry per identifier")
+        if len(np.unique(self.identifiers)) != n:
+            raise ValueError("identifiers of the ground truth are not unique")
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> Nlvr2GroundTruth:
+        """From the official JSON-lines records (``identifier``, ``label`` "True"/"False")."""
+        ids: list[str] = []
+        labels: list[bool] = []
+        for rec in records:
+            ids.append(rec["identifier"])
+            labels.append(str(rec["label"]).lower() == "true")
+        return cls(id_array(ids, str), np.asarray(labels, dtype=bool))
+
+    @cached_property
+    def sentence_index(self) -> np.ndarray:
+        """int64 [N]: index of each example's sentence key (the consistency group)."""
+        keys: dict[str, int] = {}
+        return np.fromiter(
+            (keys.setdefault(sentence_key(i), len(keys)) for i in self.identifiers.tolist()),
+            dtype=np.int64,
+            count=len(self.identifiers),
+        )
+
+
+def _match(gt: Nlvr2GroundTruth, predictions: LabelPredictions) -> tuple[np.ndarray, ProblemLog]:
+    log = ProblemLog()
+    match = match_ids(gt.identifiers, predictions, log)
+    return match.pred_row, log
+
+
+def validate(gt: Nlvr2GroundTruth, predictions: LabelPredictions) -> list[Problem]:
+    return _match(gt, predictions)[1].listing()
+
+
+def score(gt: Nlvr2GroundTruth, predictions: LabelPredictions) -> Result:
+    """Accuracy and consistency, in percent; the official fractions in ``details``."""
+    pred_row, log = _match(gt, predictions)
+    log.raise_if_any()
+    predicted = predictions.labels[pred_row].astype(bool)
+    correct = predicted == np.asarray(gt.labels, dtype=bool)
+    groups = gt.sentence_index
+    n_groups = int(groups.max()) + 1
+    wrong_per_group = np.bincount(groups, weights=~correct, minlength=n_groups)
+    n_correct = int(correct.sum())
+    n_consistent = int((wrong_per_group == 0).sum())
+    accuracy = float(n_correct) / len(correct)
+    consistency = float(n_consistent) / n_groups
+    metrics = {"accuracy": 100 * accuracy, "consistency": 100 * consistency}
+    details: dict[str, Any] = {
+        "official": {"accuracy": accuracy, "consistency": consistency},
+        "counts": {
+            "examples": len(correct),
+            "correct": n_correct,
+            "sentences": n_groups,
+            "consistent_sentences": n_consistent,
+        },
+    }
+    return Result(metrics, details, VERSION, "accuracy", True)
