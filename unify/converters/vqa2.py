@@ -58,25 +58,44 @@ class Vqa2(Converter):
     )
 
     def convert(self, ctx: BuildContext) -> TaskTable:
-        answered = [self._read_answered(ctx, subset) for subset in ("train2014", "val2014")]
-        train, val = answered
-        counts = Counter(normalize_answer(a) for part in answered for a in part["mc"])
+        train, val = (self._read_answered(ctx, subset) for subset in ("train2014", "val2014"))
+        n_train = len(train["id"])
+        cols = {key: train[key] + val[key] for key in train if key != "image_id"}
+        del train["answers"], val["answers"]
+        counts = Counter(normalize_answer(a) for a in cols["mc"])
         vocab = Vocabulary.from_counts(
             "vqa2", counts, MIN_ANSWER_COUNT, ["vqa2/train2014", "vqa2/val2014"], normalized=True
         )
         ctx.vocabularies[vocab.name] = vocab
+        answers = Ragged.from_lists(values=cols.pop("answers"))
+        answers.values["values"] = np.array(answers.values["values"], dtype=object)
+        everything = SplitTable(
+            "all",
+            "train",
+            {
+                "id": np.asarray(cols["id"], dtype=np.int64),
+                "image": np.array(cols["image"], dtype=object),
+                "subset": np.array(cols["subset"], dtype=object),
+                "question": np.array(cols["question"], dtype=object),
+                "question_type": np.array(cols["question_type"], dtype=object),
+                "answer_type": np.array(cols["answer_type"], dtype=object),
+                "multiple_choice_answer": np.array(cols["mc"], dtype=object),
+                "answers": answers,
+                "targets": soft_targets(answers, vocab),
+            },
+        )
+        del cols
 
-        val_ids = np.asarray(val["id"], dtype=np.int64)
+        val_ids = everything.columns["id"][n_train:]
         order = np.argsort(val_ids, kind="stable")
         holdout = np.zeros(len(val_ids), dtype=bool)
         holdout[order[max(0, len(order) - MINVAL_SIZE) :]] = True
-        train_rows = np.arange(len(train["id"]))
+        trainval_rows = np.concatenate([np.arange(n_train), n_train + np.flatnonzero(~holdout)])
         splits = [
-            _answered_split(
-                "trainval", "train", [(train, train_rows), (val, np.flatnonzero(~holdout))], vocab
-            ),
-            _answered_split("minval", "eval", [(val, np.flatnonzero(holdout))], vocab),
+            SplitTable("trainval", "train", everything.take(trainval_rows)),
+            SplitTable("minval", "eval", everything.take(n_train + np.flatnonzero(holdout))),
         ]
+        del everything
         report: dict[str, Any] = {
             "vocabulary_size": len(vocab),
             "min_answer_count": MIN_ANSWER_COUNT,
@@ -109,7 +128,7 @@ class Vqa2(Converter):
         doc = self.load_json(ctx, name)
         questions = require(doc, "questions", list, path, "<top level>")
         ids: list[int] = []
-        images: list[str] = []
+        image_ids: list[int] = []
         texts: list[str] = []
         for i, q in enumerate(ctx.limit(ctx.progress(questions, desc=f"vqa2 {name}"))):
             try:
@@ -123,9 +142,15 @@ class Vqa2(Converter):
                 require(q, "image_id", int, path, rid)
                 require(q, "question", str, path, rid)
             ids.append(qid)
-            images.append(coco_key(image_id))
+            image_ids.append(image_id)
             texts.append(text)
-        return {"id": ids, "image": images, "question": texts, "subset": [subset] * len(ids)}
+        return {
+            "id": ids,
+            "image": [coco_key(i) for i in image_ids],
+            "image_id": image_ids,
+            "question": texts,
+            "subset": [subset] * len(ids),
+        }
 
     def _read_answered(self, ctx: BuildContext, subset: str) -> dict[str, list[Any]]:
         part = self._read_questions(ctx, QUESTIONS.format(subset), subset)
@@ -148,7 +173,7 @@ class Vqa2(Converter):
             )
         intern: dict[str, str] = {}
         qtypes, atypes, mcs, answers = [], [], [], []
-        for qid, image_key in zip(part["id"], part["image"], strict=True):
+        for qid, image_id in zip(part["id"], part["image_id"], strict=True):
             ann = by_id.get(qid)
             if ann is None:
                 raise RecordError(ann_path, qid, "question_id", "no annotation for this question")
@@ -163,18 +188,30 @@ class Vqa2(Converter):
                     type(qtype) is str
                     and type(atype) is str
                     and type(mc) is str
-                    and all(type(a) is str for a in raw)
                     and len(raw) > 0
-                    and coco_key(ann["image_id"]) == image_key
+                    and ann["image_id"] == image_id
                 )
+                if ok:  # interning also rejects unhashable answers (lists, objects)
+                    raw = [intern.setdefault(a, a) for a in raw]
             except (KeyError, TypeError):
                 ok = False
             if not ok:
-                _explain_annotation(ann, ann_path, qid, image_key)
+                _explain_annotation(ann, ann_path, qid, coco_key(image_id))
             qtypes.append(intern.setdefault(qtype, qtype))
             atypes.append(intern.setdefault(atype, atype))
             mcs.append(mc)
-            answers.append([intern.setdefault(a, a) for a in raw])
+            answers.append(raw)
+        # Answers are type-checked once per distinct value, not once per occurrence.
+        if any(type(a) is not str for a in intern):
+            for qid, raw in zip(part["id"], answers, strict=True):
+                for j, a in enumerate(raw):
+                    if type(a) is not str:
+                        raise RecordError(
+                            ann_path,
+                            qid,
+                            f"answers[{j}].answer",
+                            f"expected str, got {type(a).__name__} {a!r:.60}",
+                        )
         part.update(question_type=qtypes, answer_type=atypes, mc=mcs, answers=answers)
         return part
 
@@ -191,61 +228,35 @@ def _explain_annotation(ann: Any, path: Path, qid: int, image_key: str) -> None:
     if not answers:
         raise RecordError(path, qid, "answers", "empty list")
     for j, answer in enumerate(answers):
-        require(answer, "answer", str, path, f"{qid} answers[{j}]")
+        if not isinstance(answer, dict) or "answer" not in answer:
+            raise RecordError(path, qid, f"answers[{j}]", "expected an object with 'answer'")
+        if type(answer["answer"]) is not str:
+            value = answer["answer"]
+            raise RecordError(
+                path,
+                qid,
+                f"answers[{j}].answer",
+                f"expected str, got {type(value).__name__} {value!r:.60}",
+            )
     raise RecordError(path, qid, "answers", "malformed")
 
 
-def soft_targets(raw_answers: list[str], vocab: Vocabulary) -> tuple[list[int], list[float]]:
-    """Reference soft scores: count normalised human answers per in-vocabulary answer."""
-    counts = Counter(normalize_answer(a) for a in raw_answers)
-    labels, scores = [], []
-    for answer, k in sorted(counts.items(), key=lambda item: vocab.label(item[0])):
-        label = vocab.label(answer)
-        if label >= 0:
-            labels.append(label)
-            scores.append(SOFT_SCORES[min(k, 4)])
-    return labels, scores
+def soft_targets(answers: Ragged, vocab: Vocabulary) -> Ragged:
+    """Reference soft scores for every question at once.
 
-
-def _answered_split(
-    name: str, role: Any, parts: list[tuple[dict[str, list[Any]], np.ndarray]], vocab: Vocabulary
-) -> SplitTable:
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "id",
-            "image",
-            "subset",
-            "question",
-            "question_type",
-            "answer_type",
-            "mc",
-            "answers",
-        )
-    }
-    for part, rows in parts:
-        for key, out in cols.items():
-            src = part[key]
-            out.extend(src[i] for i in rows)
-    labels, scores = (
-        zip(*(soft_targets(a, vocab) for a in cols["answers"]), strict=True)
-        if cols["answers"]
-        else ((), ())
-    )
-    return SplitTable(
-        name,
-        role,
-        {
-            "id": np.asarray(cols["id"], dtype=np.int64),
-            "image": cols["image"],
-            "subset": cols["subset"],
-            "question": cols["question"],
-            "question_type": cols["question_type"],
-            "answer_type": cols["answer_type"],
-            "multiple_choice_answer": cols["mc"],
-            "answers": Ragged.from_lists(values=cols["answers"]),
-            "targets": Ragged.from_lists(
-                {"labels": np.int32, "scores": np.float32}, labels=list(labels), scores=list(scores)
-            ),
-        },
-    )
+    Each distinct raw answer is normalised once; then (question, label) pairs are counted
+    with one sort instead of a Counter per question (658k questions x 10 answers).
+    """
+    flat = answers.values["values"]
+    label_of = {a: vocab.label(normalize_answer(a)) for a in set(flat)}
+    labels = np.fromiter(map(label_of.__getitem__, flat), dtype=np.int64, count=len(flat))
+    lengths = np.diff(answers.offsets)
+    question = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    keep = labels >= 0
+    keys = question[keep] * (len(vocab) + 1) + labels[keep]
+    uniq, counts = np.unique(keys, return_counts=True)
+    owner = uniq // (len(vocab) + 1)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=len(lengths)), out=offsets[1:])
+    scores = np.asarray(SOFT_SCORES, dtype=np.float32)[np.minimum(counts, 4)]
+    return Ragged(offsets, {"labels": (uniq % (len(vocab) + 1)).astype(np.int32), "scores": scores})

@@ -182,3 +182,18 @@ def test_trimmed_annotation_names_file_record_and_field(tmp_path: Path) -> None:
     assert "v2_mscoco_train2014_annotations.json" in msg
     assert "record 458752000" in msg and "'question_type'" in msg and "missing" in msg
     assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("bad", [7, None, ["x"]])
+def test_non_string_answer_is_named(tmp_path: Path, bad: object) -> None:
+    raw = tmp_path / "raw"
+    d = raw / "vqa2"
+    write_vqa2(d, "train2014", _records(4, 1, 1, [["a"] * 10]))
+    write_vqa2(d, "val2014", _records(3, 10, 5, [["a"] * 10]))
+    ann = d / "v2_mscoco_train2014_annotations.json"
+    doc = json.loads(ann.read_text())
+    doc["annotations"][2]["answers"][4]["answer"] = bad
+    ann.write_text(json.dumps(doc))
+    with pytest.raises(RecordError) as err:
+        build(raw, tmp_path / "out.h5", "vqa2")
+    assert err.value.record == 3 and err.value.field.startswith("answers[4]")
