@@ -11,7 +11,18 @@ from unify.converters.gqa import Gqa
 from unify.converters.vgqa import Vgqa
 from unify.converters.vqa2 import Vqa2
 
-CONVERTERS: tuple[type[Converter], ...] = (Vqa2, Gqa, Vgqa)
+# (group: retrieval imports)
+# (group: refer imports)
+# (group: verification imports)
+
+CONVERTERS: tuple[type[Converter], ...] = (
+    Vqa2,
+    Gqa,
+    Vgqa,
+    # (group: retrieval entries)
+    # (group: refer entries)
+    # (group: verification entries)
+)
 
 #: Every task of the canonical table, in canonical order (docs/raw-layout.md).
 CANONICAL_TASKS: tuple[str, ...] = (
