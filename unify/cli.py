@@ -192,6 +192,41 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
     }
 
 
+@main.group()
+def features() -> None:
+    """Region features of the images of a unified file."""
+
+
+@features.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("tsv", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Feature set name, e.g. bottomup_coco.")
+@click.option(
+    "--universe",
+    required=True,
+    type=click.Choice(["coco", "vg", "flickr", "nlvr2", "gqa"]),
+    help="How to read the TSV's image_id as an image key.",
+)
+@click.option("--force", is_flag=True, help="Replace a feature set of the same name.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def features_import(
+    file: Path, tsv: tuple[Path, ...], name: str, universe: str, force: bool, quiet: bool
+) -> None:
+    """Import bottom-up-attention TSV files into FILE as /features/NAME (atomically)."""
+    from unify.features import import_features
+
+    report = import_features(
+        file, list(tsv), name, universe, force=force, progress=_progress_factory(quiet)
+    )
+    click.echo(
+        f"imported {report.images} images, {report.boxes} boxes (dim {report.dim}) "
+        f"as {name}; skipped {report.skipped_unknown} images not in {file.name}"
+        + (f" (e.g. {', '.join(report.skipped_examples[:5])})" if report.skipped_unknown else "")
+        + (f"; {report.duplicates} duplicate rows ignored" if report.duplicates else ""),
+        err=True,
+    )
+
+
 @main.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Raw folder to write.")
 @click.option("--scale", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)

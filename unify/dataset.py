@@ -28,11 +28,13 @@ class UnifiedDataset(Dataset):
         task: str,
         split: str,
         transform: Callable[[dict[str, Any]], Any] | None = None,
+        features: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.task = task
         self.split = split
         self.transform = transform
+        self.features = features
         self._view: SplitView | None = None
         self._file: UnifiedFile | None = None
         self._pid: int | None = None
@@ -49,7 +51,7 @@ class UnifiedDataset(Dataset):
         pid = os.getpid()
         if self._view is None or self._pid != pid:
             self._file = UnifiedFile(self.path)
-            self._view = self._file.split(self.task, self.split)
+            self._view = self._file.split(self.task, self.split, self.features)
             self._pid = pid
         return self._view
 

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from unify.errors import SchemaError
-from unify.schema import IMAGES, LINKS, OFFSETS, SCHEMA_MAJOR, TASKS, VOCAB
+from unify.schema import FEATURES, IMAGES, LINKS, OFFSETS, SCHEMA_MAJOR, TASKS, VOCAB
 
 ITER_BLOCK = 4096
 
@@ -50,11 +50,19 @@ class RaggedColumn:
 class SplitView:
     """One split of one task; columns are read on demand."""
 
-    def __init__(self, unified: UnifiedFile, task: str, name: str) -> None:
+    def __init__(
+        self, unified: UnifiedFile, task: str, name: str, features: str | None = None
+    ) -> None:
         self.file = unified
         self.task = task
         self.name = name
+        self.features = features
         self.group: h5py.Group = unified.h5[TASKS][task][name]
+        if features is not None and features not in unified.feature_names():
+            raise KeyError(
+                f"no features {features!r} in {unified.path} "
+                f"(features: {', '.join(unified.feature_names()) or 'none'})"
+            )
 
     @property
     def role(self) -> str:
@@ -104,34 +112,35 @@ class SplitView:
                 out[name] = list(row["values"]) if list(row) == ["values"] else row
             else:
                 out[name] = _plain(_decode(item, i))
-        index = out.pop("image")
-        out["image_index"] = index
-        out["image"] = (
-            self.file.image_keys[np.asarray(index)].tolist()
-            if isinstance(index, list)
-            else str(self.file.image_keys[index])
-        )
+        self._finish(out)
         return out
+
+    def _finish(self, ex: dict[str, Any]) -> None:
+        """Image indices become keys; region features are attached when asked for."""
+        index = ex.pop("image")
+        ex["image_index"] = index
+        keys = self.file.image_keys
+        if isinstance(index, list):
+            ex["image"] = keys[np.asarray(index)].tolist()
+            if self.features is not None:
+                ex["regions"] = [self.file.region_features(self.features, i) for i in index]
+        else:
+            ex["image"] = str(keys[index])
+            if self.features is not None:
+                ex["regions"] = self.file.region_features(self.features, index)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """All examples in order, read block by block (not one HDF5 read per field and row)."""
         n = self.num_examples
         plain = [k for k, v in self.group.items() if isinstance(v, h5py.Dataset)]
         ragged = {k: self.ragged(k) for k, v in self.group.items() if isinstance(v, h5py.Group)}
-        keys = self.file.image_keys
         for start in range(0, n, ITER_BLOCK):
             block = {k: self.column(k, slice(start, min(n, start + ITER_BLOCK))) for k in plain}
             for j in range(len(block["id"])):
                 ex = {k: _plain(v[j]) for k, v in block.items()}
                 for k, col in ragged.items():
                     ex[k] = col.rows(start + j)
-                index = ex.pop("image")
-                ex["image_index"] = index
-                ex["image"] = (
-                    keys[np.asarray(index)].tolist()
-                    if isinstance(index, list)
-                    else str(keys[index])
-                )
+                self._finish(ex)
                 yield ex
 
 
@@ -198,14 +207,15 @@ class UnifiedFile:
     def splits(self, task: str) -> list[str]:
         return list(self.h5[TASKS][task].keys())
 
-    def split(self, task: str, name: str) -> SplitView:
+    def split(self, task: str, name: str, features: str | None = None) -> SplitView:
+        """A split; with ``features``, examples carry their images' region features."""
         if task not in self.h5[TASKS]:
             raise KeyError(f"task {task!r} not in {self.path} (tasks: {', '.join(self.tasks)})")
         if name not in self.h5[TASKS][task]:
             raise KeyError(
                 f"split {name!r} not in task {task!r} (splits: {', '.join(self.splits(task))})"
             )
-        return SplitView(self, task, name)
+        return SplitView(self, task, name, features)
 
     @cached_property
     def image_keys(self) -> np.ndarray:
@@ -218,6 +228,22 @@ class UnifiedFile:
         if i >= len(keys) or keys[i] != key:
             raise KeyError(key)
         return i
+
+    def feature_names(self) -> list[str]:
+        return list(self.h5[FEATURES].keys()) if FEATURES in self.h5 else []
+
+    @cached_property
+    def _feature_rows(self) -> dict[str, np.ndarray]:
+        return {name: self.h5[FEATURES][name]["row"][:] for name in self.feature_names()}
+
+    def region_features(self, name: str, image_index: int) -> dict[str, np.ndarray] | None:
+        """Boxes (x1, y1, x2, y2) and float16 features of one image; None if it has none."""
+        row = int(self._feature_rows[name][image_index])
+        if row < 0:
+            return None
+        group = self.h5[FEATURES][name]
+        start, end = group["offsets"][row : row + 2]
+        return {"boxes": group["boxes"][start:end], "features": group["features"][start:end]}
 
     def vocab_names(self) -> list[str]:
         return list(self.h5[VOCAB].keys())
