@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,8 +140,13 @@ def write_unified(
     links: LinkSet,
     vocabularies: dict[str, Vocabulary],
     root_attrs: dict[str, Any],
+    finish: Callable[[h5py.File, dict[str, int]], None] | None = None,
 ) -> None:
-    """Write a complete unified file at ``path`` (use inside ``atomic_output``)."""
+    """Write a complete unified file at ``path`` (use inside ``atomic_output``).
+
+    ``finish`` adds groups computed over the whole build (the leakage report) while the
+    file is open; it receives the key -> /images row index.
+    """
     keys = images.sorted_keys()
     index = {key: i for i, key in enumerate(keys)}
     with h5py.File(path, "w", libver=("v110", "latest")) as f:
@@ -177,3 +182,5 @@ def write_unified(
                 tg.attrs[key] = _attr(value)
             for split in task.splits:
                 write_split(tg, split, index)
+        if finish is not None:
+            finish(f, index)
