@@ -18,6 +18,7 @@ from unify.converters import registry
 from unify.converters.base import BuildContext, ProgressFactory
 from unify.converters.vgqa import add_vg_links, fill_vg_sizes
 from unify.errors import DataError, MissingRawFilesError
+from unify.leakage import LeakagePolicy, clean_tables, write_leakage
 from unify.table import SplitTable, TaskTable
 from unify.writer import atomic_output, write_unified
 
@@ -30,6 +31,7 @@ class BuildOptions:
     all: bool = False
     clean: bool = True
     max_examples: int | None = None
+    policy: LeakagePolicy = field(default_factory=LeakagePolicy)
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class BuildOptions:
             "clean": self.clean,
             "max_examples": self.max_examples,
             "cleaning_scope": "tasks in this build" if self.clean else "none",
+            "policy": self.policy.as_record(),
         }
 
 
@@ -111,6 +114,15 @@ def run_build(
     fill_vg_sizes(ctx)
     report["links"]["total_by_type"] = ctx.links.counts()
     report["images"] = len(ctx.images.sizes)
+    keys = ctx.images.sorted_keys()
+    cleaning = clean_tables(
+        tables,
+        keys,
+        [(lk.type, lk.key_a, lk.key_b) for lk in ctx.links.sorted()],
+        options.policy,
+        apply=options.clean,
+    )
+    report["leakage"] = cleaning.report
 
     root_attrs = {
         "build_options": options.as_record(),
@@ -118,5 +130,13 @@ def run_build(
         "build_report": report,
     }
     with atomic_output(out) as tmp:
-        write_unified(tmp, tables, ctx.images, ctx.links, ctx.vocabularies, root_attrs)
+        write_unified(
+            tmp,
+            tables,
+            ctx.images,
+            ctx.links,
+            ctx.vocabularies,
+            root_attrs,
+            finish=lambda f, index: write_leakage(f, len(keys), cleaning),
+        )
     return BuildResult(out, [t.name for t in tables], report, time.perf_counter() - started)

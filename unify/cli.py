@@ -126,6 +126,13 @@ def build(
         tasks=tasks, all=all_tasks, clean=not no_clean, max_examples=max_examples
     )
     result = run_build(raw, out, options, progress=_progress_factory(quiet))
+    emptied = result.report.get("leakage", {}).get("emptied_training_splits", [])
+    if emptied:
+        click.echo(
+            f"warning: leakage cleaning removed every example of {', '.join(emptied)} "
+            "(see `unify leaks` and the file's /leakage report)",
+            err=True,
+        )
     if not quiet:
         counts = ", ".join(
             f"{t}: " + "/".join(f"{k} {v}" for k, v in result.report[t]["counts"].items())
@@ -190,6 +197,70 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
         "sources": uf.sources,
         "build_report": uf.build_report,
     }
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Bare integer image ids (.npy or one per line) to treat as evaluation images.",
+)
+@click.option(
+    "--universe",
+    type=click.Choice(["coco", "vg", "flickr"]),
+    help="The universe of the --against ids.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def leaks(file: Path, against: tuple[Path, ...], universe: str | None, as_json: bool) -> None:
+    """Check FILE for training examples on evaluation images (exit 3 if any).
+
+    Identity groups are recomputed from /images and /links, and roles from the splits,
+    whatever options the file was built with.
+    """
+    from unify.images import coco_key, flickr_key, vg_key
+    from unify.leakage import check_file, read_id_list
+
+    if against and universe is None:
+        raise click.UsageError("--against needs --universe coco|vg|flickr")
+    to_key = {"coco": coco_key, "vg": vg_key, "flickr": flickr_key}.get(universe or "")
+    sets = [
+        (f"against:{p.name}", [to_key(i) for i in read_id_list(p)])
+        for p in against
+        if to_key is not None
+    ]
+    with UnifiedFile(file) as uf:
+        result = check_file(uf, sets)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"{file}: {result['identity_groups']} identity groups; evaluation images "
+            f"{result['evaluation_images']}; links joined "
+            + (
+                ", ".join(f"{k} {v}" for k, v in result["keys_joined_by_link_type"].items())
+                or "nothing"
+            )
+        )
+        if result["pairs"]:
+            click.echo(
+                f"{'training split':<28}{'evaluation task':<26}{'images':>8}"
+                f"{'examples':>10}  link types"
+            )
+            for p in result["pairs"]:
+                click.echo(
+                    f"{p['train_task'] + '/' + p['train_split']:<28}{p['eval_task']:<26}"
+                    f"{p['images']:>8}{p['examples']:>10}  {', '.join(p['link_types'])}"
+                )
+        verdict = (
+            "no training example touches an evaluation image"
+            if not result["leaking_training_examples"]
+            else f"{result['leaking_training_examples']} training examples touch evaluation images"
+        )
+        click.echo(verdict)
+    if result["leaking_training_examples"]:
+        sys.exit(3)
 
 
 @main.group()

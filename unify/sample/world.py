@@ -143,13 +143,14 @@ def generate(out: Path, scale: str = "tiny", seed: int = 0) -> list[Path]:
             dev = [r for r in records if r["image_id"] % 2 == 0]
             written += write_vqa2(out / "vqa2", "test-dev2015", dev)
 
-    # Visual Genome: half its images are COCO images (image_data.json coco_id).
+    # Visual Genome: a quarter of its images are COCO train2014 images (image_data.json
+    # coco_id), so cleaning has real work without emptying any training split.
     vg_ids = rng.sample(range(1, 2_400_000), p["vg"])
-    coco_pool = subsets["train2014"] + subsets["val2014"]
+    coco_pool = subsets["train2014"]
     vg_images: list[VgImageRecord] = []
     vg_scenes: dict[int, Scene] = {}
     for i, vid in enumerate(vg_ids):
-        coco_id = coco_pool[i % len(coco_pool)] if i % 2 == 0 else None
+        coco_id = coco_pool[i % len(coco_pool)] if i % 4 == 0 else None
         scene = scenes[coco_id] if coco_id is not None else make_scene(rng)
         vg_scenes[vid] = scene
         vg_images.append(
@@ -163,7 +164,8 @@ def generate(out: Path, scale: str = "tiny", seed: int = 0) -> list[Path]:
         )
     qas: list[VgQa] = []
     qa_id = 100_000
-    for vid in vg_ids:
+    # Largest qa_ids (the pinned vgqa val) on the first VG images, which GQA evaluates on too.
+    for vid in reversed(vg_ids):
         for _ in range(p["q_per_image"]):
             q, a, _, _ = ask(vg_scenes[vid], rng)
             qa_id += rng.randint(1, 3)
