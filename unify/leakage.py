@@ -16,7 +16,7 @@ The same analysis runs at build time (on the converters' tables) and on a finish
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -223,7 +223,8 @@ def clean_tables(
                     new_splits.append(split)
                     continue
                 keep, drop = np.flatnonzero(~mask), np.flatnonzero(mask)
-                new_splits.append(SplitTable(split.name, split.role, split.take(keep), split.attrs))
+                # replace() keeps split-level arrays (retrieval candidates) and attributes.
+                new_splits.append(replace(split, columns=split.take(keep)))
                 gone.append(split.take(drop))
                 removed.setdefault(table.name, {})[split.name] = len(drop)
                 if len(keep) == 0:

@@ -1,0 +1,250 @@
+"""GuessWhat?! (de Vries et al. 2017): find the object a dialogue was about.
+
+One gzip-compressed JSON Lines file per split (``guesswhat.{train,valid,test}.jsonl.gz``),
+one game per line: the game's ``object_id``, its dialogue (``qas``), the candidate
+``objects`` with COCO boxes ``[x, y, w, h]``, and the COCO image record (train2014 or
+val2014 ids, with width, height and the ``flickr_url`` that links the image to Flickr).
+The guesser's target ``label`` is the index of ``object_id`` among the game's objects, in
+release order; ``status`` is kept because the GuessWhat authors score successful games only
+while 12-in-1 scores all of them.
+
+Keys this converter does not use are ignored, so derived releases with extra blocks (e.g.
+CompGuessWhat?!'s ``image.visual_genome``) convert as the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.errors import RecordError
+from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
+from unify.table import Ragged, SplitTable, TaskTable
+
+SPLIT_NAMES = ("train", "valid", "test")
+FILE = "guesswhat.{}.jsonl.gz"
+STATUSES = ("success", "failure", "incomplete")
+_NUMBER = (int, float)
+
+
+class GuessWhat(Converter):
+    name = "guesswhat"
+    title = "GuessWhat?!"
+    version = "1.0.0"
+    task_group = "verification"
+    metric = "guesswhat"
+    example_unit = "game"
+    id_field = "id"
+    homepage = "https://guesswhat.ai/download"
+    raw_files = tuple(
+        RawFile(FILE.format(s), True, f"{s} games (gzip JSON Lines)") for s in SPLIT_NAMES
+    )
+    splits = (
+        SplitDecl("train", "train", "guesswhat.train.jsonl.gz"),
+        SplitDecl("valid", "eval", "guesswhat.valid.jsonl.gz"),
+        SplitDecl("test", "eval", "guesswhat.test.jsonl.gz"),
+    )
+
+    def convert(self, ctx: BuildContext) -> TaskTable:
+        splits: list[SplitTable] = []
+        report: dict[str, Any] = {"status": {}, "flickr_links": {}, "images_without_flickr_id": {}}
+        for split in SPLIT_NAMES:
+            table, links, no_flickr = self._read(ctx, split, FILE.format(split))
+            splits.append(table)
+            statuses = table.columns["status"]
+            report["status"][split] = {s: statuses.count(s) for s in STATUSES}
+            report["flickr_links"][split] = links
+            report["images_without_flickr_id"][split] = no_flickr
+        report["counts"] = {s.name: s.num_examples for s in splits}
+        return TaskTable(self.name, self.task_attrs(), splits, report)
+
+    def _records(self, ctx: BuildContext, file: str) -> Iterator[tuple[int, Any]]:
+        """The file's (line, game) pairs, the first N in smoke mode.
+
+        The rest of the file is still read so that its sha256 is recorded and a truncated
+        gzip stream is reported even in smoke mode.
+        """
+        items = self.iter_jsonl(ctx, file)
+        yield from ctx.limit(ctx.progress(items, desc=f"{self.name} {file}"))
+        for _ in items:
+            pass
+
+    def _read(self, ctx: BuildContext, split: str, file: str) -> tuple[SplitTable, int, int]:
+        path = self.file(ctx.raw_root, file)
+        source = f"{self.name}/{file}"
+        ids: list[int] = []
+        images: list[str] = []
+        statuses: list[str] = []
+        object_ids: list[int] = []
+        labels: list[int] = []
+        # Ragged fields as flat values plus per-game lengths (no per-game lists kept).
+        qa_lengths: list[int] = []
+        qa_ids: list[int] = []
+        questions: list[str] = []
+        answers: list[str] = []
+        obj_lengths: list[int] = []
+        obj_ids: list[int] = []
+        boxes: list[list[float]] = []
+        category_ids: list[int] = []
+        categories: list[str] = []
+        seen_images: set[int] = set()
+        links = no_flickr = 0
+        intern: dict[str, str] = {}
+        for lineno, game in self._records(ctx, file):
+            try:
+                gid, status, target = game["id"], game["status"], game["object_id"]
+                image, qas, objects = game["image"], game["qas"], game["objects"]
+                image_id, width, height = image["id"], image["width"], image["height"]
+                g_qa_ids = [q["id"] for q in qas]
+                g_questions = [q["question"] for q in qas]
+                g_answers = [q["answer"] for q in qas]
+                g_obj_ids = [o["id"] for o in objects]
+                g_boxes = [o["bbox"] for o in objects]
+                g_cat_ids = [o["category_id"] for o in objects]
+                g_cats = [o["category"] for o in objects]
+                label = g_obj_ids.index(target)
+                ok = (
+                    type(gid) is int
+                    and status in STATUSES
+                    and type(target) is int
+                    and type(image_id) is int
+                    and type(width) is int
+                    and type(height) is int
+                    and all(type(v) is int for v in g_qa_ids)
+                    and all(type(v) is str for v in g_questions)
+                    and all(type(v) is str for v in g_answers)
+                    and all(type(v) is int for v in g_obj_ids)
+                    and all(type(v) is int for v in g_cat_ids)
+                    and all(type(v) is str for v in g_cats)
+                    and all(
+                        type(b) is list and len(b) == 4 and all(type(v) in _NUMBER for v in b)
+                        for b in g_boxes
+                    )
+                    and len(set(g_obj_ids)) == len(g_obj_ids)
+                )
+            except (KeyError, TypeError, AttributeError, ValueError):
+                ok = False
+            if not ok:
+                _explain(game, path, lineno)
+            ids.append(gid)
+            key = coco_key(image_id)
+            images.append(key)
+            statuses.append(intern.setdefault(status, status))
+            object_ids.append(target)
+            labels.append(label)
+            qa_lengths.append(len(qas))
+            qa_ids.extend(g_qa_ids)
+            questions.extend(g_questions)
+            answers.extend(intern.setdefault(a, a) for a in g_answers)
+            obj_lengths.append(len(objects))
+            obj_ids.extend(g_obj_ids)
+            boxes.extend(g_boxes)
+            category_ids.extend(g_cat_ids)
+            categories.extend(intern.setdefault(c, c) for c in g_cats)
+            if image_id not in seen_images:
+                seen_images.add(image_id)
+                ctx.images.add(key, width, height)
+                url = image.get("flickr_url")
+                photo = flickr_id_from_url(url) if isinstance(url, str) else None
+                if photo is None:
+                    no_flickr += 1
+                else:
+                    ctx.links.add(LINK_COCO_FLICKR, key, flickr_key(photo), source)
+                    links += 1
+        columns: dict[str, Any] = {
+            "id": np.asarray(ids, dtype=np.int64),
+            "image": images,
+            "status": statuses,
+            "object_id": np.asarray(object_ids, dtype=np.int64),
+            "dialogue": Ragged(
+                _offsets(qa_lengths),
+                {
+                    "qa_ids": np.asarray(qa_ids, dtype=np.int64),
+                    "questions": questions,
+                    "answers": answers,
+                },
+            ),
+            "objects": Ragged(
+                _offsets(obj_lengths),
+                {
+                    "ids": np.asarray(obj_ids, dtype=np.int64),
+                    "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                    "category_ids": np.asarray(category_ids, dtype=np.int32),
+                    "categories": categories,
+                },
+            ),
+            "label": np.asarray(labels, dtype=np.int32),
+        }
+        return SplitTable(split, self.split_role(split), columns), links, no_flickr
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
+    return offsets
+
+
+def _explain(game: Any, path: Path, lineno: int) -> None:
+    """Slow path: name the game and the field that is wrong, and raise."""
+    rid: object = f"line {lineno}"
+    if isinstance(game, dict) and type(game.get("id")) is int:
+        rid = game["id"]
+    require(game, "id", int, path, rid)
+    status = require(game, "status", str, path, rid)
+    if status not in STATUSES:
+        raise RecordError(
+            path, rid, "status", f"expected one of {', '.join(STATUSES)}, got {status!r:.60}"
+        )
+    target = require(game, "object_id", int, path, rid)
+    image = require(game, "image", dict, path, rid)
+    _require_items(image, (("id", int), ("width", int), ("height", int)), path, rid, "image")
+    qas = require(game, "qas", list, path, rid)
+    for i, qa in enumerate(qas):
+        _require_items(
+            qa, (("id", int), ("question", str), ("answer", str)), path, rid, f"qas[{i}]"
+        )
+    objects = require(game, "objects", list, path, rid)
+    seen: set[int] = set()
+    for i, obj in enumerate(objects):
+        where = f"objects[{i}]"
+        _require_items(
+            obj,
+            (("id", int), ("category_id", int), ("category", str), ("bbox", list)),
+            path,
+            rid,
+            where,
+        )
+        box = obj["bbox"]
+        if len(box) != 4 or not all(type(v) in _NUMBER for v in box):
+            raise RecordError(path, rid, f"{where}.bbox", f"expected 4 numbers, got {box!r:.80}")
+        if obj["id"] in seen:
+            raise RecordError(path, rid, f"{where}.id", f"duplicate object id {obj['id']}")
+        seen.add(obj["id"])
+    if target not in seen:
+        raise RecordError(
+            path, rid, "object_id", f"{target} is not among the game's {len(objects)} objects"
+        )
+    raise RecordError(path, rid, "<record>", "malformed")
+
+
+def _require_items(
+    item: Any, fields: tuple[tuple[str, type], ...], path: Path, rid: object, where: str
+) -> None:
+    """``require`` for a nested item, naming the field as ``where.key``."""
+    if not isinstance(item, dict):
+        raise RecordError(path, rid, where, f"expected an object, got {type(item).__name__}")
+    for key, kind in fields:
+        if key not in item:
+            raise RecordError(path, rid, f"{where}.{key}", "missing")
+        value = item[key]
+        if type(value) is not kind:
+            raise RecordError(
+                path,
+                rid,
+                f"{where}.{key}",
+                f"expected {kind.__name__}, got {type(value).__name__} {value!r:.60}",
+            )
