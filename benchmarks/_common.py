@@ -24,8 +24,13 @@ print("__BENCH__", dt, rss * 1024, file=sys.stderr)
 def fresh_process(body: str) -> dict[str, float]:
     """Run ``body`` in a new Python; return its wall time (inside) and peak RSS in bytes."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD.format(body=body)], capture_output=True,
-                          text=True, check=False, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(body=body)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     total = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import CACHE, fresh_process, report  # noqa: E402
-from unify.sample.vqa2_format import write_vqa2  # noqa: E402
+from benchmarks._common import CACHE, fresh_process, report
+from unify.sample.vqa2_format import write_vqa2
 
 SIZES = {"train2014": 443_757, "val2014": 214_354}
 DISTINCT = 60_000
@@ -28,8 +28,10 @@ def _answer_pool(rng: random.Random) -> list[str]:
     syllables = ["ba", "ko", "ri", "tu", "me", "sa", "lo", "ne", "vi", "da", "po", "gu"]
     pool = ["yes", "no", *map(str, range(0, 60)), "red", "blue", "white", "black"]
     while len(pool) < DISTINCT:
-        words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4)))
-                 for _ in range(rng.randint(1, 3))]
+        words = [
+            "".join(rng.choice(syllables) for _ in range(rng.randint(1, 4)))
+            for _ in range(rng.randint(1, 3))
+        ]
         pool.append(" ".join(words))
     return pool
 
@@ -62,10 +64,17 @@ def generate(raw: Path) -> None:
                 else:
                     answers.append(next(noise))
             atype = "yes/no" if mc in ("yes", "no") else "number" if mc.isdigit() else "other"
-            records.append({"question_id": next_image * 1000 + i % 5, "image_id": next_image,
-                            "question": f"What is shown in picture {next_image} number {i}?",
-                            "question_type": qtypes[i % len(qtypes)], "answer_type": atype,
-                            "multiple_choice_answer": mc, "answers": answers})
+            records.append(
+                {
+                    "question_id": next_image * 1000 + i % 5,
+                    "image_id": next_image,
+                    "question": f"What is shown in picture {next_image} number {i}?",
+                    "question_type": qtypes[i % len(qtypes)],
+                    "answer_type": atype,
+                    "multiple_choice_answer": mc,
+                    "answers": answers,
+                }
+            )
         write_vqa2(raw / "vqa2", subset, records)
         del records
 
@@ -86,15 +95,18 @@ def main() -> None:
         f"main(['build', 'vqa2', '--raw', {str(raw)!r}, '--out', {str(out)!r}, '--force', '-q'],"
         " standalone_mode=False)"
     )
-    report("build_vqa2_full", {
-        "raw_bytes": size,
-        "json_load_seconds": round(parse["seconds"], 2),
-        "json_load_peak_rss_gb": round(parse["peak_rss_bytes"] / 2**30, 2),
-        "unify_build_seconds": round(build["seconds"], 2),
-        "unify_build_peak_rss_gb": round(build["peak_rss_bytes"] / 2**30, 2),
-        "ratio_build_to_parse": round(build["seconds"] / parse["seconds"], 2),
-        "output_bytes": out.stat().st_size,
-    })
+    report(
+        "build_vqa2_full",
+        {
+            "raw_bytes": size,
+            "json_load_seconds": round(parse["seconds"], 2),
+            "json_load_peak_rss_gb": round(parse["peak_rss_bytes"] / 2**30, 2),
+            "unify_build_seconds": round(build["seconds"], 2),
+            "unify_build_peak_rss_gb": round(build["peak_rss_bytes"] / 2**30, 2),
+            "ratio_build_to_parse": round(build["seconds"] / parse["seconds"], 2),
+            "output_bytes": out.stat().st_size,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -11,21 +11,22 @@ peak does not grow with the file (2k vs 10k images).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import CACHE, fresh_process, report  # noqa: E402
-from unify.build import BuildOptions, run_build  # noqa: E402
-from unify.sample.features_format import RegionRow, write_tsv  # noqa: E402
-from unify.sample.vqa2_format import write_vqa2  # noqa: E402
+from benchmarks._common import CACHE, fresh_process, report
+from unify.build import BuildOptions, run_build
+from unify.sample.features_format import RegionRow, write_tsv
+from unify.sample.vqa2_format import write_vqa2
 
 IMAGES, BOXES, DIM = 10_000, 36, 2048
 
 
-def rows(n: int):  # noqa: ANN201 - a generator of RegionRow
+def rows(n: int) -> Iterator[RegionRow]:
     rng = np.random.default_rng(0)
     for i in range(n):
         xy = rng.uniform(0, 400, size=(BOXES, 2)).astype(np.float32)
@@ -42,9 +43,18 @@ def main() -> None:
         write_tsv(small, rows(2000))
     h5 = base / "u.h5"
     if not h5.exists():
-        recs = [{"question_id": i, "image_id": i, "question": "q?", "question_type": "what",
-                 "answer_type": "other", "multiple_choice_answer": "a", "answers": ["a"] * 10}
-                for i in range(1, IMAGES + 1)]
+        recs = [
+            {
+                "question_id": i,
+                "image_id": i,
+                "question": "q?",
+                "question_type": "what",
+                "answer_type": "other",
+                "multiple_choice_answer": "a",
+                "answers": ["a"] * 10,
+            }
+            for i in range(1, IMAGES + 1)
+        ]
         write_vqa2(base / "raw" / "vqa2", "train2014", recs[:-10])
         write_vqa2(base / "raw" / "vqa2", "val2014", recs[-10:])
         run_build(base / "raw", h5, BuildOptions(tasks=("vqa2",)))
@@ -57,10 +67,13 @@ def main() -> None:
             f"import_features(Path({str(work)!r}), [Path({str(tsv)!r})], 'bu', 'coco')"
         )
         mb = tsv.stat().st_size / 1e6
-        figures[label] = {"tsv_mb": round(mb, 1), "seconds": round(res["seconds"], 2),
-                          "mb_per_s": round(mb / res["seconds"], 1),
-                          "peak_rss_mb": round(res["peak_rss_bytes"] / 1e6, 1),
-                          "output_mb": round(work.stat().st_size / 1e6, 1)}
+        figures[label] = {
+            "tsv_mb": round(mb, 1),
+            "seconds": round(res["seconds"], 2),
+            "mb_per_s": round(mb / res["seconds"], 1),
+            "peak_rss_mb": round(res["peak_rss_bytes"] / 1e6, 1),
+            "output_mb": round(work.stat().st_size / 1e6, 1),
+        }
         work.unlink()
     report("features_import", figures)
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from evalserver.metrics import (
     gqa,
-    groundtruth,
     guesswhat,
     nlvr2,
     pointing,
@@ -33,7 +32,7 @@ from evalserver.metrics import (
     vqa,
 )
 from evalserver.metrics.groundtruth import load_groundtruth
-from evalserver.metrics.predictions import Problem, Source, ValidationError
+from evalserver.metrics.predictions import Problem, ProblemLog, Source, ValidationError
 from evalserver.metrics.result import Result
 
 __all__ = [
@@ -62,8 +61,8 @@ class Scorer:
     metric: str  # the metric module's name, as the unified file's task attribute ``metric``
     version: str
     primary: str
-    parse: Callable[[Source], Any]
-    validate: Callable[[Any, Any], list[Problem]]
+    parse: Callable[..., Any]  # (source, *, log=None) -> parsed predictions
+    validate: Callable[..., list[Problem]]  # (gt, parsed, log=None) -> problems
     score: Callable[..., Result]
     options: tuple[str, ...] = ()
 
@@ -166,8 +165,6 @@ SCORERS: Mapping[str, Scorer] = MappingProxyType(
 
 TASKS: tuple[str, ...] = tuple(SCORERS)
 
-assert set(SCORERS) == set(groundtruth.BUILDERS), "every task needs a ground-truth builder"
-
 
 def get_scorer(task: str) -> Scorer:
     """The scorer of ``task``; ``ValueError`` naming the known tasks otherwise."""
@@ -178,22 +175,29 @@ def get_scorer(task: str) -> Scorer:
 
 
 def check_file(task: str, gt: Any, source: Source) -> list[Problem]:
-    """Every problem of a prediction file (empty list: it can be scored). Never raises on
-    bad content; a missing file is still an ``OSError``."""
+    """Every problem of a prediction file, row-level and id-level together (empty list: it
+    can be scored). Never raises on bad content; a missing file is still an ``OSError``."""
     scorer = get_scorer(task)
+    log = ProblemLog()
     try:
-        parsed = scorer.parse(source)
-    except ValidationError as exc:
-        hidden = exc.total - len(exc.problems)
-        tail = [Problem(f"... and {hidden} more problem(s) not listed")] if hidden > 0 else []
-        return [*exc.problems, *tail]
-    return scorer.validate(gt, parsed)
+        parsed = scorer.parse(source, log=log)
+    except ValidationError as exc:  # the file as a whole cannot be read
+        log.extend(exc.problems)
+        log.skip(exc.total - len(exc.problems))
+        return log.listing()
+    return scorer.validate(gt, parsed, log)
 
 
 def score_file(task: str, gt: Any, source: Source, **options: Any) -> Result:
-    """Parse, validate and score a prediction file; ``ValidationError`` if it is invalid."""
+    """Parse, validate and score a prediction file; ``ValidationError`` listing every
+    problem if it is invalid."""
     scorer = get_scorer(task)
     unknown = set(options) - set(scorer.options)
     if unknown:
         raise TypeError(f"{task} scoring takes no option(s) {sorted(unknown)}")
-    return scorer.score(gt, scorer.parse(source), **options)
+    log = ProblemLog()
+    parsed = scorer.parse(source, log=log)
+    if log:
+        scorer.validate(gt, parsed, log)
+        log.raise_if_any()
+    return scorer.score(gt, parsed, **options)

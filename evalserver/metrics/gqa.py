@@ -120,9 +120,11 @@ class GqaGroundTruth:
         return {q: i for i, q in enumerate(self.ids.tolist())}
 
 
-def _match(gt: GqaGroundTruth, predictions: AnswerPredictions) -> tuple[np.ndarray, ProblemLog]:
+def _match(
+    gt: GqaGroundTruth, predictions: AnswerPredictions, log: ProblemLog | None = None
+) -> tuple[np.ndarray, ProblemLog]:
     """Balanced ids required; all-questions ids allowed, and all required once one is given."""
-    log = ProblemLog()
+    log = ProblemLog() if log is None else log
     required = np.zeros(len(gt.ids), dtype=bool)
     required[: gt.num_balanced] = True
     probe = ProblemLog(cap=0)
@@ -136,8 +138,10 @@ def _match(gt: GqaGroundTruth, predictions: AnswerPredictions) -> tuple[np.ndarr
     return match.pred_row, log
 
 
-def validate(gt: GqaGroundTruth, predictions: AnswerPredictions) -> list[Problem]:
-    return _match(gt, predictions)[1].listing()
+def validate(
+    gt: GqaGroundTruth, predictions: AnswerPredictions, log: ProblemLog | None = None
+) -> list[Problem]:
+    return _match(gt, predictions, log)[1].listing()
 
 
 def _avg(values: Sequence[float]) -> float:

@@ -49,9 +49,9 @@ class GuessWhatGroundTruth:
 
 
 def _check(
-    gt: GuessWhatGroundTruth, predictions: ChoicePredictions
+    gt: GuessWhatGroundTruth, predictions: ChoicePredictions, log: ProblemLog | None = None
 ) -> tuple[np.ndarray, ProblemLog]:
-    log = ProblemLog()
+    log = ProblemLog() if log is None else log
     match = match_ids(gt.game_ids, predictions, log)
     if gt.object_offsets is not None and gt.candidate_ids is not None:
         offsets = np.asarray(gt.object_offsets)
@@ -76,8 +76,10 @@ def _check(
     return match.pred_row, log
 
 
-def validate(gt: GuessWhatGroundTruth, predictions: ChoicePredictions) -> list[Problem]:
-    return _check(gt, predictions)[1].listing()
+def validate(
+    gt: GuessWhatGroundTruth, predictions: ChoicePredictions, log: ProblemLog | None = None
+) -> list[Problem]:
+    return _check(gt, predictions, log)[1].listing()
 
 
 def score(gt: GuessWhatGroundTruth, predictions: ChoicePredictions) -> Result:

@@ -79,14 +79,18 @@ class Nlvr2GroundTruth:
         )
 
 
-def _match(gt: Nlvr2GroundTruth, predictions: LabelPredictions) -> tuple[np.ndarray, ProblemLog]:
-    log = ProblemLog()
+def _match(
+    gt: Nlvr2GroundTruth, predictions: LabelPredictions, log: ProblemLog | None = None
+) -> tuple[np.ndarray, ProblemLog]:
+    log = ProblemLog() if log is None else log
     match = match_ids(gt.identifiers, predictions, log)
     return match.pred_row, log
 
 
-def validate(gt: Nlvr2GroundTruth, predictions: LabelPredictions) -> list[Problem]:
-    return _match(gt, predictions)[1].listing()
+def validate(
+    gt: Nlvr2GroundTruth, predictions: LabelPredictions, log: ProblemLog | None = None
+) -> list[Problem]:
+    return _match(gt, predictions, log)[1].listing()
 
 
 def score(gt: Nlvr2GroundTruth, predictions: LabelPredictions) -> Result:

@@ -57,9 +57,9 @@ class PointingGroundTruth:
 
 
 def _check(
-    gt: PointingGroundTruth, predictions: ChoicePredictions
+    gt: PointingGroundTruth, predictions: ChoicePredictions, log: ProblemLog | None = None
 ) -> tuple[np.ndarray, ProblemLog]:
-    log = ProblemLog()
+    log = ProblemLog() if log is None else log
     match = match_ids(gt.qa_ids, predictions, log)
     known = np.flatnonzero(match.gt_row >= 0)
     candidates = np.asarray(gt.candidate_box_ids)[match.gt_row[known]]
@@ -79,8 +79,10 @@ def _check(
     return match.pred_row, log
 
 
-def validate(gt: PointingGroundTruth, predictions: ChoicePredictions) -> list[Problem]:
-    return _check(gt, predictions)[1].listing()
+def validate(
+    gt: PointingGroundTruth, predictions: ChoicePredictions, log: ProblemLog | None = None
+) -> list[Problem]:
+    return _check(gt, predictions, log)[1].listing()
 
 
 def score(gt: PointingGroundTruth, predictions: ChoicePredictions) -> Result:

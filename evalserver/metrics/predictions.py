@@ -21,7 +21,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,7 +45,6 @@ __all__ = [
     "id_array",
     "match_ids",
     "parse_answers",
-    "parse_boxes",
     "parse_choices",
     "parse_gqa",
     "parse_guesswhat",
@@ -174,6 +173,8 @@ class Rows:
     positions: np.ndarray  # int64
     unit: str  # "record" or "line"
     id_field: str
+    #: Ids of rows dropped for a bad value: already reported, so not "missing" as well.
+    rejected: np.ndarray = field(default_factory=lambda: np.zeros(0), kw_only=True)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -326,9 +327,14 @@ def _parse_json_rows(
     check: ValueCheck,
     example: str,
     log: ProblemLog,
-) -> tuple[np.ndarray, list[Any], np.ndarray]:
-    """Walk a JSON array of records; keep good rows, log every bad one."""
+) -> tuple[np.ndarray, list[Any], np.ndarray, np.ndarray]:
+    """Walk a JSON array of records; keep good rows, log every bad one.
+
+    Returns ids, values, positions of the good rows and the ids of rows rejected for a bad
+    value (their id was fine).
+    """
     records = _records(data, example)
+    rejected: list[Any] = []
     ids: list[Any] = []
     values: list[Any] = []
     positions: list[int] = []
@@ -347,17 +353,20 @@ def _parse_json_rows(
             continue
         if value_field not in record:
             log.add(f"missing key {value_field!r}", where, rid, id_field)
+            rejected.append(rid)
             continue
         value, reason = check(record[value_field])
         if reason:
             log.add(f"{value_field} {reason}", where, rid, id_field)
+            rejected.append(rid)
             continue
         ids.append(rid)
         values.append(value)
         positions.append(number)
     if not records:
         log.add("the file holds no predictions (empty array)")
-    return id_array(ids, id_kind), values, np.asarray(positions, dtype=np.int64)
+    positions_array = np.asarray(positions, dtype=np.int64)
+    return id_array(ids, id_kind), values, positions_array, id_array(rejected, id_kind)
 
 
 def _string_value(value: Any) -> tuple[Any, str | None]:
@@ -387,63 +396,79 @@ def _box_value(value: Any) -> tuple[Any, str | None]:
 
 
 # --------------------------------------------------------------------------- JSON tasks
+#
+# Every parser takes an optional ``log``. Without one it raises ``ValidationError`` for any
+# problem (the plain API). With one it records row-level problems there and returns the
+# good rows, so that id checks can run too and a participant sees every problem at once
+# (``check_file``); only a file that cannot be read at all still raises.
+
+
+def _finish(log: ProblemLog, own: bool) -> None:
+    if own:
+        log.raise_if_any()
 
 
 def parse_answers(
-    source: Source, *, id_field: str, id_kind: type, answer_field: str
+    source: Source,
+    *,
+    id_field: str,
+    id_kind: type,
+    answer_field: str,
+    log: ProblemLog | None = None,
 ) -> AnswerPredictions:
-    """A JSON array of ``{id_field: id, answer_field: str}``; raises ``ValidationError``."""
-    log = ProblemLog()
+    """A JSON array of ``{id_field: id, answer_field: str}``."""
+    own, log = log is None, ProblemLog() if log is None else log
     sample_id = "1" if id_kind is int else '"1"'
-    example = f'{{"{id_field}": {sample_id}, "{answer_field}": "..."}}'
-    ids, answers, positions = _parse_json_rows(
+    ids, answers, positions, rejected = _parse_json_rows(
         read_source(source),
         id_field=id_field,
         id_kind=id_kind,
         value_field=answer_field,
         check=_string_value,
-        example=example,
+        example=f'{{"{id_field}": {sample_id}, "{answer_field}": "..."}}',
         log=log,
     )
-    log.raise_if_any()
-    return AnswerPredictions(ids, positions, "record", id_field, answers)
+    _finish(log, own)
+    return AnswerPredictions(ids, positions, "record", id_field, answers, rejected=rejected)
 
 
-def parse_vqa(source: Source, *, id_field: str = "question_id") -> AnswerPredictions:
-    """vqa2 (``question_id``) and vgqa (``question_id`` = qa_id; ``qa_id`` also accepted
-    by passing ``id_field="qa_id"``): ``[{"question_id": int, "answer": str}]``."""
-    return parse_answers(source, id_field=id_field, id_kind=int, answer_field="answer")
+def parse_vqa(source: Source, *, log: ProblemLog | None = None) -> AnswerPredictions:
+    """vqa2 and vgqa: ``[{"question_id": int, "answer": str}]`` (vgqa: question_id = qa_id)."""
+    return parse_answers(
+        source, id_field="question_id", id_kind=int, answer_field="answer", log=log
+    )
 
 
-def parse_gqa(source: Source) -> AnswerPredictions:
+def parse_gqa(source: Source, *, log: ProblemLog | None = None) -> AnswerPredictions:
     """``[{"questionId": str, "prediction": str}]``; ids are strings and never cast."""
-    return parse_answers(source, id_field="questionId", id_kind=str, answer_field="prediction")
+    return parse_answers(
+        source, id_field="questionId", id_kind=str, answer_field="prediction", log=log
+    )
 
 
-def parse_boxes(source: Source, *, id_field: str = "sent_id") -> BoxPredictions:
+def parse_refexp(source: Source, *, log: ProblemLog | None = None) -> BoxPredictions:
     """``[{"sent_id": int, "bbox": [x, y, w, h]}]`` with finite numbers, w and h >= 0."""
-    log = ProblemLog()
-    ids, boxes, positions = _parse_json_rows(
+    own, log = log is None, ProblemLog() if log is None else log
+    ids, boxes, positions, rejected = _parse_json_rows(
         read_source(source),
-        id_field=id_field,
+        id_field="sent_id",
         id_kind=int,
         value_field="bbox",
         check=_box_value,
-        example=f'{{"{id_field}": 1, "bbox": [x, y, w, h]}}',
+        example='{"sent_id": 1, "bbox": [x, y, w, h]}',
         log=log,
     )
-    log.raise_if_any()
+    _finish(log, own)
     array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return BoxPredictions(ids, positions, "record", id_field, array)
+    return BoxPredictions(ids, positions, "record", "sent_id", array, rejected=rejected)
 
 
-parse_refexp = parse_boxes
-
-
-def parse_choices(source: Source, *, id_field: str, choice_field: str) -> ChoicePredictions:
+def parse_choices(
+    source: Source, *, id_field: str, choice_field: str, log: ProblemLog | None = None
+) -> ChoicePredictions:
     """``[{id_field: int, choice_field: int}]``."""
-    log = ProblemLog()
-    ids, choices, positions = _parse_json_rows(
+    own, log = log is None, ProblemLog() if log is None else log
+    ids, choices, positions, rejected = _parse_json_rows(
         read_source(source),
         id_field=id_field,
         id_kind=int,
@@ -452,19 +477,21 @@ def parse_choices(source: Source, *, id_field: str, choice_field: str) -> Choice
         example=f'{{"{id_field}": 1, "{choice_field}": 2}}',
         log=log,
     )
-    log.raise_if_any()
+    _finish(log, own)
     array = np.asarray(choices, dtype=np.int64).reshape(-1)
-    return ChoicePredictions(ids, positions, "record", id_field, array, choice_field)
+    return ChoicePredictions(
+        ids, positions, "record", id_field, array, choice_field, rejected=rejected
+    )
 
 
-def parse_pointing(source: Source) -> ChoicePredictions:
+def parse_pointing(source: Source, *, log: ProblemLog | None = None) -> ChoicePredictions:
     """visual7w: ``[{"qa_id": int, "box_id": int}]``."""
-    return parse_choices(source, id_field="qa_id", choice_field="box_id")
+    return parse_choices(source, id_field="qa_id", choice_field="box_id", log=log)
 
 
-def parse_guesswhat(source: Source) -> ChoicePredictions:
+def parse_guesswhat(source: Source, *, log: ProblemLog | None = None) -> ChoicePredictions:
     """guesswhat: ``[{"game_id": int, "object_id": int}]``."""
-    return parse_choices(source, id_field="game_id", choice_field="object_id")
+    return parse_choices(source, id_field="game_id", choice_field="object_id", log=log)
 
 
 # --------------------------------------------------------------------------- CSV tasks
@@ -494,6 +521,7 @@ def _parse_csv_labels(
     ids: list[str] = []
     labels: list[int] = []
     positions: list[int] = []
+    rejected: list[str] = []
     for number, line in enumerate(_text_lines(data), start=1):
         where = f"line {number}"
         if not line.strip():
@@ -515,13 +543,15 @@ def _parse_csv_labels(
             continue
         code = lookup.get(label.lower())
         if code is None:
-            hint = " (no header line is expected)" if number == 1 else ""
+            header = number == 1 and label.strip().lower() == label_field.lower()
+            hint = " (no header line is expected)" if header else ""
             log.add(f"{label_field} must be {allowed}, got {label!r}{hint}", where, rid, id_field)
+            rejected.append(rid)
             continue
         ids.append(rid)
         labels.append(code)
         positions.append(number)
-    if not positions and not log:
+    if not positions and not rejected and not log:
         log.add("the file holds no predictions")
     return LabelPredictions(
         id_array(ids, str),
@@ -530,6 +560,7 @@ def _parse_csv_labels(
         id_field,
         np.asarray(labels, dtype=np.int8),
         names,
+        rejected=id_array(rejected, str),
     )
 
 
@@ -539,9 +570,9 @@ NLVR2_LABELS: tuple[str, ...] = ("False", "True")
 SNLI_VE_LABELS: tuple[str, ...] = ("contradiction", "neutral", "entailment")
 
 
-def parse_nlvr2(source: Source) -> LabelPredictions:
+def parse_nlvr2(source: Source, *, log: ProblemLog | None = None) -> LabelPredictions:
     """The official CSV: ``identifier,prediction`` per line, True/False in any case."""
-    log = ProblemLog()
+    own, log = log is None, ProblemLog() if log is None else log
     rows = _parse_csv_labels(
         read_source(source),
         id_field="identifier",
@@ -549,14 +580,14 @@ def parse_nlvr2(source: Source) -> LabelPredictions:
         names=NLVR2_LABELS,
         log=log,
     )
-    log.raise_if_any()
+    _finish(log, own)
     return rows
 
 
-def parse_snli_ve(source: Source) -> LabelPredictions:
+def parse_snli_ve(source: Source, *, log: ProblemLog | None = None) -> LabelPredictions:
     """``pairID,label`` lines, or a JSON array ``[{"pairID": str, "label": str}]``."""
+    own, log = log is None, ProblemLog() if log is None else log
     data = read_source(source)
-    log = ProblemLog()
     if data.lstrip()[:1] == b"[":
         lookup = {name: i for i, name in enumerate(SNLI_VE_LABELS)}
 
@@ -565,7 +596,7 @@ def parse_snli_ve(source: Source) -> LabelPredictions:
                 return lookup[value.lower()], None
             return None, f"must be one of {', '.join(SNLI_VE_LABELS)}, got {_short(value)}"
 
-        ids, labels, positions = _parse_json_rows(
+        ids, labels, positions, rejected = _parse_json_rows(
             data,
             id_field="pairID",
             id_kind=str,
@@ -574,34 +605,42 @@ def parse_snli_ve(source: Source) -> LabelPredictions:
             example='{"pairID": "...", "label": "entailment"}',
             log=log,
         )
+        codes = np.asarray(labels, dtype=np.int8)
         rows = LabelPredictions(
-            ids, positions, "record", "pairID", np.asarray(labels, dtype=np.int8), SNLI_VE_LABELS
+            ids, positions, "record", "pairID", codes, SNLI_VE_LABELS, rejected=rejected
         )
     else:
         rows = _parse_csv_labels(
             data, id_field="pairID", label_field="label", names=SNLI_VE_LABELS, log=log
         )
-    log.raise_if_any()
+    _finish(log, own)
     return rows
 
 
 # --------------------------------------------------------------------------- retrieval
 
 
-def parse_retrieval(source: Source) -> ScoreMatrixPredictions | RankedListPredictions:
+def parse_retrieval(
+    source: Source, *, log: ProblemLog | None = None
+) -> ScoreMatrixPredictions | RankedListPredictions:
     """An NPZ score matrix (zip content) or a JSON array of ranked lists."""
+    own, log = log is None, ProblemLog() if log is None else log
     data = read_source(source)
     if data[:4] == b"PK\x03\x04":
-        return _parse_npz(data)
-    if data[:6] == b"\x93NUMPY":
+        parsed: ScoreMatrixPredictions | RankedListPredictions = _parse_npz(data, log)
+    elif data[:6] == b"\x93NUMPY":
         message = "a single .npy array was given; expected an .npz with 3 arrays"
-        message += " (scores, caption_ids, image_ids)"
-        raise ValidationError([Problem(message)])
-    return _parse_ranked(data)
+        raise ValidationError([Problem(message + " (scores, caption_ids, image_ids)")])
+    else:
+        parsed = _parse_ranked(data, log)
+    _finish(log, own)
+    return parsed
 
 
-def _parse_npz(data: bytes) -> ScoreMatrixPredictions:
-    log = ProblemLog()
+def _parse_npz(data: bytes, log: ProblemLog) -> ScoreMatrixPredictions:
+    """Structural problems (missing array, wrong shape) raise at once: nothing can be
+    checked further; non-finite scores are logged per caption row."""
+    structure = ProblemLog()
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
@@ -610,27 +649,30 @@ def _parse_npz(data: bytes) -> ScoreMatrixPredictions:
     with archive:
         for key in ("scores", "caption_ids", "image_ids"):
             if key not in archive.files:
-                log.add(f"the .npz has no array {key!r} (it holds {sorted(archive.files)})", key)
+                held = sorted(archive.files)
+                structure.add(f"the .npz has no array {key!r} (it holds {held})", key)
                 continue
             try:
                 arrays[key] = archive[key]
             except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-                log.add(f"cannot read the array: {exc}", key)
-    log.raise_if_any()
+                structure.add(f"cannot read the array: {exc}", key)
+    structure.raise_if_any()
     scores, caption_ids, image_ids = arrays["scores"], arrays["caption_ids"], arrays["image_ids"]
     for key, ids in (("caption_ids", caption_ids), ("image_ids", image_ids)):
         if ids.ndim != 1 or ids.dtype.kind not in "iu":
-            log.add(f"must be a 1-D integer array, got {ids.dtype} with shape {ids.shape}", key)
+            message = f"must be a 1-D integer array, got {ids.dtype} with shape {ids.shape}"
+            structure.add(message, key)
     if scores.ndim != 2 or scores.dtype.kind not in "fiu":
-        log.add(f"must be a 2-D real array, got {scores.dtype} with shape {scores.shape}", "scores")
-    log.raise_if_any()
+        message = f"must be a 2-D real array, got {scores.dtype} with shape {scores.shape}"
+        structure.add(message, "scores")
+    structure.raise_if_any()
     if scores.shape != (len(caption_ids), len(image_ids)):
-        log.add(
+        structure.add(
             f"shape {scores.shape} does not match (len(caption_ids), len(image_ids)) = "
             f"({len(caption_ids)}, {len(image_ids)})",
             "scores",
         )
-        log.raise_if_any()
+        structure.raise_if_any()
     if scores.dtype.kind == "f":
         finite = np.isfinite(scores).all(axis=1)
         if not finite.all():
@@ -646,7 +688,6 @@ def _parse_npz(data: bytes) -> ScoreMatrixPredictions:
                     "caption_id",
                 )
             log.skip(len(bad) - len(listed))
-    log.raise_if_any()
     return ScoreMatrixPredictions(
         scores, caption_ids.astype(np.int64, copy=False), image_ids.astype(np.int64, copy=False)
     )
@@ -667,9 +708,8 @@ def _ranked_value(value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _parse_ranked(data: bytes) -> RankedListPredictions:
-    log = ProblemLog()
-    ids, lists, positions = _parse_json_rows(
+def _parse_ranked(data: bytes, log: ProblemLog) -> RankedListPredictions:
+    ids, lists, positions, rejected = _parse_json_rows(
         data,
         id_field="caption_id",
         id_kind=int,
@@ -678,13 +718,14 @@ def _parse_ranked(data: bytes) -> RankedListPredictions:
         example='{"caption_id": 1, "image_ids": [ten or more image ids, best first]}',
         log=log,
     )
-    log.raise_if_any()
     lengths = np.asarray([len(v) for v in lists], dtype=np.int64)
     width = int(lengths.max()) if len(lengths) else MIN_RANKED
     ranked = np.full((len(lists), width), -1, dtype=np.int64)
     for row, values in enumerate(lists):
         ranked[row, : len(values)] = values
-    return RankedListPredictions(ids, positions, "record", "caption_id", ranked, lengths)
+    return RankedListPredictions(
+        ids, positions, "record", "caption_id", ranked, lengths, rejected=rejected
+    )
 
 
 # --------------------------------------------------------------------------- id matching
@@ -719,6 +760,11 @@ def match_ids(
     """
     gt = np.asarray(gt_ids)
     pred = np.asarray(rows.ids)
+    # Object arrays of str (e.g. from h5py) become fixed-width unicode: sortable, fast.
+    if gt.dtype == object:
+        gt = gt.astype(str)
+    if pred.dtype == object:
+        pred = pred.astype(str)
     n_gt = len(gt)
     sorter = np.argsort(gt, kind="stable")
     sorted_gt = gt[sorter]
@@ -756,6 +802,8 @@ def match_ids(
     log.skip(len(duplicates) - len(listed))
 
     need = np.ones(n_gt, dtype=bool) if required is None else np.asarray(required, dtype=bool)
+    if len(rows.rejected):
+        need = need & ~np.isin(gt, np.asarray(rows.rejected).astype(gt.dtype, copy=False))
     missing = np.flatnonzero(need & (pred_row < 0))
     listed = missing[: log.room()]
     for g in listed:

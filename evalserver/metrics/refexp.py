@@ -86,8 +86,10 @@ def _correct(values: np.ndarray, variant: str) -> np.ndarray:
     return values > 0.5 if variant == "strict" else values >= 0.5
 
 
-def validate(gt: RefExpGroundTruth, predictions: BoxPredictions) -> list[Problem]:
-    log = ProblemLog()
+def validate(
+    gt: RefExpGroundTruth, predictions: BoxPredictions, log: ProblemLog | None = None
+) -> list[Problem]:
+    log = ProblemLog() if log is None else log
     match_ids(gt.sent_ids, predictions, log)
     return log.listing()
 

@@ -239,9 +239,11 @@ def _match_ranked(
 
 
 def validate(
-    gt: RetrievalGroundTruth, predictions: ScoreMatrixPredictions | RankedListPredictions
+    gt: RetrievalGroundTruth,
+    predictions: ScoreMatrixPredictions | RankedListPredictions,
+    log: ProblemLog | None = None,
 ) -> list[Problem]:
-    log = ProblemLog()
+    log = ProblemLog() if log is None else log
     if isinstance(predictions, ScoreMatrixPredictions):
         _match_matrix(gt, predictions, log)
     else:
@@ -306,8 +308,9 @@ def _fold_metrics(
     caption_image = gt.caption_image[gt.scored]
     caption_fold = np.asarray(gt.image_folds)[caption_image]
     out = []
-    for fold in np.unique(gt.image_folds):
-        fold_images = np.flatnonzero(gt.image_folds == fold)
+    folds = np.asarray(gt.image_folds)
+    for fold in np.unique(folds[folds >= 0]):  # -1: an image without a fold
+        fold_images = np.flatnonzero(folds == fold)
         cols = image_col[fold_images]  # matrix columns of the fold's images
         local = np.full(scores.shape[1], -1, dtype=np.int64)
         local[cols] = np.arange(len(cols))

@@ -60,14 +60,18 @@ class SnliVeGroundTruth:
         return cls(id_array(ids, str), np.asarray(labels, dtype=np.int8))
 
 
-def _match(gt: SnliVeGroundTruth, predictions: LabelPredictions) -> tuple[np.ndarray, ProblemLog]:
-    log = ProblemLog()
+def _match(
+    gt: SnliVeGroundTruth, predictions: LabelPredictions, log: ProblemLog | None = None
+) -> tuple[np.ndarray, ProblemLog]:
+    log = ProblemLog() if log is None else log
     match = match_ids(gt.pair_ids, predictions, log, required=np.asarray(gt.labels) >= 0)
     return match.pred_row, log
 
 
-def validate(gt: SnliVeGroundTruth, predictions: LabelPredictions) -> list[Problem]:
-    return _match(gt, predictions)[1].listing()
+def validate(
+    gt: SnliVeGroundTruth, predictions: LabelPredictions, log: ProblemLog | None = None
+) -> list[Problem]:
+    return _match(gt, predictions, log)[1].listing()
 
 
 def score(gt: SnliVeGroundTruth, predictions: LabelPredictions) -> Result:

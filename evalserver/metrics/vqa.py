@@ -184,20 +184,25 @@ def _pattern_table(n: int) -> tuple[np.ndarray, np.ndarray]:
     values = np.empty(1 << n, dtype=np.float64)
     for bits in range(1 << n):
         values[bits] = official_question_accuracy([(bits >> j) & 1 for j in range(n)])
-    rounded = np.array([round(100 * v, 2) for v in values], dtype=np.float64)
+    # Python's round (correctly rounded decimal), not numpy's scale-and-rint.
+    rounded = np.array([round(100 * v, 2) for v in values.tolist()], dtype=np.float64)
     return values, rounded
 
 
-def _aligned(gt_ids: np.ndarray, predictions: AnswerPredictions) -> tuple[np.ndarray, ProblemLog]:
-    log = ProblemLog()
+def _aligned(
+    gt_ids: np.ndarray, predictions: AnswerPredictions, log: ProblemLog | None = None
+) -> tuple[np.ndarray, ProblemLog]:
+    log = ProblemLog() if log is None else log
     match = match_ids(gt_ids, predictions, log)
     return match.pred_row, log
 
 
-def validate(gt: VqaGroundTruth, predictions: AnswerPredictions) -> list[Problem]:
+def validate(
+    gt: VqaGroundTruth, predictions: AnswerPredictions, log: ProblemLog | None = None
+) -> list[Problem]:
     """Every question answered exactly once, no unknown question id (the official loader
     asserts set equality; this says which ids differ)."""
-    return _aligned(gt.question_ids, predictions)[1].listing()
+    return _aligned(gt.question_ids, predictions, log)[1].listing()
 
 
 def _prediction_codes(gt: VqaGroundTruth, answers: Sequence[str]) -> np.ndarray:
@@ -233,8 +238,9 @@ def _question_values(gt: VqaGroundTruth, answers: Sequence[str]) -> tuple[np.nda
             rounded[rows] = table_rounded[bits]
         else:
             for r in rows:
-                values[r] = official_question_accuracy(matches[r, :n])
-                rounded[r] = round(100 * values[r], 2)
+                value = official_question_accuracy(matches[r, :n].tolist())
+                values[r] = value
+                rounded[r] = round(100 * value, 2)
     return values, rounded
 
 
@@ -328,8 +334,10 @@ class VgqaGroundTruth:
         return [normalize_answer(clean_whitespace(a)) for a in self.answers]
 
 
-def validate_vgqa(gt: VgqaGroundTruth, predictions: AnswerPredictions) -> list[Problem]:
-    return _aligned(gt.qa_ids, predictions)[1].listing()
+def validate_vgqa(
+    gt: VgqaGroundTruth, predictions: AnswerPredictions, log: ProblemLog | None = None
+) -> list[Problem]:
+    return _aligned(gt.qa_ids, predictions, log)[1].listing()
 
 
 def _question_word(question: str) -> str:

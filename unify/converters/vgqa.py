@@ -20,7 +20,7 @@ from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, r
 from unify.images import LINK_VG_COCO, LINK_VG_FLICKR, coco_key, flickr_key, vg_key
 from unify.rawio import load_json
 from unify.table import SplitTable, TaskTable
-from unify.text import normalize_answer
+from unify.text import clean_whitespace, normalize_answer
 from unify.vocab import Vocabulary
 
 VAL_SIZE = 5000
@@ -162,7 +162,7 @@ class Vgqa(Converter):
             questions.append(question)
             answers.append(answer)
         del doc
-        normalized = [normalize_answer(a) for a in answers]
+        normalized = [normalize_answer(clean_whitespace(a)) for a in answers]
 
         if "vqa2" in ctx.vocabularies:
             vocab = ctx.vocabularies["vqa2"]

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the golden outputs and real fixtures live, and small writers.
+"""Shared fixtures: where the golden outputs of the official scorers and real fixtures live.
 
 The golden outputs of the official scorers and the real-format fixtures are read in place
 from the shared folder (never copied into the repository). Their location comes from

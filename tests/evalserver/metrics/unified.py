@@ -68,9 +68,9 @@ def write_unified(
         images.create_dataset("height", data=np.full(len(keys), -1, dtype=np.int32))
         root = f.create_group("tasks")
         for task, splits in tasks.items():
-            tg = root.create_group(task)
+            tg = root.create_group(task, track_order=True)
             for split, columns in splits.items():
-                g = tg.create_group(split)
+                g = tg.create_group(split, track_order=True)
                 n = len(columns["id"])
                 role = (roles or {}).get(split) or ("train" if split == "train" else "eval")
                 g.attrs["role"] = role

@@ -1,0 +1,1 @@
+"""Tests of the evaluation server side, mirroring evalserver/."""
