@@ -1,0 +1,401 @@
+"""RefCOCO, RefCOCO+ and RefCOCOg (umd): referring expressions on COCO train2014 images.
+
+Three declarations, one reader, because the three releases share the refer toolkit's layout
+(lichengunc/refer): ``refs(unc).p`` or ``refs(umd).p``, a Python-2 pickle of refs, and
+``instances.json``, COCO instances for the referred images. One example is one sentence
+(``sent_id``); its target is the ``bbox`` [x, y, w, h] of the ref's annotation ``ann_id``
+in instances.json, and its candidate regions are every instance annotation of its image
+(in instances.json order), as comprehension models rank them.
+
+The pickle is read by ``unify.safe_pickle`` (no globals: a downloaded pickle never runs
+code; default decoding first, then ``encoding="bytes"`` + UTF-8). Splits come from each
+ref's ``split`` field; a value the release does not use (``testC``, a typo) is an error, not
+a silently dropped ref. Image sizes and COCO -> Flickr links (``flickr_url``) come from the
+instances.json image records of the images the examples use.
+
+Smoke mode (``--max-examples N``) keeps the first N sentences of the refs file in release
+order; instances.json is always read whole, since any ref may point anywhere in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.errors import RecordError
+from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
+from unify.rawio import read_bytes
+from unify.safe_pickle import PlainPickle, loads_plain
+from unify.table import Ragged, SplitTable, TaskTable
+
+INSTANCES = "instances.json"
+REFS_UNC = "refs(unc).p"
+REFS_UMD = "refs(umd).p"
+HOMEPAGE = "https://github.com/lichengunc/refer"
+
+_NUMBER = (int, float)
+
+#: (ref_id, ann_id, image_id, category_id, split index, sentences)
+RefFields = tuple[int, int, int, int, int, list[Any]]
+
+
+@dataclass
+class Instances:
+    """instances.json, indexed for the refs: annotations grouped by image."""
+
+    sizes: dict[int, tuple[int, int]]
+    flickr_urls: dict[int, str | None]
+    #: annotation id -> row in the grouped arrays below
+    ann_row: dict[int, int]
+    ann_ids: np.ndarray  # int64 [A], grouped by image (stable: file order within an image)
+    ann_images: np.ndarray  # int64 [A]
+    boxes: np.ndarray  # float32 [A, 4]
+    category_ids: np.ndarray  # int32 [A]
+    #: image id -> (first row, number of rows) in the grouped arrays
+    image_rows: dict[int, tuple[int, int]]
+
+
+class ReferConverter(Converter):
+    """The shared reader; subclasses declare the release (name, refs file, splits)."""
+
+    refs_file: ClassVar[str]
+    version = "1.0.0"
+    task_group = "refer"
+    metric = "refexp"
+    example_unit = "sentence"
+    id_field = "sent_id"
+    homepage = HOMEPAGE
+
+    def load_pickle(self, ctx: BuildContext, name: str) -> PlainPickle:
+        """Read a pickle through the source log (hashed) and load it as plain data."""
+        path = self.file(ctx.raw_root, name)
+        return loads_plain(read_bytes(path, self.name, ctx.sources), path)
+
+    def convert(self, ctx: BuildContext) -> TaskTable:
+        inst = self._read_instances(ctx)
+        refs_path = self.file(ctx.raw_root, self.refs_file)
+        loaded = self.load_pickle(ctx, self.refs_file)
+        refs = loaded.value
+        if not isinstance(refs, list):
+            require({"refs": refs}, "refs", list, refs_path, "<top level>")
+        split_names = [decl.name for decl in self.splits]
+        split_index = {name: i for i, name in enumerate(split_names)}
+
+        ids: list[int] = []
+        ref_ids: list[int] = []
+        ann_ids: list[int] = []
+        image_ids: list[int] = []
+        category_ids: list[int] = []
+        sentences: list[str] = []
+        raws: list[str] = []
+        split_of: list[int] = []
+        ref_count = 0
+        stream = self._sentences(refs, refs_path, split_index, inst)
+        for fields, new_ref, sent_id, text, raw in ctx.limit(
+            ctx.progress(stream, desc=f"{self.name} sentences")
+        ):
+            ref_count += new_ref
+            ids.append(sent_id)
+            sentences.append(text)
+            raws.append(raw)
+            ref_ids.append(fields[0])
+            ann_ids.append(fields[1])
+            image_ids.append(fields[2])
+            category_ids.append(fields[3])
+            split_of.append(fields[4])
+
+        image_arr = np.asarray(image_ids, dtype=np.int64)
+        ann_arr = np.asarray(ann_ids, dtype=np.int64)
+        target_rows = np.fromiter(
+            (inst.ann_row[a] for a in ann_ids), dtype=np.int64, count=len(ann_ids)
+        )
+        full = SplitTable(
+            "all",
+            "train",
+            {
+                "id": np.asarray(ids, dtype=np.int64),
+                "image": [coco_key(i) for i in image_ids],
+                "ref_id": np.asarray(ref_ids, dtype=np.int64),
+                "ann_id": ann_arr,
+                "category_id": np.asarray(category_ids, dtype=np.int32),
+                "sentence": sentences,
+                "raw": raws,
+                "bbox": inst.boxes[target_rows].reshape(-1, 4),
+                "regions": _regions(image_arr, inst),
+            },
+        )
+        split_arr = np.asarray(split_of, dtype=np.int64)
+        splits = [
+            SplitTable(name, self.split_role(name), full.take(np.flatnonzero(split_arr == k)))
+            for k, name in enumerate(split_names)
+        ]
+        links = self._register_images(ctx, sorted(set(image_ids)), inst)
+        report: dict[str, Any] = {
+            "counts": {s.name: s.num_examples for s in splits},
+            "refs": ref_count,
+            "images": len(set(image_ids)),
+            "refs_pickle_decoding": loaded.decoding,
+            "coco_flickr_links": links,
+        }
+        return TaskTable(self.name, self.task_attrs(), splits, report)
+
+    def _sentences(
+        self,
+        refs: list[Any],
+        path: Path,
+        split_index: dict[str, int],
+        inst: Instances,
+    ) -> Iterator[tuple[RefFields, bool, int, str, str]]:
+        """(ref fields, first sentence of its ref?, sent_id, sent, raw) in release order."""
+        for index, ref in enumerate(refs):
+            fields = _ref_fields(ref, index, path, split_index, inst)
+            for j, sent in enumerate(fields[5]):
+                try:
+                    sent_id, text, raw = sent["sent_id"], sent["sent"], sent["raw"]
+                    ok = type(sent_id) is int and type(text) is str and type(raw) is str
+                except (KeyError, TypeError):
+                    ok = False
+                if not ok:
+                    _explain_sentence(sent, fields[0], j, path)
+                yield fields, j == 0, sent_id, text, raw
+
+    def _read_instances(self, ctx: BuildContext) -> Instances:
+        path = self.file(ctx.raw_root, INSTANCES)
+        doc = self.load_json(ctx, INSTANCES)
+        images = require(doc, "images", list, path, "<top level>")
+        annotations = require(doc, "annotations", list, path, "<top level>")
+
+        sizes: dict[int, tuple[int, int]] = {}
+        urls: dict[int, str | None] = {}
+        for i, img in enumerate(images):
+            try:
+                image_id, width, height = img["id"], img["width"], img["height"]
+                url = img.get("flickr_url")
+                ok = (
+                    type(image_id) is int
+                    and type(width) is int
+                    and type(height) is int
+                    and (url is None or type(url) is str)
+                )
+            except (KeyError, TypeError, AttributeError):
+                ok = False
+            if not ok:
+                rid = f"image {img.get('id', f'#{i}')}" if isinstance(img, dict) else f"image #{i}"
+                for key in ("id", "width", "height"):
+                    require(img, key, int, path, rid)
+                require(img, "flickr_url", str, path, rid)
+            if image_id in sizes:
+                raise RecordError(path, f"image {image_id}", "id", "duplicate image id")
+            sizes[image_id] = (width, height)
+            urls[image_id] = url
+
+        n = len(annotations)
+        ann_ids = np.empty(n, dtype=np.int64)
+        ann_images = np.empty(n, dtype=np.int64)
+        category_ids = np.empty(n, dtype=np.int32)
+        boxes = np.empty((n, 4), dtype=np.float32)
+        for i, ann in enumerate(annotations):
+            try:
+                aid, image_id, cat, bbox = (
+                    ann["id"],
+                    ann["image_id"],
+                    ann["category_id"],
+                    ann["bbox"],
+                )
+                ok = (
+                    type(aid) is int
+                    and type(image_id) is int
+                    and type(cat) is int
+                    and type(bbox) is list
+                    and len(bbox) == 4
+                    and all(type(v) is float or type(v) is int for v in bbox)
+                )
+            except (KeyError, TypeError):
+                ok = False
+            if not ok:
+                _explain_annotation(ann, i, path)
+            ann_ids[i], ann_images[i], category_ids[i] = aid, image_id, cat
+            boxes[i] = bbox
+
+        order = np.argsort(ann_images, kind="stable")
+        ann_ids, ann_images = ann_ids[order], ann_images[order]
+        category_ids, boxes = category_ids[order], boxes[order]
+        ann_row = {int(a): r for r, a in enumerate(ann_ids.tolist())}
+        if len(ann_row) != n:
+            uniq, counts = np.unique(ann_ids, return_counts=True)
+            dup = int(uniq[counts > 1][0])
+            raise RecordError(path, f"annotation {dup}", "id", "duplicate annotation id")
+        starts = np.flatnonzero(np.r_[True, ann_images[1:] != ann_images[:-1]]) if n else []
+        ends = [*list(starts[1:]), n]
+        image_rows = {
+            int(ann_images[s]): (int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)
+        }
+        return Instances(sizes, urls, ann_row, ann_ids, ann_images, boxes, category_ids, image_rows)
+
+    def _register_images(self, ctx: BuildContext, image_ids: list[int], inst: Instances) -> int:
+        """Sizes into /images; flickr_url photo ids into /links (COCO <-> Flickr)."""
+        task_dir = self.task_dir(ctx.raw_root)
+        source = f"{task_dir.name}/{INSTANCES}"
+        links = 0
+        for image_id in image_ids:
+            key = coco_key(image_id)
+            width, height = inst.sizes[image_id]
+            ctx.images.add(key, width, height)
+            photo = flickr_id_from_url(inst.flickr_urls.get(image_id) or "")
+            if photo is not None:
+                ctx.links.add(LINK_COCO_FLICKR, key, flickr_key(photo), source)
+                links += 1
+        return links
+
+
+def _ref_fields(
+    ref: Any, index: int, path: Path, split_index: dict[str, int], inst: Instances
+) -> RefFields:
+    """(ref_id, ann_id, image_id, category_id, split index, sentences), checked against
+    the split names and instances.json; errors name the ref and the field."""
+    try:
+        ref_id, ann_id, image_id, category_id, split, sents = (
+            ref["ref_id"],
+            ref["ann_id"],
+            ref["image_id"],
+            ref["category_id"],
+            ref["split"],
+            ref["sentences"],
+        )
+        ok = (
+            type(ref_id) is int
+            and type(ann_id) is int
+            and type(image_id) is int
+            and type(category_id) is int
+            and type(split) is str
+            and type(sents) is list
+        )
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        rid = ref.get("ref_id", f"#{index}") if isinstance(ref, dict) else f"#{index}"
+        for key, kind in (
+            ("ref_id", int),
+            ("ann_id", int),
+            ("image_id", int),
+            ("category_id", int),
+            ("split", str),
+            ("sentences", list),
+        ):
+            require(ref, key, kind, path, rid)
+    k = split_index.get(split)
+    if k is None:
+        raise RecordError(
+            path,
+            ref_id,
+            "split",
+            f"unknown split {split!r} (this release's splits: {', '.join(split_index)})",
+        )
+    if image_id not in inst.sizes:
+        raise RecordError(path, ref_id, "image_id", f"image {image_id} is not in {INSTANCES}")
+    row = inst.ann_row.get(ann_id)
+    if row is None:
+        raise RecordError(path, ref_id, "ann_id", f"annotation {ann_id} is not in {INSTANCES}")
+    if int(inst.ann_images[row]) != image_id:
+        raise RecordError(
+            path,
+            ref_id,
+            "ann_id",
+            f"annotation {ann_id} is on image {int(inst.ann_images[row])} in {INSTANCES}, "
+            f"not on the ref's image {image_id}",
+        )
+    return ref_id, ann_id, image_id, category_id, k, sents
+
+
+def _explain_sentence(sent: Any, ref_id: int, j: int, path: Path) -> None:
+    """Slow path: name the bad field of a ref's sentence, and raise."""
+    where = f"sentences[{j}]"
+    if not isinstance(sent, dict):
+        raise RecordError(path, ref_id, where, f"expected an object, got {type(sent).__name__}")
+    for key, kind in (("sent_id", int), ("sent", str), ("raw", str)):
+        if key not in sent:
+            raise RecordError(path, ref_id, f"{where}.{key}", "missing")
+        value = sent[key]
+        if type(value) is not kind:
+            raise RecordError(
+                path,
+                ref_id,
+                f"{where}.{key}",
+                f"expected {kind.__name__}, got {type(value).__name__} {value!r:.60}",
+            )
+    raise RecordError(path, ref_id, where, "malformed")  # pragma: no cover
+
+
+def _explain_annotation(ann: Any, index: int, path: Path) -> None:
+    """Slow path: name the bad field of an instances.json annotation, and raise."""
+    rid = f"annotation {ann.get('id', f'#{index}')}" if isinstance(ann, dict) else f"#{index}"
+    for key in ("id", "image_id", "category_id"):
+        require(ann, key, int, path, rid)
+    bbox = require(ann, "bbox", list, path, rid)
+    if len(bbox) != 4 or not all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in bbox):
+        raise RecordError(path, rid, "bbox", f"expected 4 numbers [x, y, w, h], got {bbox!r:.80}")
+    raise RecordError(path, rid, "bbox", "malformed")  # pragma: no cover - fast path agreed
+
+
+def _regions(image_ids: np.ndarray, inst: Instances) -> Ragged:
+    """Every annotation of each example's image, gathered without a Python loop per row."""
+    first = np.empty(len(image_ids), dtype=np.int64)
+    count = np.empty(len(image_ids), dtype=np.int64)
+    for i, image_id in enumerate(image_ids.tolist()):
+        first[i], count[i] = inst.image_rows[image_id]
+    offsets = np.zeros(len(image_ids) + 1, dtype=np.int64)
+    np.cumsum(count, out=offsets[1:])
+    flat = np.arange(offsets[-1], dtype=np.int64) + np.repeat(first - offsets[:-1], count)
+    return Ragged(
+        offsets,
+        {
+            "ann_ids": inst.ann_ids[flat],
+            "boxes": inst.boxes[flat].reshape(-1, 4),
+            "category_ids": inst.category_ids[flat],
+        },
+    )
+
+
+class RefCoco(ReferConverter):
+    name = "refcoco"
+    title = "RefCOCO (UNC splits)"
+    refs_file = REFS_UNC
+    raw_files = (
+        RawFile(REFS_UNC, True, "refs with sentences and splits (Python-2 pickle)"),
+        RawFile(INSTANCES, True, "COCO instances of the referred images"),
+    )
+    splits = (
+        SplitDecl("train", "train", "refs with split 'train'"),
+        SplitDecl("val", "eval", "refs with split 'val'"),
+        SplitDecl("testA", "eval", "refs with split 'testA' (people)"),
+        SplitDecl("testB", "eval", "refs with split 'testB' (other objects)"),
+    )
+
+
+class RefCocoPlus(ReferConverter):
+    name = "refcoco_plus"
+    title = "RefCOCO+ (UNC splits)"
+    refs_file = REFS_UNC
+    folder_aliases = ("refcoco+",)
+    raw_files = RefCoco.raw_files
+    splits = RefCoco.splits
+
+
+class RefCocog(ReferConverter):
+    name = "refcocog"
+    title = "RefCOCOg (UMD splits)"
+    refs_file = REFS_UMD
+    raw_files = (
+        RawFile(REFS_UMD, True, "refs with sentences and UMD splits (Python-2 pickle)"),
+        RawFile(INSTANCES, True, "COCO instances of the referred images"),
+    )
+    splits = (
+        SplitDecl("train", "train", "refs with split 'train'"),
+        SplitDecl("val", "eval", "refs with split 'val'"),
+        SplitDecl("test", "eval", "refs with split 'test'"),
+    )
