@@ -77,7 +77,18 @@ class SplitView:
 
     @property
     def fields(self) -> list[str]:
-        return list(self.group.keys())
+        """Per-example columns (split arrays such as retrieval ``candidates`` excluded)."""
+        return [name for name, _ in self._column_items()]
+
+    @cached_property
+    def arrays(self) -> list[str]:
+        """Split-level arrays of any length (read them with ``column``)."""
+        raw = self.group.attrs.get("split_arrays")
+        return json.loads(raw) if raw else []
+
+    def _column_items(self) -> list[tuple[str, Any]]:
+        skip = set(self.arrays)
+        return [(name, item) for name, item in self.group.items() if name not in skip]
 
     def is_ragged(self, name: str) -> bool:
         return isinstance(self.group[name], h5py.Group)
@@ -105,7 +116,7 @@ class SplitView:
         if not 0 <= i < self.num_examples:
             raise IndexError(f"example {i} out of range for {self.task}/{self.name}")
         out: dict[str, Any] = {}
-        for name, item in self.group.items():
+        for name, item in self._column_items():
             if isinstance(item, h5py.Group):
                 start, end = item[OFFSETS][i : i + 2]
                 row = {k: _decode(item[k], slice(start, end)) for k in item if k != OFFSETS}
@@ -132,8 +143,9 @@ class SplitView:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """All examples in order, read block by block (not one HDF5 read per field and row)."""
         n = self.num_examples
-        plain = [k for k, v in self.group.items() if isinstance(v, h5py.Dataset)]
-        ragged = {k: self.ragged(k) for k, v in self.group.items() if isinstance(v, h5py.Group)}
+        items = self._column_items()
+        plain = [k for k, v in items if isinstance(v, h5py.Dataset)]
+        ragged = {k: self.ragged(k) for k, v in items if isinstance(v, h5py.Group)}
         for start in range(0, n, ITER_BLOCK):
             block = {k: self.column(k, slice(start, min(n, start + ITER_BLOCK))) for k in plain}
             for j in range(len(block["id"])):

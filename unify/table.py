@@ -61,12 +61,21 @@ Column = Any  # list[str] | list[int] | np.ndarray | Ragged
 
 @dataclass
 class SplitTable:
-    """Columns of one split. ``image`` holds image keys (strings, or tuples for pairs)."""
+    """Columns of one split. ``image`` holds image keys (strings, or tuples for pairs).
+
+    ``arrays`` are split-level arrays of any length that describe the split as a whole
+    rather than one example each (retrieval ``candidates``: the split's images in release
+    order). They are written next to the columns and named in the split's ``split_arrays``
+    attribute so readers never mistake them for columns; names in ``image_arrays`` hold
+    image keys and are stored as /images row indices. ``take`` selects columns only.
+    """
 
     name: str
     role: Role
     columns: dict[str, Column] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Column] = field(default_factory=dict)
+    image_arrays: frozenset[str] = frozenset()
 
     @property
     def num_examples(self) -> int:
@@ -78,6 +87,12 @@ class SplitTable:
         for name, col in self.columns.items():
             if len(col) != n:
                 raise ValueError(f"split {self.name}: column {name} has {len(col)} rows, not {n}")
+        clash = sorted(set(self.arrays) & set(self.columns))
+        if clash:
+            raise ValueError(f"split {self.name}: {clash} are both columns and split arrays")
+        stray = sorted(self.image_arrays - set(self.arrays))
+        if stray:
+            raise ValueError(f"split {self.name}: image arrays {stray} are not split arrays")
 
     def take(self, rows: np.ndarray) -> dict[str, Column]:
         """The columns restricted to ``rows`` (used by hold-outs and cleaning)."""

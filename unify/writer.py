@@ -123,6 +123,14 @@ def write_split(task_group: h5py.Group, split: SplitTable, index: dict[str, int]
             write_numbers(group, name, image_indices(column, index))
         else:
             write_column(group, name, column)
+    # Split-level arrays (not one row per example): listed so readers skip them as columns.
+    if split.arrays:
+        group.attrs["split_arrays"] = json.dumps(list(split.arrays))
+    for name, values in split.arrays.items():
+        if name in split.image_arrays:
+            write_numbers(group, name, image_indices(values, index))
+        else:
+            write_column(group, name, values)
 
 
 def _attr(value: Any) -> Any:

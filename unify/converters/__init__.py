@@ -7,21 +7,30 @@ dataset the build knows.
 from __future__ import annotations
 
 from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl
+from unify.converters.coco_retrieval import CocoRetrieval
+from unify.converters.flickr30k_retrieval import Flickr30kRetrieval
 from unify.converters.gqa import Gqa
+from unify.converters.guesswhat import GuessWhat
+from unify.converters.nlvr2 import Nlvr2
+from unify.converters.refer import RefCoco, RefCocog, RefCocoPlus
+from unify.converters.snli_ve import SnliVe
 from unify.converters.vgqa import Vgqa
+from unify.converters.visual7w import Visual7w
 from unify.converters.vqa2 import Vqa2
-
-# (group: retrieval imports)
-# (group: refer imports)
-# (group: verification imports)
 
 CONVERTERS: tuple[type[Converter], ...] = (
     Vqa2,
     Gqa,
     Vgqa,
-    # (group: retrieval entries)
-    # (group: refer entries)
-    # (group: verification entries)
+    CocoRetrieval,
+    Flickr30kRetrieval,
+    RefCoco,
+    RefCocoPlus,
+    RefCocog,
+    Visual7w,
+    GuessWhat,
+    Nlvr2,
+    SnliVe,
 )
 
 #: Every task of the canonical table, in canonical order (docs/raw-layout.md).
