@@ -15,9 +15,10 @@ import click
 from tqdm import tqdm
 
 from unify.build import BuildOptions, resolve_tasks, run_build
-from unify.converters import registry
+from unify.converters import CANONICAL_TASKS, registry
 from unify.errors import Vl12Error
-from unify.reader import UnifiedFile
+from unify.leakage import LeakagePolicy
+from unify.reader import UnifiedFile, _plain
 
 
 def _progress_factory(quiet: bool) -> Any:
@@ -105,6 +106,18 @@ def list_cmd(raw: Path | None) -> None:
     help="Smoke mode: first N records of each raw file, in release order.",
 )
 @click.option("--no-clean", is_flag=True, help="Keep raw splits (no leakage cleaning).")
+@click.option(
+    "--keep-train",
+    multiple=True,
+    type=click.Choice(CANONICAL_TASKS),
+    help="Leakage policy: leave this task's training split uncleaned (repeatable).",
+)
+@click.option(
+    "--ignore-eval",
+    multiple=True,
+    type=click.Choice(CANONICAL_TASKS),
+    help="Leakage policy: do not clean against this task's evaluation images (repeatable).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def build(
     names: tuple[str, ...],
@@ -114,6 +127,8 @@ def build(
     force: bool,
     max_examples: int | None,
     no_clean: bool,
+    keep_train: tuple[str, ...],
+    ignore_eval: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Convert NAMES (or --all) from their official raw files into one unified file."""
@@ -122,8 +137,9 @@ def build(
     if out.exists() and not force:
         raise click.UsageError(f"{out} exists; use --force to overwrite it")
     tasks = resolve_tasks(names, all_tasks)
+    policy = LeakagePolicy(keep_train=frozenset(keep_train), ignore_eval=frozenset(ignore_eval))
     options = BuildOptions(
-        tasks=tasks, all=all_tasks, clean=not no_clean, max_examples=max_examples
+        tasks=tasks, all=all_tasks, clean=not no_clean, max_examples=max_examples, policy=policy
     )
     result = run_build(raw, out, options, progress=_progress_factory(quiet))
     emptied = result.report.get("leakage", {}).get("emptied_training_splits", [])
@@ -167,6 +183,11 @@ def info(file: Path, as_json: bool) -> None:
             click.echo(f"{task:<22}{split:<14}{s['role']:<7}{s['num_examples']:>10}")
     for name, v in summary["vocabularies"].items():
         click.echo(f"vocab {name}: {v['size']} answers (min count {v['min_count']})")
+    for name, feat in summary["features"].items():
+        click.echo(
+            f"features {name}: {feat['images']} images, {feat['boxes']} regions, "
+            f"dim {feat['dim']} ({feat['universe']})"
+        )
     click.echo(f"sources: {len(summary['sources'])} raw files")
     for src in summary["sources"]:
         click.echo(f"  {src['path']}  {src['size']} bytes  sha256 {src['sha256'][:16]}…")
@@ -196,6 +217,18 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
         },
         "sources": uf.sources,
         "build_report": uf.build_report,
+        "features": {
+            name: {
+                "images": len(h5["features"][name]["image"]),
+                "boxes": len(h5["features"][name]["boxes"]),
+                **{
+                    k: _plain(v)
+                    for k, v in h5["features"][name].attrs.items()
+                    if k in ("dim", "universe", "skipped_unknown_images")
+                },
+            }
+            for name in uf.feature_names()
+        },
     }
 
 
@@ -300,13 +333,31 @@ def features_import(
 
 @main.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Raw folder to write.")
-@click.option("--scale", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
+@click.option(
+    "--scale",
+    type=click.Choice(["tiny", "small", "full"]),
+    default="tiny",
+    show_default=True,
+    help="tiny: seconds; small: tens of thousands; full: real sizes.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-def sample(out: Path, scale: str, seed: int) -> None:
-    """Generate a raw folder in the official formats from one procedural world."""
+@click.option(
+    "--feature-dim",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Dimension of the region features in features/<universe>.tsv.",
+)
+@click.option("--no-features", is_flag=True, help="Skip the region-feature TSVs.")
+def sample(out: Path, scale: str, seed: int, feature_dim: int, no_features: bool) -> None:
+    """Write all 12 datasets in their official raw formats from one generated world.
+
+    The same seed gives byte-identical files. Then: `unify build --all --raw OUT ...` and
+    `unify features import FILE OUT/features/<universe>.tsv --universe <universe> ...`.
+    """
     from unify.sample.world import generate
 
-    files = generate(out, scale=scale, seed=seed)
+    files = generate(out, scale=scale, seed=seed, feature_dim=feature_dim, features=not no_features)
     click.echo(f"wrote {len(files)} raw files under {out}", err=True)
 
 

@@ -8,8 +8,9 @@ from unify.build import BuildOptions, BuildResult, run_build
 from unify.reader import UnifiedFile
 
 
-def build(raw: Path, out: Path, *tasks: str, max_examples: int | None = None,
-          clean: bool = False) -> BuildResult:
+def build(
+    raw: Path, out: Path, *tasks: str, max_examples: int | None = None, clean: bool = False
+) -> BuildResult:
     """Build ``tasks``; converter tests see the raw splits (cleaning is tested on its own)."""
     return run_build(raw, out, BuildOptions(tasks=tasks, max_examples=max_examples, clean=clean))
 

@@ -41,7 +41,7 @@ def test_missing_files_are_listed_with_where_to_download(raw: Path, tmp_path: Pa
 def test_malformed_json_names_file_and_byte_position(raw: Path, tmp_path: Path) -> None:
     path = raw / "vqa2" / "v2_OpenEnded_mscoco_val2014_questions.json"
     data = path.read_bytes()
-    at = data.index(b'"questions":[') + len(b'"questions":[')
+    at = data.index(b'"questions": [') + len(b'"questions": [')
     path.write_bytes(data[:at] + b"}" + data[at:])
     with pytest.raises(MalformedFileError) as err:
         build(raw, tmp_path / "o.h5", "vqa2")
@@ -153,7 +153,7 @@ def test_same_inputs_give_the_same_content(tiny_raw: Path, tmp_path: Path) -> No
         assert str(ca[key]) == str(cb[key]), key
 
 
-def test_images_are_sorted_unique_and_indexed(tiny_h5: Path) -> None:
+def test_images_are_sorted_unique_and_indexed(tiny_h5: Path, tiny_raw: Path) -> None:
     with UnifiedFile(tiny_h5) as uf:
         keys = uf.image_keys
         assert list(keys) == sorted(set(keys))
@@ -162,7 +162,13 @@ def test_images_are_sorted_unique_and_indexed(tiny_h5: Path) -> None:
                 idx = uf.split(task, split).column("image")
                 assert idx.dtype == np.int32 and idx.min() >= 0 and idx.max() < len(keys)
         assert uf.image_index(str(keys[7])) == 7
-        # VG keys got their sizes from image_data.json; the COCO ones have none.
+        # Sizes come from the raw records that state them (VG image_data.json, COCO image
+        # records); images no raw file describes (test2015, NLVR2) stay -1.
         widths = dict(zip(keys, uf.h5["images"]["width"][:], strict=True))
-        assert all(w > 0 for k, w in widths.items() if k.startswith("vg:"))
-        assert all(w == -1 for k, w in widths.items() if k.startswith("coco:"))
+    caps = json.loads((tiny_raw / "coco_retrieval" / "captions_train2014.json").read_text())
+    for img in caps["images"][:50]:
+        assert widths[f"coco:{img['id']}"] == img["width"]
+    vg = json.loads((tiny_raw / "vgqa" / "image_data.json").read_text())
+    for img in vg[:50]:
+        assert widths[f"vg:{img['image_id']}"] == img["width"]
+    assert all(w == -1 for k, w in widths.items() if k.startswith("nlvr2:"))

@@ -11,6 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from unify.cli import main
+from unify.converters import CANONICAL_TASKS
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -30,7 +31,7 @@ def test_build_info_roundtrip(tiny_raw: Path, tmp_path: Path) -> None:
     summary = json.loads(text)
     assert summary["schema_version"] == "1.0"
     assert summary["tasks"]["gqa"]["splits"]["trainval"]["role"] == "train"
-    assert summary["build_options"]["tasks"] == ["vqa2", "gqa", "vgqa"]
+    assert summary["build_options"]["tasks"] == list(CANONICAL_TASKS)
     assert summary["vocabularies"]["vqa2"]["min_count"] == 9
     assert {s["path"] for s in summary["sources"]} >= {"vgqa/image_data.json"}
 
@@ -79,8 +80,11 @@ def test_list_marks_present_and_missing_files(tiny_raw: Path) -> None:
 def test_sample_is_deterministic(tmp_path: Path) -> None:
     for name in ("a", "b"):
         assert run("sample", "--out", str(tmp_path / name), "--seed", "3")[0] == 0
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.json"))
-    assert len(files) == 11
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    # Every release file of the 12 tasks (gzip, pickles, JSON Lines too) and 4 feature TSVs.
+    assert len(files) == 35
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
 

@@ -1,12 +1,14 @@
-"""Writer of GQA question files: one JSON object keyed by question id strings."""
+"""Writer of GQA question files: one JSON object keyed by question id strings, streamed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypedDict
 
-from unify.sample.jsonfile import dump_json
+import orjson
+
+from unify.sample.jsonfile import atomic_binary
 
 
 class GqaQuestion(TypedDict, total=False):
@@ -49,6 +51,14 @@ def gqa_record(q: GqaQuestion) -> dict[str, Any]:
     return rec
 
 
-def write_gqa(task_dir: Path, file_name: str, records: Sequence[GqaQuestion]) -> Path:
-    """Write e.g. ``train_balanced_questions.json`` in release order."""
-    return dump_json(task_dir / file_name, {q["id"]: gqa_record(q) for q in records})
+def write_gqa(task_dir: Path, file_name: str, records: Iterable[GqaQuestion]) -> Path:
+    """Write e.g. ``train_balanced_questions.json`` in the order given (streamed)."""
+    path = task_dir / file_name
+    with atomic_binary(path) as f:
+        f.write(b"{")
+        for i, q in enumerate(records):
+            f.write(
+                (b", " if i else b"") + orjson.dumps(q["id"]) + b": " + orjson.dumps(gqa_record(q))
+            )
+        f.write(b"}")
+    return path

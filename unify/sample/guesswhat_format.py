@@ -99,3 +99,4 @@ def write_guesswhat(task_dir: Path, split: str, games: Iterable[GuessWhatGame]) 
     path = task_dir / f"guesswhat.{split}.jsonl.gz"
     write_jsonl_atomic(path, (guesswhat_record(g) for g in games))
     return path
+    return path

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -68,3 +69,30 @@ def _write_lines(out: BinaryIO, records: Iterable[dict[str, Any]]) -> None:
             block, size = [], 0
     if block:
         out.write(("\n".join(block) + "\n").encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_binary(path: Path) -> Iterator[BinaryIO]:
+    """A binary file written under a temporary name, renamed into place on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_array(out: BinaryIO, records: Iterable[Any]) -> None:
+    """Stream a JSON array, one orjson-encoded record at a time."""
+    out.write(b"[")
+    for i, record in enumerate(records):
+        if i:
+            out.write(b", ")
+        out.write(orjson.dumps(record))
+    out.write(b"]")

@@ -1,12 +1,12 @@
-"""Writer of Visual Genome's question_answers.json and image_data.json."""
+"""Writer of Visual Genome's question_answers.json and image_data.json, streamed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from unify.sample.jsonfile import dump_json
+from unify.sample.jsonfile import atomic_binary, write_json_array
 
 
 class VgQa(TypedDict):
@@ -24,40 +24,49 @@ class VgImageRecord(TypedDict, total=False):
     flickr_id: int | None
 
 
+def _entry(image_id: int, qas: Iterable[VgQa]) -> dict[str, Any]:
+    return {
+        "id": image_id,
+        "qas": [
+            {
+                "a_objects": [],
+                "question": qa["question"],
+                "image_id": image_id,
+                "qa_id": qa["qa_id"],
+                "answer": qa["answer"],
+                "q_objects": [],
+            }
+            for qa in qas
+        ],
+    }
+
+
+def _image(img: VgImageRecord) -> dict[str, Any]:
+    return {
+        "width": img.get("width", 800),
+        "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{img['image_id']}.jpg",
+        "height": img.get("height", 600),
+        "image_id": img["image_id"],
+        "coco_id": img.get("coco_id"),
+        "flickr_id": img.get("flickr_id"),
+    }
+
+
+def write_vgqa_stream(
+    task_dir: Path, entries: Iterable[tuple[int, list[VgQa]]], images: Iterable[VgImageRecord]
+) -> list[Path]:
+    """Stream per-image QA entries and image records (full-scale sample)."""
+    paths = [task_dir / "question_answers.json", task_dir / "image_data.json"]
+    with atomic_binary(paths[0]) as f:
+        write_json_array(f, (_entry(i, qas) for i, qas in entries))
+    with atomic_binary(paths[1]) as f:
+        write_json_array(f, (_image(img) for img in images))
+    return paths
+
+
 def write_vgqa(task_dir: Path, qas: Sequence[VgQa], images: Sequence[VgImageRecord]) -> list[Path]:
-    """QA pairs are grouped per image in the order the images are given."""
+    """QA pairs grouped per image, in the order the images are given (small inputs)."""
     by_image: dict[int, list[VgQa]] = {img["image_id"]: [] for img in images}
     for qa in qas:
         by_image.setdefault(qa["image_id"], []).append(qa)
-    entries = [
-        {
-            "id": image_id,
-            "qas": [
-                {
-                    "a_objects": [],
-                    "question": qa["question"],
-                    "image_id": image_id,
-                    "qa_id": qa["qa_id"],
-                    "answer": qa["answer"],
-                    "q_objects": [],
-                }
-                for qa in group
-            ],
-        }
-        for image_id, group in by_image.items()
-    ]
-    image_data = [
-        {
-            "width": img.get("width", 800),
-            "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{img['image_id']}.jpg",
-            "height": img.get("height", 600),
-            "image_id": img["image_id"],
-            "coco_id": img.get("coco_id"),
-            "flickr_id": img.get("flickr_id"),
-        }
-        for img in images
-    ]
-    return [
-        dump_json(task_dir / "question_answers.json", entries),
-        dump_json(task_dir / "image_data.json", image_data),
-    ]
+    return write_vgqa_stream(task_dir, by_image.items(), images)
