@@ -1,0 +1,137 @@
+"""`unify build --all` at real scale: per dataset build vs plain parse, then the whole build.
+
+Generates (once, cached under .bench-cache/full) the full-scale sample of all 12 datasets
+with `unify sample --scale full` (the real sizes of datasets.md; region features of dim 16).
+Then, each in a fresh process:
+- per dataset: a plain parse of its raw files (json.load, pickle.load, gzip + JSON lines)
+  and `unify build <task>` alone: seconds, ratio, peak RSS, output size;
+- `unify build --all` (leakage cleaning included): wall time, peak RSS, output size, and
+  the share of the leakage pass (from the file's build report timings);
+- `unify leaks` on the built file.
+Results are printed as JSON and written to .bench-cache/full-results.json.
+
+    .venv/bin/python benchmarks/bench_build_all.py [--tasks vqa2,gqa] [--skip-per-task]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import CACHE, fresh_process, report
+from unify.converters import CANONICAL_TASKS, registry
+
+RAW = CACHE / "full"
+
+
+def ensure_sample() -> None:
+    marker = RAW / ".complete"
+    if marker.exists():
+        return
+    tmp = CACHE / "full-tmp"
+    print("generating the full-scale sample (once; several minutes)...", file=sys.stderr)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unify.cli",
+            "sample",
+            "--out",
+            str(tmp),
+            "--scale",
+            "full",
+            "--feature-dim",
+            "16",
+        ],
+        check=True,
+    )
+    tmp.rename(RAW)
+    marker.write_text("ok")
+
+
+def parse_body(task: str) -> str:
+    """Python that parses the task's raw files the plain way."""
+    conv = registry()[task]
+    files = [conv.file(RAW, rf.name) for rf in conv.raw_files]
+    files = [str(f) for f in files if f.is_file()]
+    lines = ["import gzip, json, pickle"]
+    for f in files:
+        if f.endswith(".p"):
+            lines.append(f"pickle.load(open({f!r}, 'rb'))")
+        elif f.endswith(".jsonl.gz"):
+            lines.append(f"[json.loads(x) for x in gzip.open({f!r}, 'rt')]")
+        elif f.endswith(".jsonl") or task == "nlvr2":
+            lines.append(f"[json.loads(x) for x in open({f!r})]")
+        else:
+            lines.append(f"json.load(open({f!r}))")
+    return "\n".join(lines)
+
+
+def build_body(tasks: list[str], out: Path) -> str:
+    args = ["build", *tasks, "--raw", str(RAW), "--out", str(out), "--force", "-q"]
+    return f"from unify.cli import main\nmain({args!r}, standalone_mode=False)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", default=",".join(CANONICAL_TASKS))
+    parser.add_argument("--skip-per-task", action="store_true")
+    args = parser.parse_args()
+    ensure_sample()
+    results: dict[str, object] = {}
+    per_task = {}
+    if not args.skip_per_task:
+        for task in args.tasks.split(","):
+            out = CACHE / f"full-{task}.h5"
+            parse = fresh_process(parse_body(task))
+            build = fresh_process(build_body([task], out))
+            per_task[task] = {
+                "parse_seconds": round(parse["seconds"], 2),
+                "build_seconds": round(build["seconds"], 2),
+                "ratio": round(build["seconds"] / parse["seconds"], 2),
+                "build_peak_rss_gb": round(build["peak_rss_bytes"] / 2**30, 2),
+                "output_mb": round(out.stat().st_size / 1e6, 1),
+            }
+            out.unlink()
+            print(task, per_task[task], file=sys.stderr)
+        results["per_task"] = per_task
+    out = CACHE / "full-all.h5"
+    build = fresh_process(build_body(["--all"], out))
+    from unify.reader import UnifiedFile
+
+    with UnifiedFile(out) as uf:
+        timings = uf.build_report.get("timings", {})
+        removed = uf.build_report.get("leakage", {}).get("removed", {})
+    results["build_all"] = {
+        "seconds": round(build["seconds"], 1),
+        "peak_rss_gb": round(build["peak_rss_bytes"] / 2**30, 2),
+        "output_gb": round(out.stat().st_size / 1e9, 2),
+        "timings": timings,
+        "leakage_share_percent": round(100 * timings.get("leakage", 0) / build["seconds"], 2)
+        if timings
+        else None,
+        "removed": removed,
+    }
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "unify.cli", "leaks", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    results["leaks"] = {
+        "seconds": round(time.perf_counter() - started, 2),
+        "exit_code": proc.returncode,
+    }
+    (CACHE / "full-results.json").write_text(json.dumps(results, indent=2))
+    report("build_all_full", results)
+
+
+if __name__ == "__main__":
+    main()
