@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
+from unify.sample.jsonfile import atomic_file
 
 INFO_2014 = {
     "description": "This is stable 1.0 version of the 2014 MS COCO dataset.",
@@ -251,19 +251,6 @@ def _dumper(style: CocoStyle) -> Any:
     return lambda obj: dump(obj).replace("/", "\\/")
 
 
-@contextlib.contextmanager
-def atomic_text(path: Path) -> Iterator[IO[str]]:
-    """A text file written under a temporary name and renamed into place on success, so a
-    crash never leaves a truncated release file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_text(path: Path) -> contextlib.AbstractContextManager[IO[str]]:
+    """A UTF-8 text file renamed into place on success (see ``atomic_file``)."""
+    return atomic_file(path, "w")

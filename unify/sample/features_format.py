@@ -5,13 +5,13 @@ with boxes and features base64-encoded float32 arrays)."""
 from __future__ import annotations
 
 import base64
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from unify.sample.jsonfile import atomic_binary
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,7 @@ def tsv_line(row: RegionRow) -> bytes:
 
 def write_tsv(path: Path, rows: Iterable[RegionRow]) -> Path:
     """Stream rows to ``path`` (temp file + rename; memory does not grow with the file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for row in rows:
-                f.write(tsv_line(row))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_binary(path) as f:
+        for row in rows:
+            f.write(tsv_line(row))
     return path

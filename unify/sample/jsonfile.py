@@ -1,59 +1,59 @@
-"""Atomic JSON output shared by the format writers."""
+"""Atomic output shared by the format writers: temp file next to the target, then rename.
+
+Every writer goes through ``atomic_file`` (built on the build's own ``atomic_output``), so
+a crash or Ctrl-C never leaves a truncated release file behind.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import orjson
 
+from unify.writer import atomic_output
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """An open file (binary by default, else UTF-8 text) renamed to ``path`` on success."""
+    with atomic_output(path) as tmp:
+        if "b" in mode:
+            with open(tmp, mode, buffering=1 << 20) as f:
+                yield f
+        else:
+            with open(tmp, mode, encoding="utf-8", newline="") as f:
+                yield f
+
+
+def atomic_binary(path: Path) -> contextlib.AbstractContextManager[BinaryIO]:
+    return atomic_file(path, "wb")  # type: ignore[return-value]
+
 
 def dump_json(path: Path, obj: Any) -> Path:
-    """Write compact JSON (as the releases are) via a temp file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write compact JSON (as the releases are), atomically."""
+    with atomic_binary(path) as f:
+        f.write(orjson.dumps(obj))
     return path
 
 
 def write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Stream JSON lines to a temp file next to ``path``, then rename it over ``path``.
+    """Stream JSON lines to ``path`` atomically.
 
     A ``.gz`` path is gzip-compressed with mtime 0 and the final file name in the header,
     so the same records always give the same bytes (fixtures and benchmarks compare them).
     Shared by the JSON Lines writers (nlvr2, snli_ve, guesswhat).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as raw:
-            if path.suffix == ".gz":
-                with gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, mtime=0) as gz:
-                    _write_lines(gz, records)
-            else:
-                _write_lines(raw, records)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_binary(path) as raw:
+        if path.suffix == ".gz":
+            with gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, mtime=0) as gz:
+                _write_lines(gz, records)
+        else:
+            _write_lines(raw, records)
 
 
 def _write_lines(out: BinaryIO, records: Iterable[dict[str, Any]]) -> None:
@@ -69,23 +69,6 @@ def _write_lines(out: BinaryIO, records: Iterable[dict[str, Any]]) -> None:
             block, size = [], 0
     if block:
         out.write(("\n".join(block) + "\n").encode("utf-8"))
-
-
-@contextlib.contextmanager
-def atomic_binary(path: Path) -> Iterator[BinaryIO]:
-    """A binary file written under a temporary name, renamed into place on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_array(out: BinaryIO, records: Iterable[Any]) -> None:

@@ -29,9 +29,7 @@ written by the shared COCO writer (``unify.sample.coco_format``).
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -43,6 +41,7 @@ from unify.sample.coco_format import (
     instance_annotation,
     write_coco_instances,
 )
+from unify.sample.jsonfile import atomic_binary
 
 BATCH = 1000  # Python 2's cPickle batch size for APPENDS / SETITEMS
 
@@ -260,18 +259,8 @@ def write_refs(
 ) -> Path:
     """Write ``refs(unc).p`` / ``refs(umd).p`` (streamed, atomic: temp file + rename)."""
     path = task_dir / file_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            Py2Pickler(f, py2_strings).dump_list(ref_record(r) for r in refs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_binary(path) as f:
+        Py2Pickler(f, py2_strings).dump_list(ref_record(r) for r in refs)
     return path
 
 

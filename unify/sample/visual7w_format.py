@@ -9,13 +9,13 @@ has to exist as one Python object.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, TypedDict
 
 import orjson
+
+from unify.sample.jsonfile import atomic_binary
 
 POINTING = "dataset_v7w_pointing.json"
 
@@ -87,20 +87,10 @@ def _write_array(out: IO[bytes], records: Iterable[dict[str, Any]]) -> None:
 def write_visual7w(task_dir: Path, images: Iterable[V7wImage], boxes: Iterable[V7wBox]) -> Path:
     """Write ``dataset_v7w_pointing.json`` under ``task_dir`` (temp file + rename)."""
     path = task_dir / POINTING
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            f.write(b'{"images":')
-            _write_array(f, (image_record(img) for img in images))
-            f.write(b',"boxes":')
-            _write_array(f, (box_record(box) for box in boxes))
-            f.write(b"}")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_binary(path) as f:
+        f.write(b'{"images":')
+        _write_array(f, (image_record(img) for img in images))
+        f.write(b',"boxes":')
+        _write_array(f, (box_record(box) for box in boxes))
+        f.write(b"}")
     return path
