@@ -22,6 +22,9 @@ from unify.leakage import LeakagePolicy, clean_tables, write_leakage
 from unify.table import SplitTable, TaskTable
 from unify.writer import atomic_output, write_unified
 
+#: Key prefixes of the universes that VG image_data.json links (vg -> coco, vg -> flickr).
+VG_LINKED = ("vg:", "coco:", "flickr:")
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -100,21 +103,28 @@ def run_build(
         ctx.progress = progress
     tables: list[TaskTable] = []
     report: dict[str, Any] = {}
+    # Seconds per phase, kept in the file: a slow build can be diagnosed after the fact.
+    timings: dict[str, float] = {}
     for conv in selected:
+        phase = time.perf_counter()
         table = conv.convert(ctx)
+        timings[conv.name] = round(time.perf_counter() - phase, 3)
         for split in table.splits:
             _check_unique_ids(conv.name, split)
         tables.append(table)
         report[conv.name] = table.report
+    # VG's image_data.json also bridges COCO and Flickr photos (coco_id + flickr_id of one
+    # record), so it is read whenever the build has keys of any universe it links.
     report["links"] = (
         {"added_from_vg_image_data": add_vg_links(ctx)}
-        if any(k.startswith("vg:") for k in ctx.images.sizes)
+        if any(k.startswith(VG_LINKED) for k in ctx.images.sizes)
         else {}
     )
     fill_vg_sizes(ctx)
     report["links"]["total_by_type"] = ctx.links.counts()
     report["images"] = len(ctx.images.sizes)
     keys = ctx.images.sorted_keys()
+    phase = time.perf_counter()
     cleaning = clean_tables(
         tables,
         keys,
@@ -123,6 +133,9 @@ def run_build(
         apply=options.clean,
     )
     report["leakage"] = cleaning.report
+    timings["leakage"] = round(time.perf_counter() - phase, 3)
+    timings["before_write"] = round(time.perf_counter() - started, 3)
+    report["timings"] = timings
 
     root_attrs = {
         "build_options": options.as_record(),

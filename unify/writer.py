@@ -103,15 +103,23 @@ def write_column(group: h5py.Group, name: str, column: Any) -> None:
     write_strings(group, name, column)
 
 
-def image_indices(keys: Sequence[Any], index: dict[str, int]) -> np.ndarray:
-    """Map image keys (or pairs of keys) to row indices of /images."""
+def image_indices(keys: Sequence[Any], index: dict[str, int], width: int = 1) -> np.ndarray:
+    """Map image keys (or pairs of keys) to row indices of /images.
+
+    ``width`` is the number of images per example of the task, so that an empty split of a
+    pair task still has shape [0, 2].
+    """
+    if not len(keys) and width > 1:
+        return np.zeros((0, width), dtype=np.int32)
     if len(keys) and isinstance(keys[0], tuple):
         flat = [index[k] for pair in keys for k in pair]
         return np.asarray(flat, dtype=np.int32).reshape(len(keys), -1)
     return np.fromiter((index[k] for k in keys), dtype=np.int32, count=len(keys))
 
 
-def write_split(task_group: h5py.Group, split: SplitTable, index: dict[str, int]) -> None:
+def write_split(
+    task_group: h5py.Group, split: SplitTable, index: dict[str, int], width: int = 1
+) -> None:
     split.check_lengths()
     group = task_group.create_group(split.name, track_order=True)
     group.attrs["role"] = split.role
@@ -120,7 +128,7 @@ def write_split(task_group: h5py.Group, split: SplitTable, index: dict[str, int]
         group.attrs[key] = value
     for name, column in split.columns.items():
         if name == "image":
-            write_numbers(group, name, image_indices(column, index))
+            write_numbers(group, name, image_indices(column, index, width))
         else:
             write_column(group, name, column)
     # Split-level arrays (not one row per example): listed so readers skip them as columns.
@@ -188,7 +196,15 @@ def write_unified(
             tg = g.create_group(task.name, track_order=True)
             for key, value in task.attrs.items():
                 tg.attrs[key] = _attr(value)
+            width = next(
+                (
+                    len(s.columns["image"][0])
+                    for s in task.splits
+                    if s.num_examples and isinstance(s.columns["image"][0], tuple)
+                ),
+                1,
+            )
             for split in task.splits:
-                write_split(tg, split, index)
+                write_split(tg, split, index, width)
         if finish is not None:
             finish(f, index)

@@ -195,3 +195,13 @@ def test_non_string_sentence_is_named(tmp_path: Path) -> None:
     path.write_text(json.dumps(line) + "\n")
     with pytest.raises(RecordError, match=r"train\.json: record train-1-0-0: field 'sentence'"):
         build(raw, tmp_path / "out.h5", "nlvr2")
+
+
+def test_an_empty_split_keeps_the_pair_shape(tmp_path: Path) -> None:
+    _tree(tmp_path / "raw", test2=[])
+    out = tmp_path / "out.h5"
+    build(tmp_path / "raw", out, "nlvr2")
+    with UnifiedFile(out) as uf:
+        assert uf.split("nlvr2", "test2").num_examples == 0
+        assert uf.split("nlvr2", "test2").column("image").shape == (0, 2)
+        assert uf.split("nlvr2", "dev").column("image").shape[1] == 2
