@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from typing import NamedTuple
 
 UNIVERSES = ("coco", "vg", "flickr", "nlvr2", "gqa")
 
@@ -43,7 +43,7 @@ def flickr_id_from_url(url: str) -> str | None:
     """The Flickr photo id starts the file name of a static Flickr URL (``<id>_<secret>``)."""
     if not url:
         return None
-    match = _FLICKR_ID.match(PurePosixPath(url.split("?", 1)[0]).name)
+    match = _FLICKR_ID.match(url.split("?", 1)[0].rsplit("/", 1)[-1])
     return match.group(1) if match else None
 
 
@@ -79,8 +79,10 @@ class ImageRegistry:
         return sorted(self.sizes)
 
 
-@dataclass(frozen=True, order=True)
-class Link:
+class Link(NamedTuple):
+    """A plain tuple: millions of them are hashed and sorted at full scale, and tuple
+    comparison runs in C where a dataclass's generated ``__lt__`` runs in Python."""
+
     type: str
     key_a: str
     key_b: str

@@ -140,10 +140,43 @@ def _plain(value: Any, path: Path | str, trail: tuple[Any, ...]) -> Any:
     Homogeneous lists of scalars (token lists, id lists) are accepted with one C-level
     type scan instead of a Python call per element.
     """
+    if _only_plain_text(value):
+        return value
     try:
         return _walk(value, path, trail)
     except RecursionError:
         raise MalformedFileError(path, "nested too deeply (or refers to itself)") from None
+
+
+def _only_plain_text(value: Any) -> bool:
+    """Fast check (no recursion, no copies): only containers and scalars, no bytes.
+
+    The common case (a pickle that loaded with the default decoding) needs no rewriting;
+    only when this finds something else does ``_walk`` run, to decode bytes or to name
+    the offending position.
+    """
+    stack = [value]
+    scalars = _SCALARS
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list or kind is tuple:
+            if id(item) in seen:  # shared or self-referencing: let _walk decide
+                return False
+            seen.add(id(item))
+        if kind is dict:
+            if not set(map(type, item)) <= scalars:
+                return False
+            values = item.values()
+            if not set(map(type, values)) <= scalars:
+                stack.extend(values)
+        elif kind is list or kind is tuple:
+            if not set(map(type, item)) <= scalars:
+                stack.extend(item)
+        elif kind not in scalars:
+            return False
+    return True
 
 
 def _walk(value: Any, path: Path | str, trail: tuple[Any, ...]) -> Any:

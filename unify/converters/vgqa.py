@@ -54,18 +54,21 @@ def load_vg_image_data(ctx: BuildContext) -> dict[int, VgImage] | None:
             require({}, "<top level>", list, path, "<top level>")
         out: dict[int, VgImage] = {}
         for i, rec in enumerate(records):
-            rid = rec.get("image_id", f"#{i}") if isinstance(rec, dict) else f"#{i}"
-            image_id = require(rec, "image_id", int, path, rid)
-            width, height = rec.get("width"), rec.get("height")
-            coco_id, flickr_id = rec.get("coco_id"), rec.get("flickr_id")
-            for key, value in (
-                ("width", width),
-                ("height", height),
-                ("coco_id", coco_id),
-                ("flickr_id", flickr_id),
-            ):
-                if value is not None:
-                    require(rec, key, int, path, rid)
+            try:
+                image_id = rec["image_id"]
+                width, height = rec.get("width"), rec.get("height")
+                coco_id, flickr_id = rec.get("coco_id"), rec.get("flickr_id")
+                ok = type(image_id) is int and all(
+                    v is None or type(v) is int for v in (width, height, coco_id, flickr_id)
+                )
+            except (KeyError, TypeError, AttributeError):
+                ok = False
+            if not ok:  # slow path: name the record and the field
+                rid = rec.get("image_id", f"#{i}") if isinstance(rec, dict) else f"#{i}"
+                require(rec, "image_id", int, path, rid)
+                for key in ("width", "height", "coco_id", "flickr_id"):
+                    if rec.get(key) is not None:
+                        require(rec, key, int, path, rid)
             out[image_id] = VgImage(width, height, coco_id, flickr_id)
         return out
 

@@ -160,33 +160,54 @@ def dialogue(scene: Scene, target: int, rng: random.Random) -> list[tuple[str, s
 
 
 def nlvr2_statement(left: Scene, right: Scene, rng: random.Random) -> tuple[str, bool]:
+    """(statement, truth) about an image pair. True about half the time, as in NLVR2
+    (balanced by construction), and only the images tell which: every wording is used for
+    true and for false statements."""
+    want_true = rng.random() < 0.5
     r = rng.random()
-    cat = rng.choice(CATEGORY_NAMES)
     if r < 0.4:
-        n = rng.randint(1, 3)
         side, scene = rng.choice((("left", left), ("right", right)))
+        countable = [c for c in scene.categories() if scene.count(c) <= 3]
+        if want_true and countable:
+            cat = rng.choice(countable)
+            n = scene.count(cat)
+        else:
+            cat = rng.choice(CATEGORY_NAMES)
+            n = rng.choice([k for k in (1, 2, 3) if k != scene.count(cat)])
         return (
             f"The {side} image contains exactly {NUMBER_WORDS[n]} {plural(cat) if n > 1 else cat}.",
             scene.count(cat) == n,
         )
     if r < 0.7:
+        shared = sorted(set(left.categories()) & set(right.categories()))
+        cat = rng.choice(shared) if want_true and shared else rng.choice(CATEGORY_NAMES)
         return f"Both images contain at least one {cat}.", bool(
             left.count(cat) and right.count(cat)
         )
-    colour = rng.choice(COLOURS)
-    truth = any(o.colour == colour and o.category == cat for o in (*left.objects, *right.objects))
+    objects = (*left.objects, *right.objects)
+    if want_true:
+        obj = rng.choice(objects)
+        colour, cat = obj.colour, obj.category
+    else:
+        colour, cat = rng.choice(COLOURS), rng.choice(CATEGORY_NAMES)
+    truth = any(o.colour == colour and o.category == cat for o in objects)
     return f"There is a {colour} {cat} in one of the images.", truth
 
 
 def hypothesis(scene: Scene, rng: random.Random) -> tuple[str, str]:
-    """(hypothesis, gold label) about the premise image."""
+    """(hypothesis, gold label) about the premise image. Entailed and contradicted
+    hypotheses share their wordings (an object that is, or is not, in the picture), so
+    only the image separates them; neutral ones say what a picture cannot show."""
     r = rng.random()
-    if r < 0.34:
-        obj = rng.choice(scene.objects)
-        return f"There is a {obj.colour} {obj.category}.", "entailment"
-    if r < 0.67:
-        absent = [c for c in CATEGORY_NAMES if not scene.count(c)]
-        if absent:
-            return f"A {rng.choice(absent)} is in the picture.", "contradiction"
+    absent = [c for c in CATEGORY_NAMES if not scene.count(c)]
+    if r < 0.34 or (r < 0.67 and absent):
+        if r < 0.34:
+            obj = rng.choice(scene.objects)
+            colour, cat, label = obj.colour, obj.category, "entailment"
+        else:
+            colour, cat, label = rng.choice(COLOURS), rng.choice(absent), "contradiction"
+        if rng.random() < 0.5:
+            return f"There is a {colour} {cat}.", label
+        return f"A {cat} is in the picture.", label
     obj = rng.choice(scene.objects)
     return f"The {obj.category} {rng.choice(NEUTRAL_ACTIONS)}.", "neutral"

@@ -49,6 +49,8 @@ RIDGE_LAMBDA = 100.0
 #: Retrieval's penalty (its inputs are sparse word indicators, not dense moments).
 RETRIEVAL_LAMBDA = 10.0
 RECALL_AT = 5
+#: Principal components of the region features whose second moments are pooled.
+MOMENT_COMPONENTS = 16
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -71,7 +73,7 @@ class ProbeResult:
     split: str
     metric: str
     score: float  # percent
-    chance: float  # percent, of a predictor that ignores both text and image
+    chance: float  # percent, of a guess that ignores both text and image
     examples: int
     blind: float | None = None  # percent, the same probe without the image (text only)
 
@@ -105,7 +107,6 @@ class RegionStore:
         self.boxes = group["boxes"][:].astype(np.float64)
         self.features = group["features"][:].astype(np.float64)
         self.dim = int(self.features.shape[1])
-        self._upper = np.triu_indices(self.dim)
 
     def has(self, images: np.ndarray) -> np.ndarray:
         """Which /images rows (any shape) have regions in this set."""
@@ -119,21 +120,6 @@ class RegionStore:
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
         return self.boxes[start:end], self.features[start:end]
 
-    @property
-    def moment_dim(self) -> int:
-        return self.dim + len(self._upper[0])
-
-    def moments(self, images: np.ndarray) -> np.ndarray:
-        """Per image: [sum of its region features, upper triangle of the sum of their
-        outer products], shape [N, dim + dim * (dim + 1) / 2]; each image pooled once."""
-        unique, inverse = np.unique(np.asarray(images), return_inverse=True)
-        pooled = np.empty((len(unique), self.moment_dim))
-        for j, image in enumerate(unique):
-            _, feats = self.regions(int(image))
-            pooled[j, : self.dim] = feats.sum(0)
-            pooled[j, self.dim :] = (feats.T @ feats)[self._upper]
-        return pooled[inverse.reshape(-1)]
-
     def match(self, image: int, xywh: np.ndarray, tol: float = 0.5) -> np.ndarray:
         """Region index of each annotation box (x, y, w, h), -1 where no region's box
         (x1, y1, x2, y2, as the TSV stores it) is within ``tol`` pixels."""
@@ -143,6 +129,48 @@ class RegionStore:
         dist = np.abs(boxes[None, :, :] - want[:, None, :]).max(-1)
         best = dist.argmin(1)
         return np.where(dist[np.arange(len(want)), best] <= tol, best, -1)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Pooling of an image's regions into one vector: the sum of the region features, and
+    the upper triangle of the sum of outer products of their top principal components.
+
+    The principal components are fitted on the regions of training images only; keeping
+    a few of them keeps the second moment small (16 components: 136 numbers instead of
+    528 for 32-dimensional features) and drops the directions that are mostly noise.
+    """
+
+    store: RegionStore
+    mean: np.ndarray  # [dim]
+    basis: np.ndarray  # [dim, components]
+
+    @classmethod
+    def fit(
+        cls, store: RegionStore, images: np.ndarray, components: int = MOMENT_COMPONENTS
+    ) -> Moments:
+        feats = np.concatenate([store.regions(int(i))[1] for i in np.unique(images)])
+        mean = feats.mean(0)
+        centred = feats - mean
+        _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+        return cls(store, mean, vectors[:, ::-1][:, : min(components, store.dim)])
+
+    @property
+    def size(self) -> int:
+        k = self.basis.shape[1]
+        return self.store.dim + k * (k + 1) // 2
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Moments of each /images row of ``images`` ([N] -> [N, size]; each image once)."""
+        unique, inverse = np.unique(np.asarray(images), return_inverse=True)
+        upper = np.triu_indices(self.basis.shape[1])
+        pooled = np.empty((len(unique), self.size))
+        for j, image in enumerate(unique):
+            _, feats = self.store.regions(int(image))
+            proj = (feats - self.mean) @ self.basis
+            pooled[j, : self.store.dim] = feats.sum(0)
+            pooled[j, self.store.dim :] = (proj.T @ proj)[upper]
+        return pooled[inverse.reshape(-1)]
 
 
 # -------------------------------------------------------------------------------- ridge
@@ -223,7 +251,7 @@ def _keyed_scores(
 def _vqa_data(
     uf: UnifiedFile, task: str, split: str, store: RegionStore, num_labels: int
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """(text keys, moments, soft targets [N, num_labels], gold label or -1) of the
+    """(text keys, images, soft targets [N, num_labels], gold label or -1) of the
     examples whose image has features."""
     view = uf.split(task, split)
     images = view.column("image")
@@ -238,7 +266,7 @@ def _vqa_data(
         gold = view.column("label").astype(np.int64)
         y[np.flatnonzero(gold >= 0), gold[gold >= 0]] = 1.0
     keys = [text_key(q) for q, k in zip(view.column("question"), keep, strict=True) if k]
-    return keys, store.moments(images[keep]), y[keep], gold[keep]
+    return keys, images[keep], y[keep], gold[keep]
 
 
 def vqa_probe(
@@ -251,22 +279,24 @@ def vqa_probe(
     expected accuracy of a uniform guess over the label set.
     """
     num_labels = len(uf.vocab(str(uf.task_attrs(task)["label_set"])))
-    keys_t, x_t, y_t, gold_t = _vqa_data(uf, task, train, store, num_labels)
+    keys_t, images_t, y_t, gold_t = _vqa_data(uf, task, train, store, num_labels)
     answered = gold_t >= 0
     keys_t = [k for k, a in zip(keys_t, answered, strict=True) if a]
-    keys_e, x_e, _, gold_e = _vqa_data(uf, task, evaluate, store, num_labels)
-    score, blind = _keyed_scores((keys_t, keys_e), (x_t[answered], x_e), y_t[answered], gold_e)
+    keys_e, images_e, _, gold_e = _vqa_data(uf, task, evaluate, store, num_labels)
+    moments = Moments.fit(store, images_t)
+    x = (moments(images_t[answered]), moments(images_e))
+    score, blind = _keyed_scores((keys_t, keys_e), x, y_t[answered], gold_e)
     return ProbeResult(task, evaluate, "accuracy", score, 100.0 / num_labels, len(gold_e), blind)
 
 
 # ------------------------------------------------------------------------ classification
-def _pair_moments(store: RegionStore, images: np.ndarray) -> np.ndarray:
+def _pair_moments(moments: Moments, images: np.ndarray) -> np.ndarray:
     """Moments of an example's image(s). For a pair: each image's first moment (the text
     says which image it counts in) and the summed second moments ("in one of the images")."""
     if images.ndim == 1:
-        return store.moments(images)
-    left, right = store.moments(images[:, 0]), store.moments(images[:, 1])
-    d = store.dim
+        return moments(images)
+    left, right = moments(images[:, 0]), moments(images[:, 1])
+    d = moments.store.dim
     return np.concatenate([left[:, :d], right[:, :d], left[:, d:] + right[:, d:]], axis=1)
 
 
@@ -287,8 +317,10 @@ def classification_probe(
         images = view.column("image")
         keep = store.has(images) if images.ndim == 1 else store.has(images).all(1)
         keys = [text_key(t) for t, k in zip(view.column(text_field), keep, strict=True) if k]
-        data.append((keys, _pair_moments(store, images[keep]), view.column("label")[keep]))
-    (keys_t, x_t, gold_t), (keys_e, x_e, gold_e) = data
+        data.append((keys, images[keep], view.column("label")[keep]))
+    (keys_t, images_t, gold_t), (keys_e, images_e, gold_e) = data
+    moments = Moments.fit(store, images_t)
+    x_t, x_e = _pair_moments(moments, images_t), _pair_moments(moments, images_e)
     y_t = np.eye(num)[gold_t.astype(np.int64)]
     score, blind = _keyed_scores((keys_t, keys_e), (x_t, x_e), y_t, gold_e.astype(np.int64))
     return ProbeResult(task, evaluate, "accuracy", score, 100.0 / num, len(gold_e), blind)
@@ -323,7 +355,9 @@ def retrieval_probe(
     for text in captions:
         for term in _caption_terms(text):
             vocab.setdefault(term, len(vocab))
-    z = store.moments(view.column("image"))
+    images = view.column("image")
+    moments = Moments.fit(store, images)
+    z = moments(images)
     mean, scale = z.mean(0), z.std(0) + 1e-6
     model = Ridge.fit(_indicators(captions, vocab), (z - mean) / scale, RETRIEVAL_LAMBDA)
 
@@ -332,11 +366,11 @@ def retrieval_probe(
     position = {int(image): i for i, image in enumerate(candidates)}
     gold = np.asarray([position[int(i)] for i in ev.column("image")])
     query = model.predict(_indicators(ev.column("caption"), vocab))
-    cand = (store.moments(candidates) - mean) / scale
+    cand = (moments(candidates) - mean) / scale
     query /= np.linalg.norm(query, axis=1, keepdims=True) + 1e-12
     cand /= np.linalg.norm(cand, axis=1, keepdims=True) + 1e-12
     sim = query @ cand.T
-    rank = (sim > sim[np.arange(len(gold)), gold][:, None]).sum(1)  # ties favour gold
+    rank = (sim > sim[np.arange(len(gold)), gold][:, None]).sum(1)  # candidates above gold
     score = 100.0 * float(np.mean(rank < RECALL_AT))
     chance = 100.0 * min(1.0, RECALL_AT / len(candidates))
     return ProbeResult(task, evaluate, f"R@{RECALL_AT}", score, chance, len(gold))
@@ -344,7 +378,9 @@ def retrieval_probe(
 
 # ------------------------------------------------------------------------------ pointing
 @dataclass(frozen=True)
-class _Pointing:
+class PointingExample:
+    """One refer-style example: the words of its text, its candidate boxes, the gold."""
+
     image: int
     words: list[str]
     boxes: np.ndarray  # candidates, x, y, w, h
@@ -356,7 +392,7 @@ def _dialogue_words(questions: Sequence[str], answers: Sequence[str]) -> list[st
     return [f"{a.lower()}:{w}" for q, a in zip(questions, answers, strict=True) for w in tokens(q)]
 
 
-def _pointing_examples(uf: UnifiedFile, task: str, split: str) -> list[_Pointing]:
+def _pointing_examples(uf: UnifiedFile, task: str, split: str) -> list[PointingExample]:
     """Text, candidate boxes and gold index of a refer-style split, whichever layout the
     task has (refer: ``regions`` + ``ann_id``; Visual7W: ``candidate_boxes`` + ``label``;
     GuessWhat: ``objects`` + ``dialogue`` + ``label``)."""
@@ -369,11 +405,11 @@ def _pointing_examples(uf: UnifiedFile, task: str, split: str) -> list[_Pointing
         for i, text in enumerate(view.column("sentence")):
             row = regions.row(i)
             gold = int(np.flatnonzero(row["ann_ids"] == ann[i])[0])
-            out.append(_Pointing(int(images[i]), tokens(text), row["boxes"], gold))
+            out.append(PointingExample(int(images[i]), tokens(text), row["boxes"], gold))
     elif "candidate_boxes" in fields:
         boxes, label = view.column("candidate_boxes"), view.column("label")
         for i, text in enumerate(view.column("question")):
-            out.append(_Pointing(int(images[i]), tokens(text), boxes[i], int(label[i])))
+            out.append(PointingExample(int(images[i]), tokens(text), boxes[i], int(label[i])))
     elif "objects" in fields:
         objects, dialogue, label = (
             view.ragged("objects"),
@@ -383,13 +419,17 @@ def _pointing_examples(uf: UnifiedFile, task: str, split: str) -> list[_Pointing
         for i in range(len(view)):
             turns = dialogue.row(i)
             words = _dialogue_words(turns["questions"], turns["answers"])
-            out.append(_Pointing(int(images[i]), words, objects.row(i)["boxes"], int(label[i])))
+            out.append(
+                PointingExample(int(images[i]), words, objects.row(i)["boxes"], int(label[i]))
+            )
     else:
         raise ValueError(f"{task}/{split} has no candidate regions the pointing probe knows")
     return out
 
 
-def word_prototypes(examples: Sequence[_Pointing], store: RegionStore) -> dict[str, np.ndarray]:
+def word_prototypes(
+    examples: Sequence[PointingExample], store: RegionStore
+) -> dict[str, np.ndarray]:
     """For each word, the mean over training examples that use it of (target region's
     feature - mean feature of the example's candidates): what the word's referent looks
     like *compared with its distractors*, so words every example uses ("the") cancel."""
@@ -402,7 +442,7 @@ def word_prototypes(examples: Sequence[_Pointing], store: RegionStore) -> dict[s
         _, feats = store.regions(ex.image)
         diff = feats[match[ex.gold]] - feats[match[match >= 0]].mean(0)
         for word in set(ex.words):
-            sums[word] = sums.get(word, 0.0) + diff
+            sums[word] = sums.get(word, np.zeros(store.dim)) + diff
             counts[word] += 1
     return {word: total / counts[word] for word, total in sums.items()}
 
@@ -420,8 +460,8 @@ def pointing_probe(
     evaluation = _pointing_examples(uf, task, evaluate)
     for ex in evaluation:
         query = np.zeros(store.dim)
-        for word in set(ex.words):
-            query += prototypes.get(word, 0.0)
+        for word in set(ex.words) & prototypes.keys():
+            query += prototypes[word]
         match = store.match(ex.image, ex.boxes)
         _, feats = store.regions(ex.image)
         scores = np.where(match >= 0, feats[np.maximum(match, 0)] @ query, -np.inf)
@@ -446,4 +486,6 @@ def run_probe(
         return vqa_probe(uf, task, train, evaluate, store)
     if group == "retrieval":
         return retrieval_probe(uf, task, train, evaluate, store)
-    return pointing_probe(uf, task, train, evaluate, store)  # refer, and GuessWhat
+    if group in ("refer", "verification"):  # verification here: GuessWhat's guesser
+        return pointing_probe(uf, task, train, evaluate, store)
+    raise ValueError(f"no learnability probe for task {task!r} (group {group!r})")
