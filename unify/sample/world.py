@@ -449,7 +449,8 @@ def _refer(
     w: World, out: Path, task: str, images: list[int], refs_file: str, flavour: str
 ) -> list[Path]:
     s = w.spec
-    rng0 = w.rng(task, "splits")
+    # RefCOCO and RefCOCO+ share the UNC partition of their images (as in the releases).
+    rng0 = w.rng("umd" if flavour == "umd" else "unc", "splits")
     eval_splits = REFER_SPLITS["umd" if flavour == "umd" else "unc"]
     split_of = {}
     for cid in images:
