@@ -93,16 +93,17 @@ class Link(NamedTuple):
 class LinkSet:
     """Unique links, stored sorted by (type, key_a, key_b)."""
 
-    links: set[Link] = field(default_factory=set)
+    #: plain (type, key_a, key_b, source) tuples: cheap to build by the hundred thousand
+    links: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     def add(self, link_type: str, key_a: str, key_b: str, source: str) -> None:
-        self.links.add(Link(link_type, key_a, key_b, source))
+        self.links.add((link_type, key_a, key_b, source))
 
     def sorted(self) -> list[Link]:
-        return sorted(self.links)
+        return [Link._make(t) for t in sorted(self.links)]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for link in self.links:
-            out[link.type] = out.get(link.type, 0) + 1
+        for link_type, *_ in self.links:
+            out[link_type] = out.get(link_type, 0) + 1
         return dict(sorted(out.items()))

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+import orjson
+
 from unify.errors import DataError, MalformedFileError
 
 Decoding = Literal["default", "bytes-utf8"]
@@ -149,33 +151,17 @@ def _plain(value: Any, path: Path | str, trail: tuple[Any, ...]) -> Any:
 
 
 def _only_plain_text(value: Any) -> bool:
-    """Fast check (no recursion, no copies): only containers and scalars, no bytes.
+    """Fast check, in C: only dicts, lists, tuples, text and numbers (no bytes, no sets).
 
-    The common case (a pickle that loaded with the default decoding) needs no rewriting;
-    only when this finds something else does ``_walk`` run, to decode bytes or to name
-    the offending position.
+    orjson serialises exactly the plain kinds and raises on anything else (bytes, sets,
+    bytearrays, integers beyond 64 bits, self-references, very deep nesting), so a pickle
+    that loaded with the default decoding is accepted without a Python-level walk; only
+    when this fails does ``_walk`` run, to decode bytes or to name the offending position.
     """
-    stack = [value]
-    scalars = _SCALARS
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict or kind is list or kind is tuple:
-            if id(item) in seen:  # shared or self-referencing: let _walk decide
-                return False
-            seen.add(id(item))
-        if kind is dict:
-            if not set(map(type, item)) <= scalars:
-                return False
-            values = item.values()
-            if not set(map(type, values)) <= scalars:
-                stack.extend(values)
-        elif kind is list or kind is tuple:
-            if not set(map(type, item)) <= scalars:
-                stack.extend(item)
-        elif kind not in scalars:
-            return False
+    try:
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
     return True
 
 
