@@ -115,8 +115,9 @@ def run_build(
         report[conv.name] = table.report
     # VG's image_data.json also bridges COCO and Flickr photos (coco_id + flickr_id of one
     # record), so it is read whenever the build has keys of any universe it links.
+    has_vg = any(k.startswith("vg:") for k in ctx.images.sizes)
     report["links"] = (
-        {"added_from_vg_image_data": add_vg_links(ctx)}
+        {"added_from_vg_image_data": add_vg_links(ctx, bridges_only=not has_vg)}
         if any(k.startswith(VG_LINKED) for k in ctx.images.sizes)
         else {}
     )

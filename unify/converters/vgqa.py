@@ -75,14 +75,21 @@ def load_vg_image_data(ctx: BuildContext) -> dict[int, VgImage] | None:
     return ctx.shared("vg_image_data", load)
 
 
-def add_vg_links(ctx: BuildContext) -> dict[str, int]:
-    """Every coco_id / flickr_id bridge of image_data.json into /links (whole file)."""
+def add_vg_links(ctx: BuildContext, bridges_only: bool = False) -> dict[str, int]:
+    """The coco_id / flickr_id links of image_data.json into /links (whole file).
+
+    With ``bridges_only`` (a build without VG images), only records that name both a COCO
+    image and a Flickr photo are added: a VG key that no task uses can only matter by
+    joining two other universes, so the ~60k one-sided links would be dead weight.
+    """
     records = load_vg_image_data(ctx)
     if records is None:
         return {}
     source = f"{Vgqa.name}/{IMAGE_DATA}"
     counts = {LINK_VG_COCO: 0, LINK_VG_FLICKR: 0}
     for image_id, rec in records.items():
+        if bridges_only and (rec.coco_id is None or rec.flickr_id is None):
+            continue
         if rec.coco_id is not None:
             ctx.links.add(LINK_VG_COCO, vg_key(image_id), coco_key(rec.coco_id), source)
             counts[LINK_VG_COCO] += 1
@@ -94,10 +101,11 @@ def add_vg_links(ctx: BuildContext) -> dict[str, int]:
 
 def fill_vg_sizes(ctx: BuildContext) -> None:
     """Give every registered ``vg:`` key its size from image_data.json."""
-    records = load_vg_image_data(ctx)
+    keys = [k for k in ctx.images.sizes if k.startswith("vg:")]
+    records = load_vg_image_data(ctx) if keys else None
     if records is None:
         return
-    for key in [k for k in ctx.images.sizes if k.startswith("vg:")]:
+    for key in keys:
         rec = records.get(int(key[3:]))
         if rec is not None:
             ctx.images.update_size(key, rec.width, rec.height)
