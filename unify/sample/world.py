@@ -515,39 +515,41 @@ def _visual7w(w: World, out: Path) -> list[Path]:
     )
     split_of = {v: "val" for v in evals[:n]} | {v: "test" for v in evals[n:]}
     train = w.vg_train + list(w.vg_coco)
-    boxes: list[V7wBox] = []
+    order = evals + train
     qa_ids = [0]
 
+    def image_boxes(vid: int, scene: Scene) -> list[V7wBox]:
+        """The image's boxes: its objects, then background regions up to 4 candidates.
+        Ids are derived from the image id, so the two streamed passes agree."""
+        boxes: list[V7wBox] = [
+            {
+                "box_id": vid * 10 + j,
+                "x": o.box[0],
+                "y": o.box[1],
+                "width": o.box[2],
+                "height": o.box[3],
+                "name": o.category,
+            }
+            for j, o in enumerate(scene.objects)
+        ]
+        while len(boxes) < 4:
+            boxes.append(
+                {
+                    "box_id": vid * 10 + len(boxes),
+                    "x": 0.0,
+                    "y": 0.0,
+                    "width": scene.width / 2,
+                    "height": float(scene.height),
+                    "name": "background",
+                }
+            )
+        return boxes
+
     def images() -> Iterator[V7wImage]:
-        for vid in evals + train:
+        for vid in order:
             rng = w.rng("v7w", vid)
             scene = w.scene(w.vg_uid(vid))
-            ids = []
-            for obj in scene.objects:
-                x, y, bw, bh = obj.box
-                ids.append(len(boxes) + 1)
-                boxes.append(
-                    {
-                        "box_id": ids[-1],
-                        "x": x,
-                        "y": y,
-                        "width": bw,
-                        "height": bh,
-                        "name": obj.category,
-                    }
-                )
-            while len(ids) < 4:  # background regions as distractors
-                ids.append(len(boxes) + 1)
-                boxes.append(
-                    {
-                        "box_id": ids[-1],
-                        "x": 0.0,
-                        "y": 0.0,
-                        "width": scene.width / 2,
-                        "height": float(scene.height),
-                        "name": "background",
-                    }
-                )
+            ids = [b["box_id"] for b in image_boxes(vid, scene)]
             qas = []
             for _ in range(_count(rng, s.v7w_per_image)):
                 target = rng.randrange(len(scene.objects))
@@ -563,10 +565,12 @@ def _visual7w(w: World, out: Path) -> list[Path]:
                 )
             yield {"image_id": vid, "split": split_of.get(vid, "train"), "qa_pairs": qas}
 
-    # Boxes are collected while images stream, so the image list is materialised first
-    # (Visual7W is small: 47k images at full scale).
-    image_list = list(images())
-    return [write_visual7w(out / "visual7w", image_list, boxes)]
+    def boxes() -> Iterator[V7wBox]:
+        for vid in order:
+            yield from image_boxes(vid, w.scene(w.vg_uid(vid)))
+
+    # Two streamed passes (images, then boxes) over the same deterministic scenes.
+    return [write_visual7w(out / "visual7w", images(), boxes())]
 
 
 def _guesswhat(w: World, out: Path) -> list[Path]:
