@@ -113,9 +113,14 @@ def main() -> None:
     with UnifiedFile(out) as uf:
         timings = uf.build_report.get("timings", {})
         removed = uf.build_report.get("leakage", {}).get("removed", {})
+        all_sources = [s["path"] for s in uf.sources]
+    parse_all = fresh_process(parse_body(all_sources))
     results["build_all"] = {
         "seconds": round(build["seconds"], 1),
         "peak_rss_gb": round(build["peak_rss_bytes"] / 2**30, 2),
+        "parse_all_seconds": round(parse_all["seconds"], 1),
+        "parse_all_peak_rss_gb": round(parse_all["peak_rss_bytes"] / 2**30, 2),
+        "ratio_to_parse": round(build["seconds"] / parse_all["seconds"], 2),
         "output_gb": round(out.stat().st_size / 1e9, 2),
         "timings": timings,
         "leakage_share_percent": round(100 * timings.get("leakage", 0) / build["seconds"], 2)
