@@ -178,3 +178,22 @@ def require_list(value: Any, path: Path | str, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise DataError(f"{path}: {what} must be a JSON array, got {type(value).__name__}")
     return value
+
+
+def require_items(
+    item: Any, fields: tuple[tuple[str, type], ...], path: Path, rid: object, where: str
+) -> None:
+    """``require`` for a nested item, naming the field as ``where.key``."""
+    if not isinstance(item, dict):
+        raise RecordError(path, rid, where, f"expected an object, got {type(item).__name__}")
+    for key, kind in fields:
+        if key not in item:
+            raise RecordError(path, rid, f"{where}.{key}", "missing")
+        value = item[key]
+        if type(value) is not kind:
+            raise RecordError(
+                path,
+                rid,
+                f"{where}.{key}",
+                f"expected {kind.__name__}, got {type(value).__name__} {value!r:.60}",
+            )

@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import (
+    BuildContext,
+    Converter,
+    RawFile,
+    SplitDecl,
+    require,
+    require_items,
+)
 from unify.errors import RecordError
 from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
 from unify.table import Ragged, SplitTable, TaskTable
@@ -201,17 +208,15 @@ def _explain(game: Any, path: Path, lineno: int) -> None:
         )
     target = require(game, "object_id", int, path, rid)
     image = require(game, "image", dict, path, rid)
-    _require_items(image, (("id", int), ("width", int), ("height", int)), path, rid, "image")
+    require_items(image, (("id", int), ("width", int), ("height", int)), path, rid, "image")
     qas = require(game, "qas", list, path, rid)
     for i, qa in enumerate(qas):
-        _require_items(
-            qa, (("id", int), ("question", str), ("answer", str)), path, rid, f"qas[{i}]"
-        )
+        require_items(qa, (("id", int), ("question", str), ("answer", str)), path, rid, f"qas[{i}]")
     objects = require(game, "objects", list, path, rid)
     seen: set[int] = set()
     for i, obj in enumerate(objects):
         where = f"objects[{i}]"
-        _require_items(
+        require_items(
             obj,
             (("id", int), ("category_id", int), ("category", str), ("bbox", list)),
             path,
@@ -229,22 +234,3 @@ def _explain(game: Any, path: Path, lineno: int) -> None:
             path, rid, "object_id", f"{target} is not among the game's {len(objects)} objects"
         )
     raise RecordError(path, rid, "<record>", "malformed")
-
-
-def _require_items(
-    item: Any, fields: tuple[tuple[str, type], ...], path: Path, rid: object, where: str
-) -> None:
-    """``require`` for a nested item, naming the field as ``where.key``."""
-    if not isinstance(item, dict):
-        raise RecordError(path, rid, where, f"expected an object, got {type(item).__name__}")
-    for key, kind in fields:
-        if key not in item:
-            raise RecordError(path, rid, f"{where}.{key}", "missing")
-        value = item[key]
-        if type(value) is not kind:
-            raise RecordError(
-                path,
-                rid,
-                f"{where}.{key}",
-                f"expected {kind.__name__}, got {type(value).__name__} {value!r:.60}",
-            )

@@ -26,7 +26,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import (
+    BuildContext,
+    Converter,
+    RawFile,
+    SplitDecl,
+    require,
+    require_items,
+)
 from unify.errors import RecordError
 from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
 from unify.rawio import read_bytes
@@ -314,21 +321,10 @@ def _ref_fields(
 
 def _explain_sentence(sent: Any, ref_id: int, j: int, path: Path) -> None:
     """Slow path: name the bad field of a ref's sentence, and raise."""
-    where = f"sentences[{j}]"
-    if not isinstance(sent, dict):
-        raise RecordError(path, ref_id, where, f"expected an object, got {type(sent).__name__}")
-    for key, kind in (("sent_id", int), ("sent", str), ("raw", str)):
-        if key not in sent:
-            raise RecordError(path, ref_id, f"{where}.{key}", "missing")
-        value = sent[key]
-        if type(value) is not kind:
-            raise RecordError(
-                path,
-                ref_id,
-                f"{where}.{key}",
-                f"expected {kind.__name__}, got {type(value).__name__} {value!r:.60}",
-            )
-    raise RecordError(path, ref_id, where, "malformed")  # pragma: no cover
+    require_items(
+        sent, (("sent_id", int), ("sent", str), ("raw", str)), path, ref_id, f"sentences[{j}]"
+    )
+    raise RecordError(path, ref_id, f"sentences[{j}]", "malformed")
 
 
 def _explain_annotation(ann: Any, index: int, path: Path) -> None:
