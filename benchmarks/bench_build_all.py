@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import CACHE, fresh_process, report
-from unify.converters import CANONICAL_TASKS
 from unify.reader import UnifiedFile
+from unify.tasks import task_names
 
 RAW = CACHE / "full"
 
@@ -83,7 +83,7 @@ def build_body(tasks: list[str], out: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", default=",".join(CANONICAL_TASKS))
+    parser.add_argument("--tasks", default=",".join(task_names()))
     parser.add_argument("--skip-per-task", action="store_true")
     args = parser.parse_args()
     ensure_sample()

@@ -15,10 +15,11 @@ import click
 from tqdm import tqdm
 
 from unify.build import BuildOptions, resolve_tasks, run_build
-from unify.converters import CANONICAL_TASKS, registry
+from unify.converters import registry
 from unify.errors import Vl12Error
 from unify.leakage import LeakagePolicy
 from unify.reader import UnifiedFile, _plain
+from unify.tasks import UNIVERSES, task_names
 
 
 def _progress_factory(quiet: bool) -> Any:
@@ -67,7 +68,7 @@ def main() -> None:
 def list_cmd(raw: Path | None) -> None:
     """Every dataset with the raw files it reads (and, with --raw, which are present)."""
     for conv in registry().values():
-        click.echo(f"{conv.name}  ({conv.title}; {conv.task_group}; metric {conv.metric})")
+        click.echo(f"{conv.name}  ({conv.title}; {conv.spec.group}; metric {conv.spec.metric})")
         click.echo(f"  download: {conv.homepage}")
         click.echo("  splits: " + ", ".join(f"{s.name} ({s.role})" for s in conv.splits))
         for rf in conv.raw_files:
@@ -109,13 +110,13 @@ def list_cmd(raw: Path | None) -> None:
 @click.option(
     "--keep-train",
     multiple=True,
-    type=click.Choice(CANONICAL_TASKS),
+    type=click.Choice(task_names()),
     help="Leakage policy: leave this task's training split uncleaned (repeatable).",
 )
 @click.option(
     "--ignore-eval",
     multiple=True,
-    type=click.Choice(CANONICAL_TASKS),
+    type=click.Choice(task_names()),
     help="Leakage policy: do not clean against this task's evaluation images (repeatable).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
@@ -308,7 +309,7 @@ def features() -> None:
 @click.option(
     "--universe",
     required=True,
-    type=click.Choice(["coco", "vg", "flickr", "nlvr2", "gqa"]),
+    type=click.Choice(list(UNIVERSES)),
     help="How to read the TSV's image_id as an image key.",
 )
 @click.option("--force", is_flag=True, help="Replace a feature set of the same name.")

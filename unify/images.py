@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-UNIVERSES = ("coco", "vg", "flickr", "nlvr2", "gqa")
-
 LINK_VG_COCO = "vg_coco_id"
 LINK_VG_FLICKR = "vg_flickr_id"
 LINK_COCO_FLICKR = "coco_flickr_url"

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from unify.cli import main
-from unify.converters import CANONICAL_TASKS
+from unify.tasks import task_names
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -31,7 +31,7 @@ def test_build_info_roundtrip(tiny_raw: Path, tmp_path: Path) -> None:
     summary = json.loads(text)
     assert summary["schema_version"] == "1.0"
     assert summary["tasks"]["gqa"]["splits"]["trainval"]["role"] == "train"
-    assert summary["build_options"]["tasks"] == list(CANONICAL_TASKS)
+    assert summary["build_options"]["tasks"] == list(task_names())
     assert summary["vocabularies"]["vqa2"]["min_count"] == 9
     assert {s["path"] for s in summary["sources"]} >= {"vgqa/image_data.json"}
 

@@ -21,6 +21,7 @@ from unify.images import ImageRegistry, LinkSet
 from unify.rawio import SourceLog, iter_json_items, iter_jsonl, load_json
 from unify.schema import Role
 from unify.table import TaskTable
+from unify.tasks import Split, TaskSpec
 from unify.vocab import Vocabulary
 
 T = TypeVar("T")
@@ -32,15 +33,6 @@ class RawFile:
 
     name: str
     required: bool = True
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class SplitDecl:
-    """A split the converter writes, its role, and where it comes from."""
-
-    name: str
-    role: Role
     description: str = ""
 
 
@@ -82,24 +74,36 @@ class BuildContext:
 
 
 class Converter(ABC):
-    """Declare a dataset; implement ``convert`` to map its raw records to columns."""
+    """Map a release's raw records to columns; everything else comes from the TaskSpec.
 
-    name: ClassVar[str]
-    title: ClassVar[str]
+    The converter declares only what belongs to the raw files (their names, the download
+    page, its own version); the task's name, splits and roles, id and group live in the
+    ``TaskSpec`` it is bound to, so one converter class can serve two tasks that share a
+    raw format (the refer tasks do).
+    """
+
     version: ClassVar[str]
-    task_group: ClassVar[str]
-    metric: ClassVar[str]
-    example_unit: ClassVar[str]
-    id_field: ClassVar[str]
     homepage: ClassVar[str]
     raw_files: ClassVar[tuple[RawFile, ...]]
-    splits: ClassVar[tuple[SplitDecl, ...]]
-    #: Other accepted folder names under the raw root (e.g. the refer toolkit's "refcoco+").
-    folder_aliases: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    @property
+    def splits(self) -> tuple[Split, ...]:
+        return self.spec.splits
 
     def task_dir(self, raw_root: Path) -> Path:
         """The task's folder: its name, or the first alias that exists."""
-        for folder in (self.name, *self.folder_aliases):
+        for folder in (self.name, *self.spec.aliases):
             if (raw_root / folder).is_dir():
                 return raw_root / folder
         return raw_root / self.name
@@ -134,17 +138,15 @@ class Converter(ABC):
         return iter_jsonl(self.file(ctx.raw_root, name), self.name, ctx.sources)
 
     def split_role(self, split: str) -> Role:
-        for decl in self.splits:
-            if decl.name == split:
-                return decl.role
-        raise KeyError(split)
+        return self.spec.role(split)
 
     def task_attrs(self, **extra: Any) -> dict[str, Any]:
+        spec = self.spec
         return {
-            "task_group": self.task_group,
-            "metric": self.metric,
-            "example_unit": self.example_unit,
-            "id_field": self.id_field,
+            "task_group": spec.group,
+            "metric": spec.metric,
+            "example_unit": spec.example_unit,
+            "id_field": spec.id_field,
             "converter_version": self.version,
             "title": self.title,
         } | extra

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, RawFile, SplitDecl, require
+from unify.converters.base import BuildContext, RawFile, require
 from unify.converters.karpathy import KarpathyConverter, KarpathySplit
 from unify.errors import DataError, RecordError
 from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
 from unify.rawio import iter_json_array
 from unify.table import SplitTable
+from unify.tasks import Split
 
 DATASET_FILE = "dataset_coco.json"
 FOLD_SIZE = 1000
@@ -37,8 +38,6 @@ COCO_HOMEPAGE = "https://cocodataset.org/#download"
 
 
 class CocoRetrieval(KarpathyConverter):
-    name = "coco_retrieval"
-    title = "COCO caption retrieval (Karpathy split)"
     karpathy_file = DATASET_FILE
     dataset_name = "coco"
     image_field = "cocoid"
@@ -57,11 +56,6 @@ class CocoRetrieval(KarpathyConverter):
             for kind in COCO_KINDS
         ),
     )
-    splits = (
-        SplitDecl("train", "train", "Karpathy train + restval"),
-        SplitDecl("val", "eval", "Karpathy val (5,000 images)"),
-        SplitDecl("test", "eval", "Karpathy test (5,000 images, 1k folds 0-4 in file order)"),
-    )
 
     def image_key(self, image: dict[str, Any]) -> str:
         cocoid = image["cocoid"]
@@ -72,7 +66,7 @@ class CocoRetrieval(KarpathyConverter):
     def explain_image_key(self, image: dict[str, Any], path: Path, record: str) -> None:
         require(image, "cocoid", int, path, record)
 
-    def split_table(self, decl: SplitDecl, part: KarpathySplit) -> SplitTable:
+    def split_table(self, decl: Split, part: KarpathySplit) -> SplitTable:
         table = super().split_table(decl, part)
         if decl.name == "test":
             folds = folds_1k(len(part.candidates))

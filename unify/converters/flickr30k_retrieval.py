@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from unify.converters.base import RawFile, SplitDecl, require
+from unify.converters.base import RawFile, require
 from unify.converters.karpathy import KarpathyConverter
 from unify.errors import RecordError
 from unify.images import flickr_key
@@ -24,19 +24,12 @@ PHOTO_FILE = re.compile(r"(\d+)\.\w+")
 
 
 class Flickr30kRetrieval(KarpathyConverter):
-    name = "flickr30k_retrieval"
-    title = "Flickr30k caption retrieval (Karpathy split)"
     karpathy_file = DATASET_FILE
     dataset_name = "flickr30k"
     image_field = "filename"
     split_of = MappingProxyType({"train": "train", "val": "val", "test": "test"})
     raw_files = (
         RawFile(DATASET_FILE, True, "Karpathy split of Flickr30k captions (caption_datasets.zip)"),
-    )
-    splits = (
-        SplitDecl("train", "train", "Karpathy train (29,000 images)"),
-        SplitDecl("val", "eval", "Karpathy val (1,014 images)"),
-        SplitDecl("test", "eval", "Karpathy test (1,000 images)"),
     )
 
     def image_key(self, image: dict[str, Any]) -> str:

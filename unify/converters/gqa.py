@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import gqa_key
 from unify.table import Ragged, SplitTable, TaskTable
@@ -39,13 +39,7 @@ ANSWERED_FIELDS = (
 
 
 class Gqa(Converter):
-    name = "gqa"
-    title = "GQA (balanced, v1.2)"
     version = "1.0.0"
-    task_group = "vqa"
-    metric = "gqa"
-    example_unit = "question"
-    id_field = "questionId"
     homepage = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
     raw_files = (
         RawFile("train_balanced_questions.json", True, "balanced training questions"),
@@ -56,14 +50,6 @@ class Gqa(Converter):
         RawFile(
             "submission_all_questions.json", False, "challenge submission questions, no answers"
         ),
-    )
-    splits = (
-        SplitDecl("trainval", "train", "train + val balanced minus minval"),
-        SplitDecl("minval", "eval", "the 3,000 val balanced questions with the largest id"),
-        SplitDecl("testdev", "eval", "test-dev balanced"),
-        SplitDecl("minval_all", "extra", "val all-questions on minval images (consistency)"),
-        SplitDecl("testdev_all", "extra", "test-dev all-questions (consistency)"),
-        SplitDecl("submission", "eval", "submission all-questions, no answers"),
     )
 
     def convert(self, ctx: BuildContext) -> TaskTable:

@@ -24,7 +24,6 @@ from unify.converters.base import (
     BuildContext,
     Converter,
     RawFile,
-    SplitDecl,
     require,
     require_items,
 )
@@ -39,21 +38,10 @@ _NUMBER = (int, float)
 
 
 class GuessWhat(Converter):
-    name = "guesswhat"
-    title = "GuessWhat?!"
     version = "1.0.0"
-    task_group = "verification"
-    metric = "guesswhat"
-    example_unit = "game"
-    id_field = "id"
     homepage = "https://guesswhat.ai/download"
     raw_files = tuple(
         RawFile(FILE.format(s), True, f"{s} games (gzip JSON Lines)") for s in SPLIT_NAMES
-    )
-    splits = (
-        SplitDecl("train", "train", "guesswhat.train.jsonl.gz"),
-        SplitDecl("valid", "eval", "guesswhat.valid.jsonl.gz"),
-        SplitDecl("test", "eval", "guesswhat.test.jsonl.gz"),
     )
 
     def convert(self, ctx: BuildContext) -> TaskTable:

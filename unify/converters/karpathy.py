@@ -26,9 +26,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, SplitDecl, require
+from unify.converters.base import BuildContext, Converter, require
 from unify.errors import DataError, RecordError
 from unify.table import SplitTable, TaskTable
+from unify.tasks import Split
 
 HOMEPAGE = "https://cs.stanford.edu/people/karpathy/deepimagesent/"
 #: Split array of every retrieval split: the split's image keys in release order.
@@ -56,10 +57,6 @@ class KarpathyConverter(Converter):
     """
 
     version = "1.0.0"
-    task_group = "retrieval"
-    metric = "retrieval"
-    example_unit = "caption"
-    id_field = "sentid"
     homepage = HOMEPAGE
 
     karpathy_file: ClassVar[str]
@@ -89,7 +86,7 @@ class KarpathyConverter(Converter):
         self.finish(ctx, report)
         return TaskTable(self.name, self.task_attrs(), splits, report)
 
-    def split_table(self, decl: SplitDecl, part: KarpathySplit) -> SplitTable:
+    def split_table(self, decl: Split, part: KarpathySplit) -> SplitTable:
         """The columns every retrieval split has (schema.md), plus ``candidates``."""
         return SplitTable(
             decl.name,

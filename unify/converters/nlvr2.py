@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.table import SplitTable, TaskTable
 
@@ -49,22 +49,10 @@ def sentence_key(parts: list[str]) -> str:
 
 
 class Nlvr2(Converter):
-    name = "nlvr2"
-    title = "NLVR2"
     version = "1.0.0"
-    task_group = "verification"
-    metric = "nlvr2"
-    example_unit = "sentence_image_pair"
-    id_field = "identifier"
     homepage = "https://github.com/lil-lab/nlvr/tree/master/nlvr2"
     raw_files = tuple(
         RawFile(file, required, f"{split} examples (JSON Lines)") for split, file, required in FILES
-    )
-    splits = (
-        SplitDecl("train", "train", "train.json"),
-        SplitDecl("dev", "eval", "dev.json"),
-        SplitDecl("test1", "eval", "test1.json (public test)"),
-        SplitDecl("test2", "eval", "test2.json (optional; released after the hidden test)"),
     )
 
     def convert(self, ctx: BuildContext) -> TaskTable:

@@ -30,7 +30,6 @@ from unify.converters.base import (
     BuildContext,
     Converter,
     RawFile,
-    SplitDecl,
     require,
     require_items,
 )
@@ -72,10 +71,6 @@ class ReferConverter(Converter):
 
     refs_file: ClassVar[str]
     version = "1.0.0"
-    task_group = "refer"
-    metric = "refexp"
-    example_unit = "sentence"
-    id_field = "sent_id"
     homepage = HOMEPAGE
 
     def load_pickle(self, ctx: BuildContext, name: str) -> PlainPickle:
@@ -358,40 +353,21 @@ def _regions(image_ids: np.ndarray, inst: Instances) -> Ragged:
 
 
 class RefCoco(ReferConverter):
-    name = "refcoco"
-    title = "RefCOCO (UNC splits)"
     refs_file = REFS_UNC
     raw_files = (
         RawFile(REFS_UNC, True, "refs with sentences and splits (Python-2 pickle)"),
         RawFile(INSTANCES, True, "COCO instances of the referred images"),
     )
-    splits = (
-        SplitDecl("train", "train", "refs with split 'train'"),
-        SplitDecl("val", "eval", "refs with split 'val'"),
-        SplitDecl("testA", "eval", "refs with split 'testA' (people)"),
-        SplitDecl("testB", "eval", "refs with split 'testB' (other objects)"),
-    )
 
 
 class RefCocoPlus(ReferConverter):
-    name = "refcoco_plus"
-    title = "RefCOCO+ (UNC splits)"
     refs_file = REFS_UNC
-    folder_aliases = ("refcoco+",)
     raw_files = RefCoco.raw_files
-    splits = RefCoco.splits
 
 
 class RefCocog(ReferConverter):
-    name = "refcocog"
-    title = "RefCOCOg (UMD splits)"
     refs_file = REFS_UMD
     raw_files = (
         RawFile(REFS_UMD, True, "refs with sentences and UMD splits (Python-2 pickle)"),
         RawFile(INSTANCES, True, "COCO instances of the referred images"),
-    )
-    splits = (
-        SplitDecl("train", "train", "refs with split 'train'"),
-        SplitDecl("val", "eval", "refs with split 'val'"),
-        SplitDecl("test", "eval", "refs with split 'test'"),
     )

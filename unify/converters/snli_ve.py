@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import flickr_key
 from unify.table import SplitTable, TaskTable
@@ -37,20 +37,9 @@ IMAGE_FIELDS = ("Flikr30kID", "Flickr30K_ID")
 
 
 class SnliVe(Converter):
-    name = "snli_ve"
-    title = "SNLI-VE"
     version = "1.0.0"
-    task_group = "verification"
-    metric = "snli_ve"
-    example_unit = "image_hypothesis_pair"
-    id_field = "pairID"
     homepage = "https://github.com/necla-ml/SNLI-VE"
     raw_files = tuple(RawFile(FILE.format(s), True, f"{s} pairs (JSON Lines)") for s in SPLIT_NAMES)
-    splits = (
-        SplitDecl("train", "train", "snli_ve_train.jsonl (Flickr30k Entities train images)"),
-        SplitDecl("dev", "eval", "snli_ve_dev.jsonl (Flickr30k Entities val images)"),
-        SplitDecl("test", "eval", "snli_ve_test.jsonl (Flickr30k Entities test images)"),
-    )
 
     def convert(self, ctx: BuildContext) -> TaskTable:
         splits: list[SplitTable] = []

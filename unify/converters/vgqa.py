@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.images import LINK_VG_COCO, LINK_VG_FLICKR, coco_key, flickr_key, vg_key
 from unify.rawio import load_json
 from unify.table import SplitTable, TaskTable
@@ -27,6 +27,8 @@ VAL_SIZE = 5000
 MIN_ANSWER_COUNT = 9
 IMAGE_DATA = "image_data.json"
 QUESTION_ANSWERS = "question_answers.json"
+#: The raw folder that holds VG's image_data.json, which several tasks read.
+VG_FOLDER = "vgqa"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class VgImage:
 
 def image_data_path(raw_root: Path) -> Path:
     """Where every converter looks for VG's image_data.json (the vgqa folder)."""
-    return raw_root / Vgqa.name / IMAGE_DATA
+    return raw_root / VG_FOLDER / IMAGE_DATA
 
 
 def load_vg_image_data(ctx: BuildContext) -> dict[int, VgImage] | None:
@@ -49,7 +51,7 @@ def load_vg_image_data(ctx: BuildContext) -> dict[int, VgImage] | None:
         return None
 
     def load() -> dict[int, VgImage]:
-        records = load_json(path, Vgqa.name, ctx.sources)
+        records = load_json(path, VG_FOLDER, ctx.sources)
         if not isinstance(records, list):
             require({}, "<top level>", list, path, "<top level>")
         out: dict[int, VgImage] = {}
@@ -85,7 +87,7 @@ def add_vg_links(ctx: BuildContext, bridges_only: bool = False) -> dict[str, int
     records = load_vg_image_data(ctx)
     if records is None:
         return {}
-    source = f"{Vgqa.name}/{IMAGE_DATA}"
+    source = f"{VG_FOLDER}/{IMAGE_DATA}"
     counts = {LINK_VG_COCO: 0, LINK_VG_FLICKR: 0}
     for image_id, rec in records.items():
         if bridges_only and (rec.coco_id is None or rec.flickr_id is None):
@@ -112,21 +114,11 @@ def fill_vg_sizes(ctx: BuildContext) -> None:
 
 
 class Vgqa(Converter):
-    name = "vgqa"
-    title = "Visual Genome QA"
     version = "1.0.0"
-    task_group = "vqa"
-    metric = "vgqa"
-    example_unit = "qa_pair"
-    id_field = "qa_id"
     homepage = "https://homes.cs.washington.edu/~ranjay/visualgenome/api.html"
     raw_files = (
         RawFile(QUESTION_ANSWERS, True, "QA pairs per image (v1.2)"),
         RawFile(IMAGE_DATA, True, "image metadata with coco_id/flickr_id"),
-    )
-    splits = (
-        SplitDecl("train", "train", "all QA pairs but val"),
-        SplitDecl("val", "eval", "the 5,000 QA pairs with the largest qa_id"),
     )
 
     def convert(self, ctx: BuildContext) -> TaskTable:

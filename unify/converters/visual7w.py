@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import vg_key
 from unify.table import SplitTable, TaskTable
@@ -29,20 +29,9 @@ BOX_FIELDS = ("x", "y", "width", "height")
 
 
 class Visual7w(Converter):
-    name = "visual7w"
-    title = "Visual7W (pointing)"
     version = "1.0.0"
-    task_group = "refer"
-    metric = "pointing"
-    example_unit = "qa_pair"
-    id_field = "qa_id"
     homepage = "http://ai.stanford.edu/~yukez/visual7w/"
     raw_files = (RawFile(POINTING, True, "pointing QA pairs, splits and boxes"),)
-    splits = (
-        SplitDecl("train", "train", "images with split 'train'"),
-        SplitDecl("val", "eval", "images with split 'val'"),
-        SplitDecl("test", "eval", "images with split 'test'"),
-    )
 
     def convert(self, ctx: BuildContext) -> TaskTable:
         path = self.file(ctx.raw_root, POINTING)

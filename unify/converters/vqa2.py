@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from unify.converters.base import BuildContext, Converter, RawFile, SplitDecl, require
+from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import DataError, RecordError
 from unify.images import coco_key
 from unify.table import Ragged, SplitTable, TaskTable
@@ -34,13 +34,7 @@ TEST_SUBSETS = (("test", "test2015"), ("test-dev", "test-dev2015"))
 
 
 class Vqa2(Converter):
-    name = "vqa2"
-    title = "VQA v2"
     version = "1.0.0"
-    task_group = "vqa"
-    metric = "vqa"
-    example_unit = "question"
-    id_field = "question_id"
     homepage = "https://visualqa.org/download.html"
     raw_files = (
         RawFile(QUESTIONS.format("train2014"), True, "train questions"),
@@ -49,12 +43,6 @@ class Vqa2(Converter):
         RawFile(ANNOTATIONS.format("val2014"), True, "val annotations"),
         RawFile(QUESTIONS.format("test2015"), False, "test questions (no answers)"),
         RawFile(QUESTIONS.format("test-dev2015"), False, "test-dev questions (no answers)"),
-    )
-    splits = (
-        SplitDecl("trainval", "train", "train2014 + val2014 minus minval"),
-        SplitDecl("minval", "eval", "the 3,000 val2014 questions with the largest question_id"),
-        SplitDecl("test", "eval", "test2015 questions, no answers"),
-        SplitDecl("test-dev", "eval", "test-dev2015 questions, no answers"),
     )
 
     def convert(self, ctx: BuildContext) -> TaskTable:

@@ -19,6 +19,7 @@ from unify.features import import_features
 from unify.reader import UnifiedFile
 from unify.sample.probes import ProbeResult, RegionStore, run_probe
 from unify.sample.world import generate
+from unify.tasks import GROUPS, tasks_in_group
 
 SCALE, SEED = "small", 0
 UNIVERSES = ("coco", "vg", "flickr", "nlvr2")
@@ -27,29 +28,14 @@ MARGIN = 20.0
 #: Points above its text-only twin a probe must score (the image must matter).
 BLIND_MARGIN = 10.0
 
-#: task group (the file's ``task_group``) -> (task, training split, evaluation split,
-#: region features) probed in it.
+#: task group -> (task, training split, model-selection split, region features) probed in
+#: it, derived from the TaskSpecs (the features of the task's first image universe).
 PLAN: dict[str, tuple[tuple[str, str, str, str], ...]] = {
-    "vqa": (
-        ("vqa2", "trainval", "minval", "bottomup_coco"),
-        ("gqa", "trainval", "minval", "bottomup_vg"),
-        ("vgqa", "train", "val", "bottomup_vg"),
-    ),
-    "retrieval": (
-        ("coco_retrieval", "train", "test", "bottomup_coco"),
-        ("flickr30k_retrieval", "train", "test", "bottomup_flickr"),
-    ),
-    "refer": (
-        ("refcoco", "train", "val", "bottomup_coco"),
-        ("refcoco_plus", "train", "val", "bottomup_coco"),
-        ("refcocog", "train", "val", "bottomup_coco"),
-        ("visual7w", "train", "val", "bottomup_vg"),
-    ),
-    "verification": (
-        ("nlvr2", "train", "dev", "bottomup_nlvr2"),
-        ("snli_ve", "train", "test", "bottomup_flickr"),
-        ("guesswhat", "train", "valid", "bottomup_coco"),
-    ),
+    group: tuple(
+        (spec.name, spec.train_splits[0], spec.val_split, f"bottomup_{spec.universes[0]}")
+        for spec in tasks_in_group(group)
+    )
+    for group in GROUPS
 }
 
 
