@@ -37,6 +37,7 @@ from unify.leakage import (
 from unify.reader import UnifiedFile
 from unify.sample.vgqa_format import write_vgqa
 from unify.table import Ragged, SplitTable, TaskTable
+from unify.tasks import get
 
 VG_COCO, VG_FLICKR, COCO_FLICKR, SAME = (
     "vg_coco_id",
@@ -44,7 +45,6 @@ VG_COCO, VG_FLICKR, COCO_FLICKR, SAME = (
     "coco_flickr_url",
     "same_key",
 )
-TRAIN_SPLIT = {"vqa2": "trainval", "gqa": "trainval"}  # every other task: "train"
 
 Pair = tuple[str, str, str, int, int, list[str]]
 
@@ -55,7 +55,7 @@ def run(*args: object) -> tuple[int, str, str]:
 
 
 def train_split(task: str) -> str:
-    return TRAIN_SPLIT.get(task, "train")
+    return get(task).train_splits[0]
 
 
 def report_of(path: Path) -> dict[str, Any]:
