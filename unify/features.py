@@ -28,18 +28,13 @@ import h5py
 import numpy as np
 
 from unify.errors import DataError, MalformedFileError
-from unify.images import coco_key, flickr_key, gqa_key, vg_key
+from unify.images import KEY_OF_ID
 from unify.schema import FEATURES, IMAGES
 from unify.writer import atomic_output
 
 BLOCK_IMAGES = 256
-UNIVERSES: dict[str, Callable[[str], str]] = {
-    "coco": lambda i: coco_key(int(i)),
-    "vg": lambda i: vg_key(int(i)),
-    "flickr": lambda i: flickr_key(int(i)),
-    "nlvr2": lambda i: f"nlvr2:{i}",
-    "gqa": gqa_key,
-}
+#: Universe name -> image key of an id as the universe's files write it.
+UNIVERSES = KEY_OF_ID
 
 
 @dataclass

@@ -10,7 +10,9 @@ recomputed from a unified file alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NamedTuple
 
 LINK_VG_COCO = "vg_coco_id"
@@ -44,6 +46,23 @@ def flickr_id_from_url(url: str) -> str | None:
     match = _FLICKR_ID.match(url.split("?", 1)[0].rsplit("/", 1)[-1])
     return match.group(1) if match else None
 
+
+
+def _nlvr2_key(image: str) -> str:
+    return f"nlvr2:{image}"
+
+
+#: Universe -> the image key of an id written as text (a feature TSV, an id list). The
+#: universes themselves are declared in ``unify.tasks.UNIVERSES``; a test holds both equal.
+KEY_OF_ID: Mapping[str, Callable[[str], str]] = MappingProxyType(
+    {
+        "coco": lambda i: coco_key(int(i)),
+        "vg": lambda i: vg_key(int(i)),
+        "flickr": lambda i: flickr_key(int(i)),
+        "nlvr2": _nlvr2_key,
+        "gqa": gqa_key,
+    }
+)
 
 @dataclass
 class ImageRegistry:
