@@ -194,3 +194,22 @@ def test_docs_tasks_page_is_the_rendering_of_the_specs() -> None:
     from unify.taskdoc import render_markdown
 
     assert (REPO / "docs" / "tasks.md").read_text() == render_markdown()
+
+
+def test_unify_tasks_command_prints_the_specs() -> None:
+    from click.testing import CliRunner
+
+    from unify.cli import main
+
+    listed = CliRunner().invoke(main, ["tasks", "--json"])
+    assert listed.exit_code == 0, listed.output
+    records = json.loads(listed.stdout)
+    assert [r["name"] for r in records] == list(task_names())
+    refcoco = records[task_names().index("refcoco")]
+    assert {"name": "all", "splits": ["val", "testA", "testB"]}.items() <= refcoco["phases"][
+        -1
+    ].items()
+    page = CliRunner().invoke(main, ["tasks", "--markdown"])
+    assert page.stdout == (REPO / "docs" / "tasks.md").read_text()
+    both = CliRunner().invoke(main, ["tasks", "--markdown", "--json"])
+    assert both.exit_code == 2 and "exclude each other" in both.stderr

@@ -19,7 +19,7 @@ from unify.converters import registry
 from unify.errors import Vl12Error
 from unify.leakage import LeakagePolicy
 from unify.reader import UnifiedFile, _plain
-from unify.tasks import UNIVERSES, task_names
+from unify.tasks import UNIVERSES, all_tasks, task_names
 
 
 def _progress_factory(quiet: bool) -> Any:
@@ -364,3 +364,28 @@ def sample(out: Path, scale: str, seed: int, feature_dim: int, no_features: bool
 
 if __name__ == "__main__":
     main()
+
+
+@main.command("tasks")
+@click.option("--markdown", is_flag=True, help="Print docs/tasks.md (generated from the specs).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tasks_cmd(markdown: bool, as_json: bool) -> None:
+    """Every task's declaration: group, splits, phases, metric and leaderboard columns."""
+    from unify.taskdoc import render_markdown, spec_record
+
+    if markdown and as_json:
+        raise click.UsageError("--markdown and --json exclude each other")
+    if markdown:
+        click.echo(render_markdown(), nl=False)
+        return
+    records = [spec_record(spec) for spec in all_tasks().values()]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        phases = ", ".join(f"{p['name']} ({'+'.join(p['splits'])})" for p in r["phases"])
+        click.echo(f"{r['name']}  ({r['title']}; {r['group']}; metric {r['metric']})")
+        click.echo(f"  phases: {phases}; default {r['default_phase']}; select on {r['val_split']}")
+        click.echo(
+            f"  primary: {r['primary']}; columns: {', '.join(c['name'] for c in r['columns'])}"
+        )

@@ -6,6 +6,9 @@ rendering, so the documented tasks, splits, phases and columns cannot drift from
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from unify.tasks import GROUPS, TaskSpec, all_tasks
 
 HEADER = """# Tasks
@@ -66,3 +69,10 @@ def render_markdown() -> str:
             lines.append(f"- chance level of `{s.primary}`: {_chance(s)}")
             lines.append(f"- converter: `{s.converter}`")
     return "\n".join(lines) + "\n"
+
+
+def spec_record(spec: TaskSpec) -> dict[str, Any]:
+    """A TaskSpec as plain JSON data (``unify tasks --json``)."""
+    record = asdict(spec)
+    record["id_kind"] = spec.id_kind.__name__
+    return record
