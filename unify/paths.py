@@ -71,6 +71,8 @@ def input_file(path: Path, what: str = "file") -> Path:
         if problem is not None:
             raise PathError(f"{what} {path} cannot exist: {problem}")
         raise PathError(f"{what} {path} does not exist")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the open below
+        raise PathError(f"{what} {path} is not a regular file")
     try:
         with path.open("rb") as handle:
             handle.read(1)

@@ -186,6 +186,20 @@ def test_input_file_reads_a_byte(tmp_path: Path) -> None:
         input_file(UNREADABLE)
 
 
+def test_input_file_refuses_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # A writer holds the FIFO with a byte in it, so that a check that opened and read it
+    # would return (and fail this test) instead of blocking.
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        os.write(writer, b"x")
+        with pytest.raises(PathError, match="is not a regular file"):
+            input_file(fifo, "unified file")
+    finally:
+        os.close(writer)
+
+
 def test_os_error_message_is_one_line() -> None:
     assert os_error_message(OSError(2, "No such\nfile", "a.h5")) == "a.h5: No such file"
     exc = OSError(18, "Invalid cross-device link", "a", None, "b")
