@@ -49,6 +49,7 @@ def ensure_sample() -> None:
             "full",
             "--feature-dim",
             "16",
+            "--force",  # a run interrupted earlier may have left a partial folder
         ],
         check=True,
     )

@@ -1,11 +1,16 @@
-"""The ``unify`` command: list, build, info, sample.
+"""The ``unify`` command: list, build, info, leaks, features import, sample.
 
-Exit codes: 0 ok, 1 data error (bad or missing raw input, unreadable file), 2 usage error.
+Exit codes: 0 ok; 1 data error (bad or missing raw input, a path that cannot be read or
+written, an unreadable unified file); 2 usage error (bad options or task names, an output
+that exists without ``--force``); 3 ``unify leaks`` found leaking examples. Every error is
+one message naming the file (``unify.paths`` checks paths before any work), never a
+traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +23,7 @@ from unify.build import BuildOptions, resolve_tasks, run_build
 from unify.converters import registry
 from unify.errors import Vl12Error
 from unify.leakage import LeakagePolicy
+from unify.paths import input_dir, input_file, os_error_message, output_file
 from unify.reader import UnifiedFile, _plain
 from unify.tasks import UNIVERSES, all_tasks, task_names
 
@@ -44,7 +50,11 @@ def _progress_factory(quiet: bool) -> Any:
 
 
 class _Group(click.Group):
-    """Turns our errors into one line on stderr and exit code 1, never a traceback."""
+    """Turns our errors into one message on stderr and their exit code, never a traceback.
+
+    An ``OSError`` that no path check foresaw (a disk that fills up, a folder removed
+    during a build) is a data error too: one line naming the path, exit 1.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,9 +62,33 @@ class _Group(click.Group):
         except Vl12Error as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            click.echo(f"error: {os_error_message(exc)}", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written", err=True)
             ctx.exit(130)
+
+
+class _Existing(click.ParamType):
+    """A path the command reads: checked while the options are parsed, before any work.
+
+    A path that cannot be read is a data error (exit 1, raised as ``PathError``), not a
+    usage error: the command line was well formed, the file system disagrees.
+    """
+
+    def __init__(self, what: str, folder: bool = False) -> None:
+        self.what = what
+        self.folder = folder
+        self.name = "folder" if folder else "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = Path(value)
+        return input_dir(path, self.what) if self.folder else input_file(path, self.what)
+
+
+RAW_FOLDER = _Existing("raw folder", folder=True)
+UNIFIED_FILE = _Existing("unified file")
 
 
 @click.group(cls=_Group)
@@ -64,7 +98,7 @@ def main() -> None:
 
 
 @main.command("list")
-@click.option("--raw", type=click.Path(path_type=Path), help="Raw folder to check for files.")
+@click.option("--raw", type=RAW_FOLDER, help="Raw folder to check for files (it must exist).")
 def list_cmd(raw: Path | None) -> None:
     """Every dataset with the raw files it reads (and, with --raw, which are present)."""
     for conv in registry().values():
@@ -88,12 +122,12 @@ def list_cmd(raw: Path | None) -> None:
 
 
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, type=click.Choice(task_names()), metavar="[NAMES]...")
 @click.option("--all", "all_tasks", is_flag=True, help="Build every dataset (all must be present).")
 @click.option(
     "--raw",
     required=True,
-    type=click.Path(path_type=Path),
+    type=RAW_FOLDER,
     help="Raw folder: <raw>/<task>/<files>.",
 )
 @click.option(
@@ -111,15 +145,17 @@ def list_cmd(raw: Path | None) -> None:
     "--keep-train",
     multiple=True,
     type=click.Choice(task_names()),
+    metavar="TASK",
     help="Leakage policy: leave this task's training split uncleaned (repeatable).",
 )
 @click.option(
     "--ignore-eval",
     multiple=True,
     type=click.Choice(task_names()),
+    metavar="TASK",
     help="Leakage policy: do not clean against this task's evaluation images (repeatable).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary.")
 def build(
     names: tuple[str, ...],
     all_tasks: bool,
@@ -135,9 +171,9 @@ def build(
     """Convert NAMES (or --all) from their official raw files into one unified file."""
     if all_tasks == bool(names):
         raise click.UsageError("give task NAMES or --all (not both)")
-    if out.exists() and not force:
-        raise click.UsageError(f"{out} exists; use --force to overwrite it")
+    output_file(out, force)
     tasks = resolve_tasks(names, all_tasks)
+    _check_raw_inputs(raw, tasks)
     policy = LeakagePolicy(keep_train=frozenset(keep_train), ignore_eval=frozenset(ignore_eval))
     options = BuildOptions(
         tasks=tasks, all=all_tasks, clean=not no_clean, max_examples=max_examples, policy=policy
@@ -151,15 +187,59 @@ def build(
             err=True,
         )
     if not quiet:
-        counts = ", ".join(
-            f"{t}: " + "/".join(f"{k} {v}" for k, v in result.report[t]["counts"].items())
-            for t in result.tasks
+        with UnifiedFile(out) as uf:
+            lines = build_summary(uf)
+        click.echo(f"wrote {out} in {result.seconds:.1f}s", err=True)
+        for line in lines:
+            click.echo(line, err=True)
+
+
+def _check_raw_inputs(raw: Path, tasks: tuple[str, ...]) -> None:
+    """Read a byte of every present raw file the build will read, before the slow parse.
+
+    Missing required files are the build's own check (it lists all of them at once); this
+    one catches a present file that cannot be read (a folder under a file's name, a
+    broken mount), which would otherwise fail mid-build without naming the file.
+    """
+    from unify.converters.vgqa import image_data_path
+
+    converters = registry()
+    paths = [path for t in tasks for _, path, _ in converters[t].file_status(raw)]
+    paths.append(image_data_path(raw))  # read for links whatever the tasks
+    for path in paths:
+        if os.path.lexists(path) and not path.is_dir():
+            input_file(path, "raw file")
+
+
+def build_summary(uf: UnifiedFile) -> list[str]:
+    """What a built file holds per task and split, and what leakage cleaning moved.
+
+    Read back from the file itself (splits and the stored /leakage report), never from the
+    converters' counts, which are taken before cleaning moves examples to ``mteval``.
+    """
+    lines = ["examples per split in the file:"]
+    for task in uf.tasks:
+        sizes = ", ".join(f"{s} {uf.split(task, s).num_examples}" for s in uf.splits(task))
+        lines.append(f"  {task}: {sizes}")
+    leakage = uf.build_report.get("leakage", {})
+    if not leakage.get("cleaned", False):
+        lines.append(
+            f"not cleaned (--no-clean): {leakage.get('leaking_training_examples', 0)} "
+            "training examples touch evaluation images (see `unify leaks`)"
         )
-        click.echo(f"wrote {out} in {result.seconds:.1f}s ({counts})", err=True)
+        return lines
+    removed = leakage.get("removed", {})
+    moved = {t: sum(removed[t].values()) for t in uf.tasks if sum(removed.get(t, {}).values())}
+    if moved:
+        listing = ", ".join(f"{task} {n}" for task, n in moved.items())
+        lines.append(f"leakage cleaning moved to mteval: {listing} (see `unify leaks`)")
+    else:
+        lines.append("leakage cleaning moved nothing (no training example on an evaluation image)")
+    return lines
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=UNIFIED_FILE)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(file: Path, as_json: bool) -> None:
     """Schema version, build options, tasks, splits, vocabularies and sources of FILE."""
@@ -234,17 +314,17 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=UNIFIED_FILE)
 @click.option(
     "--against",
-    type=click.Path(path_type=Path),
+    type=_Existing("id list"),
     multiple=True,
     help="Bare integer image ids (.npy or one per line) to treat as evaluation images.",
 )
 @click.option(
     "--universe",
     type=click.Choice(["coco", "vg", "flickr"]),
-    help="The universe of the --against ids.",
+    help="The universe of the --against ids (required with --against).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def leaks(file: Path, against: tuple[Path, ...], universe: str | None, as_json: bool) -> None:
@@ -303,8 +383,8 @@ def features() -> None:
 
 
 @features.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("tsv", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("file", type=UNIFIED_FILE)
+@click.argument("tsv", nargs=-1, required=True, type=_Existing("feature file"))
 @click.option("--name", required=True, help="Feature set name, e.g. bottomup_coco.")
 @click.option(
     "--universe",
@@ -320,6 +400,12 @@ def features_import(
     """Import bottom-up-attention TSV files into FILE as /features/NAME (atomically)."""
     from unify.features import import_features
 
+    # FILE is rewritten (a copy replaces it): its folder must take a new file, and an
+    # existing feature set of that name is replaced only with --force (a usage error).
+    output_file(file, force=True, what="unified file")
+    with UnifiedFile(file) as uf:
+        if name in uf.feature_names() and not force:
+            raise click.UsageError(f"{file}: features {name!r} exist; use --force to replace them")
     report = import_features(
         file, list(tsv), name, universe, force=force, progress=_progress_factory(quiet)
     )
@@ -334,6 +420,7 @@ def features_import(
 
 @main.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Raw folder to write.")
+@click.option("--force", is_flag=True, help="Write over the files of a non-empty --out.")
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "small", "full"]),
@@ -341,7 +428,7 @@ def features_import(
     show_default=True,
     help="tiny: seconds; small: tens of thousands; full: real sizes.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world.")
 @click.option(
     "--feature-dim",
     type=click.IntRange(min=1),
@@ -350,15 +437,25 @@ def features_import(
     help="Dimension of the region features in features/<universe>.tsv.",
 )
 @click.option("--no-features", is_flag=True, help="Skip the region-feature TSVs.")
-def sample(out: Path, scale: str, seed: int, feature_dim: int, no_features: bool) -> None:
+def sample(
+    out: Path, scale: str, seed: int, feature_dim: int, no_features: bool, force: bool
+) -> None:
     """Write all 12 datasets in their official raw formats from one generated world.
 
-    The same seed gives byte-identical files. Then: `unify build --all --raw OUT ...` and
+    A non-empty OUT needs --force. The same seed gives byte-identical files. Then:
+    `unify build --all --raw OUT ...` and
     `unify features import FILE OUT/features/<universe>.tsv --universe <universe> ...`.
     """
-    from unify.sample.world import generate
+    from unify.sample import generate
 
-    files = generate(out, scale=scale, seed=seed, feature_dim=feature_dim, features=not no_features)
+    files = generate(
+        out,
+        scale=scale,
+        seed=seed,
+        feature_dim=feature_dim,
+        features=not no_features,
+        force=force,
+    )
     click.echo(f"wrote {len(files)} raw files under {out}", err=True)
 
 

@@ -39,6 +39,10 @@ def test_build_info_roundtrip(tiny_raw: Path, tmp_path: Path) -> None:
 def test_usage_errors_exit_2(tiny_raw: Path, tmp_path: Path) -> None:
     out = tmp_path / "u.h5"
     assert run("build", "--raw", str(tiny_raw), "--out", str(out))[0] == 2  # no tasks
+    # An unknown task name is a bad argument (click's exit 2), naming the known ones.
+    code, _, err = run("build", "nosuch", "--raw", str(tiny_raw), "--out", str(out))
+    assert code == 2 and "'nosuch' is not one of 'vqa2'" in err
+    assert not out.exists()
     assert run("build", "vqa2", "--all", "--raw", str(tiny_raw), "--out", str(out))[0] == 2
     out.write_text("x")
     code, _, err = run("build", "vqa2", "--raw", str(tiny_raw), "--out", str(out))
@@ -48,12 +52,12 @@ def test_usage_errors_exit_2(tiny_raw: Path, tmp_path: Path) -> None:
         run("build", "vqa2", "--raw", str(tiny_raw), "--out", str(out), "--max-examples", "0")[0]
         == 2
     )
-    assert run("info", str(tmp_path / "missing.h5"))[0] == 2
 
 
 def test_data_errors_exit_1_with_one_line(tiny_raw: Path, tmp_path: Path) -> None:
-    code, _, err = run("build", "nosuch", "--raw", str(tiny_raw), "--out", str(tmp_path / "u.h5"))
-    assert code == 1 and "unknown task(s): nosuch" in err
+    # A missing input is a data error (it used to be click's exit 2 with a usage banner).
+    code, _, err = run("info", str(tmp_path / "missing.h5"))
+    assert code == 1 and err == f"error: unified file {tmp_path / 'missing.h5'} does not exist\n"
     raw = tmp_path / "raw"
     shutil.copytree(tiny_raw, raw)
     (raw / "gqa" / "testdev_balanced_questions.json").unlink()
@@ -67,14 +71,20 @@ def test_data_errors_exit_1_with_one_line(tiny_raw: Path, tmp_path: Path) -> Non
     assert code == 1 and "cannot open as HDF5" in err
 
 
-def test_list_marks_present_and_missing_files(tiny_raw: Path) -> None:
+def test_list_marks_present_and_missing_files(tiny_raw: Path, tmp_path: Path) -> None:
     code, text, _ = run("list", "--raw", str(tiny_raw))
     assert code == 0
     assert "[     ok] vqa2/v2_mscoco_train2014_annotations.json" in text
     assert "[ absent] gqa/val_all_questions.json  (optional" in text
     assert "download: https://visualqa.org/download.html" in text
-    code, text, _ = run("list", "--raw", "/nonexistent")
-    assert "[MISSING] vgqa/image_data.json" in text
+    code, text, _ = run("list", "--raw", str(tmp_path))
+    assert code == 0 and "[MISSING] vgqa/image_data.json" in text
+
+
+def test_list_of_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    code, text, err = run("list", "--raw", str(tmp_path / "nosuch"))
+    assert code == 1 and text == ""
+    assert err == f"error: raw folder {tmp_path / 'nosuch'} does not exist\n"
 
 
 def test_sample_is_deterministic(tmp_path: Path) -> None:
@@ -93,3 +103,112 @@ def test_console_script_runs(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "unify"
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "build" in proc.stdout
+
+
+def _summary(err: str) -> tuple[dict[str, dict[str, int]], str]:
+    """The per-split counts and the cleaning line of a build summary."""
+    lines = err.splitlines()
+    start = lines.index("examples per split in the file:") + 1
+    holds = {}
+    for line in lines[start:]:
+        if not line.startswith("  "):
+            return holds, line
+        task, _, sizes = line.strip().partition(": ")
+        holds[task] = {s.rsplit(" ", 1)[0]: int(s.rsplit(" ", 1)[1]) for s in sizes.split(", ")}
+    raise AssertionError(f"no cleaning line in {err!r}")
+
+
+def test_build_summary_is_what_the_file_holds(tiny_raw: Path, tmp_path: Path) -> None:
+    from unify.reader import UnifiedFile
+
+    out = tmp_path / "u.h5"
+    code, _, err = run("build", "--all", "--raw", str(tiny_raw), "--out", str(out))
+    assert code == 0, err
+    holds, cleaning = _summary(err)
+    with UnifiedFile(out) as uf:
+        in_file = {t: {s: uf.split(t, s).num_examples for s in uf.splits(t)} for t in uf.tasks}
+        read_counts = {t: uf.build_report[t]["counts"] for t in uf.tasks}
+    assert holds == in_file
+    # The converters' counts are taken before cleaning: the summary must not print them.
+    assert holds["vqa2"]["trainval"] < read_counts["vqa2"]["trainval"]
+    moved = {t: s["mteval"] for t, s in in_file.items() if "mteval" in s}
+    assert moved and "nlvr2" not in moved  # the tiny sample's NLVR2 touches no eval image
+    listing = ", ".join(f"{t} {n}" for t, n in moved.items())
+    assert cleaning == f"leakage cleaning moved to mteval: {listing} (see `unify leaks`)"
+
+
+def test_build_summary_without_cleaning(tiny_raw: Path, tmp_path: Path) -> None:
+    from unify.reader import UnifiedFile
+
+    out = tmp_path / "u.h5"
+    code, _, err = run("build", "--all", "--raw", str(tiny_raw), "--out", str(out), "--no-clean")
+    assert code == 0, err
+    holds, cleaning = _summary(err)
+    assert all("mteval" not in splits for splits in holds.values())
+    with UnifiedFile(out) as uf:
+        leaking = uf.build_report["leakage"]["leaking_training_examples"]
+    assert leaking > 0
+    assert cleaning == (
+        f"not cleaned (--no-clean): {leaking} training examples touch evaluation images "
+        "(see `unify leaks`)"
+    )
+    code, _, err = run("build", "vqa2", "--raw", str(tiny_raw), "--out", str(out), "--force", "-q")
+    assert (code, err) == (0, "")
+
+
+def test_sample_needs_force_for_a_non_empty_folder(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    assert run("sample", "--out", str(out), "--no-features")[0] == 0
+    question = out / "vqa2" / "v2_OpenEnded_mscoco_val2014_questions.json"
+    original = question.read_bytes()
+    question.write_text("edited by the user")
+    (out / "mine.txt").write_text("keep")
+    code, _, err = run("sample", "--out", str(out), "--no-features")
+    assert code == 2
+    assert err == f"error: sample folder {out} is not empty; use --force to write over its files\n"
+    assert question.read_text() == "edited by the user"
+    code, _, err = run("sample", "--out", str(out), "--no-features", "--force")
+    assert code == 0, err
+    assert question.read_bytes() == original
+    assert (out / "mine.txt").read_text() == "keep"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("sample", "--out", str(empty), "--no-features")[0] == 0  # empty: no --force
+
+
+def test_exit_codes_usage_2_data_1_leaks_3(tiny_raw: Path, tiny_h5: Path, tmp_path: Path) -> None:
+    """click's convention for usage errors everywhere; data errors 1; leaks found 3."""
+    h5 = tmp_path / "copy.h5"
+    shutil.copyfile(tiny_h5, h5)
+    tsv = str(tiny_raw / "features" / "coco.tsv")
+    imp = ("features", "import", str(h5), tsv, "--name", "f", "--universe", "coco")
+    assert run(*imp)[0] == 0
+    usage = [
+        ("build", "vqa2", "--raw", str(tiny_raw)),  # no --out
+        ("build", "vqa2", "--raw", str(tiny_raw), "--out", str(h5)),  # exists, no --force
+        ("build", "vqa2", "--raw", str(tiny_raw), "--out", "x", "--keep-train", "vqa3"),
+        ("build", "vqa2", "--raw", str(tiny_raw), "--out", "x", "--frobnicate"),
+        ("leaks", str(h5), "--against", tsv),  # no --universe
+        ("leaks", str(h5), "--universe", "mars"),
+        imp,  # the feature set exists, no --force
+        ("features", "import", str(h5), tsv, "--name", "g", "--universe", "imagenet"),
+        ("sample", "--out", str(tiny_raw)),  # not empty, no --force
+        ("sample", "--out", str(tmp_path / "s"), "--scale", "huge"),
+        ("info",),
+        ("nosuch",),
+    ]
+    for args in usage:
+        assert run(*args)[0] == 2, args
+    bad = tmp_path / "ids.txt"
+    bad.write_text("12\nnot-an-id\n")
+    data = [
+        ("info", str(tmp_path / "nosuch.h5")),
+        ("leaks", str(h5), "--against", str(bad), "--universe", "coco"),
+        ("build", "vqa2", "--raw", str(tmp_path), "--out", str(tmp_path / "u.h5")),
+    ]
+    for args in data:
+        assert run(*args)[0] == 1, args
+    dirty = tmp_path / "dirty.h5"
+    assert run("build", "--all", "--raw", str(tiny_raw), "--out", str(dirty), "--no-clean")[0] == 0
+    assert run("leaks", str(dirty))[0] == 3
+    assert run("leaks", str(h5))[0] == 0
