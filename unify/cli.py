@@ -22,6 +22,7 @@ from tqdm import tqdm
 from unify.build import BuildOptions, resolve_tasks, run_build
 from unify.converters import registry
 from unify.errors import Vl12Error
+from unify.images import INTEGER_ID_UNIVERSES, KEY_OF_ID
 from unify.leakage import LeakagePolicy
 from unify.paths import input_dir, input_file, os_error_message, output_file
 from unify.reader import UnifiedFile, _plain
@@ -323,7 +324,7 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
 )
 @click.option(
     "--universe",
-    type=click.Choice(["coco", "vg", "flickr"]),
+    type=click.Choice(INTEGER_ID_UNIVERSES),
     help="The universe of the --against ids (required with --against).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -333,17 +334,14 @@ def leaks(file: Path, against: tuple[Path, ...], universe: str | None, as_json: 
     Identity groups are recomputed from /images and /links, and roles from the splits,
     whatever options the file was built with.
     """
-    from unify.images import coco_key, flickr_key, vg_key
     from unify.leakage import check_file, read_id_list
 
     if against and universe is None:
-        raise click.UsageError("--against needs --universe coco|vg|flickr")
-    to_key = {"coco": coco_key, "vg": vg_key, "flickr": flickr_key}.get(universe or "")
-    sets = [
-        (f"against:{p.name}", [to_key(i) for i in read_id_list(p)])
-        for p in against
-        if to_key is not None
-    ]
+        raise click.UsageError(f"--against needs --universe {'|'.join(INTEGER_ID_UNIVERSES)}")
+    sets = []
+    if universe is not None:
+        to_key = KEY_OF_ID[universe]
+        sets = [(f"against:{p.name}", [to_key(str(i)) for i in read_id_list(p)]) for p in against]
     with UnifiedFile(file) as uf:
         result = check_file(uf, sets)
     if as_json:

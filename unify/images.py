@@ -63,6 +63,8 @@ KEY_OF_ID: Mapping[str, Callable[[str], str]] = MappingProxyType(
         "gqa": gqa_key,
     }
 )
+#: Universes whose ids are integers (the ones an id list such as ``leaks --against`` names).
+INTEGER_ID_UNIVERSES: tuple[str, ...] = ("coco", "vg", "flickr")
 
 @dataclass
 class ImageRegistry:
