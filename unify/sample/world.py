@@ -665,12 +665,13 @@ def _snli_ve(w: World, out: Path) -> list[Path]:
                 for k in range(_count(rng, s.snli_per_image)):
                     cap = rng.randrange(len(captions))
                     hyp, label = lang.hypothesis(scene, rng)
-                    gold = "-" if rng.random() < 0.02 else label
+                    # Never "-": the release's generator drops SNLI pairs without a gold
+                    # label, so the real files have none (the converter still handles them).
                     yield {
                         "flickr_id": str(p),
                         "pair_id": f"{p}.jpg#{cap}r{k}{label[0]}",
                         "caption_id": f"{p}.jpg#{cap}",
-                        "gold_label": gold,
+                        "gold_label": label,
                         "annotator_labels": [label],
                         "premise": captions[cap],
                         "hypothesis": hyp,
