@@ -46,9 +46,7 @@ def column(view: SplitView, name: str) -> np.ndarray:
 def ragged(view: SplitView, name: str) -> RaggedColumn:
     """A ragged column of a split, its offsets checked against its values."""
     if name not in view.group or not view.is_ragged(name):
-        raise SchemaError(
-            f"{view.file.path}: {view.task}/{view.name} has no ragged field {name!r}"
-        )
+        raise SchemaError(f"{view.file.path}: {view.task}/{view.name} has no ragged field {name!r}")
     col = view.ragged(name)
     offsets = np.asarray(col.offsets, dtype=np.int64)
     sizes = {len(v) for v in col.values.values()}

@@ -261,7 +261,7 @@ def test_a_file_older_than_schema_1_1_is_refused(tmp_path: Path) -> None:
 
 
 def test_groundtruth_defaults_to_every_eval_split(tmp_path: Path) -> None:
-    out, anns = _boundary_build(tmp_path)
+    out, _ = _boundary_build(tmp_path)
     with UnifiedFile(out) as uf:
         gt = refexp.groundtruth(uf, "refcoco", ())
         with pytest.raises(SchemaError, match="split 'testC' not in task 'refcoco'"):

@@ -78,5 +78,5 @@ def test_bad_labels_and_coverage() -> None:
 def test_ground_truth_holds_only_labelled_pairs() -> None:
     with pytest.raises(ValueError, match="holds no pair"):
         snli_ve.SnliVeGroundTruth(np.array([], dtype=str), np.array([], dtype=np.int8))
-    with pytest.raises(ValueError, match="codes 0..2"):
+    with pytest.raises(ValueError, match=r"codes 0\.\.2"):
         snli_ve.SnliVeGroundTruth(np.array(["x"]), np.array([-1], dtype=np.int8))

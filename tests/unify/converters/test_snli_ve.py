@@ -138,7 +138,7 @@ def test_a_prediction_for_a_dropped_pair_names_it_and_why(tmp_path: Path) -> Non
     assert snli_ve.score(gt, parse_snli_ve(ok)).metrics["accuracy"] == 100.0
     extra = ok + f"{test[1]['pair_id']},entailment\n".encode()
     (problem,) = snli_ve.validate(gt, parse_snli_ve(extra))
-    assert str(problem).startswith(f"line 2, pairID {test[1]['pair_id']}: gold label \"-\"")
+    assert str(problem).startswith(f'line 2, pairID {test[1]["pair_id"]}: gold label "-"')
 
 
 def test_the_sample_world_has_no_dash_pairs_like_the_release(tiny_raw: Path) -> None:
