@@ -17,6 +17,7 @@ from evalserver.metrics import predictions as P
 from evalserver.metrics.predictions import ValidationError
 from tests.conftest import golden, place
 from unify.build import BuildOptions, run_build
+from unify.errors import SchemaError
 from unify.reader import UnifiedFile
 from unify.sample.gqa_format import write_gqa
 
@@ -382,3 +383,19 @@ def test_golden_balanced_mode_on_the_full_file(tmp_path: Path) -> None:
         assert got[key] == choices[key]
         got[key] = got["counts"][key] = None
     assert got == want
+
+
+def test_the_sample_build_carries_choices_and_steps(tiny_h5: Path, tmp_path: Path) -> None:
+    """The tiny sample has the choices files: validity comes from the unified file."""
+    with UnifiedFile(tiny_h5) as uf:
+        gt = gqa.groundtruth(uf, "gqa", ("testdev",))
+        with pytest.raises(SchemaError, match="has no split 'nope'|split 'nope' not in"):
+            gqa.groundtruth(uf, "gqa", ("nope",))
+    assert gt.choices is not None and gt.steps is not None and not gt.has_all_questions
+    records = [{"questionId": q, "prediction": a} for q, a in zip(gt.ids, gt.answers, strict=True)]
+    path = tmp_path / "perfect.json"
+    path.write_text(json.dumps(records))
+    result = score_file("gqa", gt, path)
+    assert result.metrics["accuracy"] == result.metrics["validity"] == 100.0
+    assert result.details["reported"]["per_steps"] is True
+    assert set(result.details["per_steps"]) == {"1", "2", "3"}  # exist 1, attr 2, category 3
