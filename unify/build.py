@@ -54,6 +54,10 @@ class BuildOptions:
         }
 
 
+#: Build options that do not change the content (left out of the fingerprint).
+SPELLING_ONLY = frozenset({"all"})
+
+
 def fingerprint(
     sources: list[dict[str, Any]],
     build_options: dict[str, Any],
@@ -68,11 +72,12 @@ def fingerprint(
     the creation time, timings, absolute paths or the vl12 version. Two builds of the same
     inputs, from any folder, get the same fingerprint, so a server can tell that two files
     are the same benchmark without hashing gigabytes; any changed raw byte, option or
-    converter version changes it.
+    converter version changes it. The option ``all`` is left out: it only spells the task
+    list, which is in (``--all`` and naming every task build the same benchmark).
     """
     record = {
         "schema_version": schema_version,
-        "build_options": build_options,
+        "build_options": {k: v for k, v in build_options.items() if k not in SPELLING_ONLY},
         "converters": dict(sorted(converter_versions.items())),
         "sources": [
             {"path": s["path"], "sha256": s["sha256"]}

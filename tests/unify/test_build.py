@@ -243,6 +243,8 @@ def test_fingerprint_covers_the_schema_version_and_nothing_volatile() -> None:
     sources.append({"path": "a/y.json", "sha256": "2" * 64, "size": 5, "task": "a"})
     opts = {"tasks": ["a", "b"], "clean": True}
     base = fingerprint(sources, opts, {"a": "1.0.0", "b": "1.0.0"}, "1.1")
+    # "all" only spells the task list: --all and naming every task are one benchmark.
+    assert fingerprint(sources, opts | {"all": True}, {"a": "1.0.0", "b": "1.0.0"}, "1.1") == base
     assert fingerprint(sources[::-1], opts, {"b": "1.0.0", "a": "1.0.0"}, "1.1") == base
     assert fingerprint(sources, opts, {"a": "1.0.0", "b": "1.0.0"}, "1.2") != base
     renamed = [dict(sources[0], path="b/z.json"), sources[1]]
