@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from unify.converters.base import BuildContext, ProgressFactory
 from unify.converters.vgqa import add_vg_links, fill_vg_sizes
 from unify.errors import DataError, MissingRawFilesError
 from unify.leakage import LeakagePolicy, clean_tables, write_leakage
+from unify.reader import UnifiedFile
+from unify.schema import SCHEMA_VERSION
 from unify.table import SplitTable, TaskTable
 from unify.writer import atomic_output, write_unified
 
@@ -48,6 +52,48 @@ class BuildOptions:
             "cleaning_scope": "tasks in this build" if self.clean else "none",
             "policy": self.policy.as_record(),
         }
+
+
+#: Build options that do not change the content (left out of the fingerprint).
+SPELLING_ONLY = frozenset({"all"})
+
+
+def fingerprint(
+    sources: list[dict[str, Any]],
+    build_options: dict[str, Any],
+    converter_versions: dict[str, str],
+    schema_version: str,
+) -> str:
+    """The benchmark's content fingerprint: sha256 (hex) of the canonical JSON of what
+    determines the file's content.
+
+    That is the raw files' sha256 (with their paths relative to the raw root, sorted by
+    path), the build options, each task's converter version and the schema version; never
+    the creation time, timings, absolute paths or the vl12 version. Two builds of the same
+    inputs, from any folder, get the same fingerprint, so a server can tell that two files
+    are the same benchmark without hashing gigabytes; any changed raw byte, option or
+    converter version changes it. The option ``all`` is left out: it only spells the task
+    list, which is in (``--all`` and naming every task build the same benchmark).
+    """
+    record = {
+        "schema_version": schema_version,
+        "build_options": {k: v for k, v in build_options.items() if k not in SPELLING_ONLY},
+        "converters": dict(sorted(converter_versions.items())),
+        "sources": [
+            {"path": s["path"], "sha256": s["sha256"]}
+            for s in sorted(sources, key=lambda s: s["path"])
+        ],
+    }
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def recompute_fingerprint(uf: UnifiedFile) -> str:
+    """The fingerprint from what the file records about its build (root attributes and
+    each task's ``converter_version``): equal to its ``fingerprint`` attribute unless the
+    file was altered after the build."""
+    versions = {t: str(uf.task_attrs(t)["converter_version"]) for t in uf.tasks}
+    return fingerprint(uf.sources, uf.build_options, versions, uf.schema_version)
 
 
 @dataclass
@@ -166,10 +212,13 @@ def _run_build(
     timings["before_write"] = round(time.perf_counter() - started, 3)
     report["timings"] = timings
 
+    sources = ctx.sources.as_records()
+    versions = {conv.name: conv.version for conv in selected}
     root_attrs = {
         "build_options": options.as_record(),
-        "sources": ctx.sources.as_records(),
+        "sources": sources,
         "build_report": report,
+        "fingerprint": fingerprint(sources, options.as_record(), versions, SCHEMA_VERSION),
     }
     with atomic_output(out) as tmp:
         write_unified(

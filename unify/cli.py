@@ -253,6 +253,7 @@ def info(file: Path, as_json: bool) -> None:
         f"{file}: schema {summary['schema_version']}, vl12 {summary['vl12_version']}, "
         f"created {summary['created']}"
     )
+    click.echo(f"fingerprint: {summary['fingerprint'] or 'none (built before fingerprints)'}")
     opts = summary["build_options"]
     click.echo(
         f"build: tasks {', '.join(opts.get('tasks', []))}; clean {opts.get('clean')}; "
@@ -289,6 +290,7 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
         "schema_version": uf.schema_version,
         "vl12_version": str(h5.attrs.get("vl12_version", "")),
         "created": str(h5.attrs.get("created", "")),
+        "fingerprint": str(h5.attrs.get("fingerprint", "")),
         "build_options": uf.build_options,
         "images": len(uf.image_keys),
         "links": len(h5["links"]["type"]),

@@ -108,7 +108,6 @@ SCORERS: Mapping[str, Scorer] = MappingProxyType(
             predictions.parse_gqa,
             gqa.validate,
             gqa.score,
-            ("choices",),
         ),
         "vgqa": Scorer(
             "vgqa",

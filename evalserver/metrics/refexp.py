@@ -12,6 +12,14 @@ Three named IoU rules, because the literature uses three and they disagree at th
   when x1 < x2 and y1 < y2 STRICTLY (a one-pixel-wide overlap counts 0), union with the
   plain w * h areas; correct iff IoU >= 0.5.
 - ``strict`` ("refexp-iou-gt0.5"): 12-in-1's rule: continuous IoU, correct iff IoU > 0.5.
+
+Exactness at the boundary: the continuous IoU is ``pycocotools.mask.iou`` (the field's
+standard box IoU, iscrowd 0), whose C code does the same IEEE float64 operations in the same
+order as the plain-Python formula (built with ``-std=c99``, so no fused multiply-add); the
+tests check it bit for bit against plain Python. The target boxes must therefore be the
+release's float64 values: a unified file older than schema 1.1 stored them as float32
+(123.45 -> 123.4499969...), which flips verdicts of predictions exactly on IoU = 0.5, so
+``groundtruth`` refuses it and says to rebuild.
 """
 
 from __future__ import annotations
@@ -22,10 +30,33 @@ from typing import Any, Literal
 
 import numpy as np
 
-from evalserver.metrics.predictions import BoxPredictions, Problem, ProblemLog, match_ids
+from evalserver.metrics.columns import column, eval_splits, require_schema, split_view
+from evalserver.metrics.predictions import (
+    BoxPredictions,
+    Problem,
+    ProblemLog,
+    id_array,
+    match_ids,
+)
 from evalserver.metrics.result import Result, percent
+from unify.reader import UnifiedFile
 
-__all__ = ["VARIANTS", "RefExpGroundTruth", "iou", "score", "validate", "version_of"]
+__all__ = [
+    "MIN_SCHEMA",
+    "VARIANTS",
+    "RefExpGroundTruth",
+    "groundtruth",
+    "iou",
+    "score",
+    "validate",
+    "version_of",
+]
+
+#: The first schema that stores refer boxes at the release's precision (float64).
+MIN_SCHEMA = (1, 1)
+#: Boxes per pycocotools call: a block's IoU matrix is BLOCK x BLOCK, its diagonal is kept
+#: (16: 11 ms for 21k expressions, measured; larger blocks waste quadratic work).
+BLOCK = 16
 
 Variant = Literal["default", "mattnet", "strict"]
 VARIANTS: dict[str, str] = {
@@ -59,27 +90,72 @@ class RefExpGroundTruth:
             raise ValueError("sent ids of the ground truth are not unique")
 
 
+def groundtruth(uf: UnifiedFile, task: str, splits: tuple[str, ...] = ()) -> RefExpGroundTruth:
+    """Target boxes of ``splits`` (all of the task's eval splits when empty), in order.
+
+    Refuses a file older than schema 1.1 (float32 boxes) with a message to rebuild it.
+    """
+    require_schema(uf, MIN_SCHEMA, f"stores {task} target boxes at the release's precision")
+    names = tuple(splits) or eval_splits(uf, task)
+    if not names:
+        raise ValueError(f"{uf.path}: task {task!r} has no split with role 'eval'")
+    ids, boxes, split_of = [], [], []
+    for name in names:
+        view = split_view(uf, task, name)
+        n = view.num_examples
+        raw_ids = column(view, "id")
+        ids.append(id_array(raw_ids.tolist() if raw_ids.dtype == object else raw_ids, int))
+        bbox = column(view, "bbox")
+        if bbox.dtype != np.float64:
+            raise ValueError(f"{uf.path}: {task}/{name}/bbox is {bbox.dtype}, not float64")
+        boxes.append(bbox.reshape(n, 4))
+        split_of += [name] * n
+    return RefExpGroundTruth(np.concatenate(ids), np.concatenate(boxes), split_of)
+
+
+def _coco_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise continuous IoU by ``pycocotools.mask.iou`` (boxes, iscrowd 0).
+
+    pycocotools computes all pairs; blocks of ``BLOCK`` rows keep that cheap and the
+    diagonal is each row's pair.
+    """
+    try:
+        from pycocotools import mask as coco_mask
+    except ImportError:  # pragma: no cover - pycocotools is a dependency of the scorers
+        raise ImportError(
+            "refexp scoring needs pycocotools (the field's standard box IoU): "
+            "pip install pycocotools"
+        ) from None
+    out = np.zeros(len(a), dtype=np.float64)
+    for start in range(0, len(a), BLOCK):
+        p = np.ascontiguousarray(a[start : start + BLOCK])
+        g = np.ascontiguousarray(b[start : start + BLOCK])
+        ious = np.asarray(coco_mask.iou(p, g, np.zeros(len(g), dtype=np.uint8)))
+        out[start : start + len(p)] = np.diagonal(ious)
+    return out
+
+
+def _mattnet_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MAttNet's ``computeIoU``, the same float64 operations in the same order."""
+    area = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3]
+    x1 = np.maximum(a[:, 0], b[:, 0])
+    y1 = np.maximum(a[:, 1], b[:, 1])
+    x2 = np.minimum(a[:, 0] + a[:, 2] - 1, b[:, 0] + b[:, 2] - 1)
+    y2 = np.minimum(a[:, 1] + a[:, 3] - 1, b[:, 1] + b[:, 3] - 1)
+    overlap = (x1 < x2) & (y1 < y2)
+    inter = np.where(overlap, (x2 - x1 + 1) * (y2 - y1 + 1), 0.0)
+    union = area - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # A degenerate pair (both boxes empty) has no overlap to speak of: IoU 0.
+        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
 def iou(pred: np.ndarray, gold: np.ndarray, variant: str = "default") -> np.ndarray:
     """Row-wise IoU of two [N, 4] arrays of [x, y, w, h] boxes under a named rule."""
     version_of(variant)
     a = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(gold, dtype=np.float64).reshape(-1, 4)
-    area = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3]
-    x1 = np.maximum(a[:, 0], b[:, 0])
-    y1 = np.maximum(a[:, 1], b[:, 1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if variant == "mattnet":
-            x2 = np.minimum(a[:, 0] + a[:, 2] - 1, b[:, 0] + b[:, 2] - 1)
-            y2 = np.minimum(a[:, 1] + a[:, 3] - 1, b[:, 1] + b[:, 3] - 1)
-            overlap = (x1 < x2) & (y1 < y2)
-            inter = np.where(overlap, (x2 - x1 + 1) * (y2 - y1 + 1), 0.0)
-        else:
-            x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-            y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        union = area - inter
-        # A degenerate pair (both boxes empty) has no overlap to speak of: IoU 0.
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return _mattnet_iou(a, b) if variant == "mattnet" else _coco_iou(a, b)
 
 
 def _correct(values: np.ndarray, variant: str) -> np.ndarray:
@@ -111,9 +187,6 @@ def score(
         mask = splits == split
         metrics[f"accuracy_{split}"] = percent(int(correct[mask].sum()), int(mask.sum()))
         per_split[split] = {"accuracy": metrics[f"accuracy_{split}"], "count": int(mask.sum())}
-    details: dict[str, Any] = {
-        "variant": variant,
-        "per_split": per_split,
-        "per_sentence_iou": dict(zip(gt.sent_ids.tolist(), values.tolist(), strict=True)),
-    }
-    return Result(metrics, details, version, "accuracy", True)
+    details: dict[str, Any] = {"variant": variant, "per_split": per_split}
+    per_example = {"score": correct.astype(np.float64), "iou": values}
+    return Result(metrics, details, version, "accuracy", True, per_example=per_example)

@@ -25,6 +25,9 @@ class Result:
     ``primary`` names the metric that orders the leaderboard and ``higher_is_better`` its
     direction; ``lower_is_better`` lists the other metrics whose direction is reversed
     (median rank, chi-square distance), so a server never guesses a column's direction.
+    ``per_example`` holds arrays aligned with the ground truth's example order (at least
+    ``score``: the example's contribution to the primary metric), kept apart from the
+    summary so that confidence intervals and subset scores never bloat ``details``.
     """
 
     metrics: dict[str, float]
@@ -33,6 +36,7 @@ class Result:
     primary: str
     higher_is_better: bool = True
     lower_is_better: tuple[str, ...] = field(default=())
+    per_example: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.primary not in self.metrics:

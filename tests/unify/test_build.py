@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.unify.helpers import build
-from unify.build import BuildOptions, run_build
+from unify.build import BuildOptions, fingerprint, recompute_fingerprint, run_build
 from unify.converters.vgqa import Vgqa
 from unify.errors import DataError, MalformedFileError, MissingRawFilesError, RecordError
 from unify.reader import UnifiedFile
@@ -176,3 +176,76 @@ def test_images_are_sorted_unique_and_indexed(tiny_h5: Path, tiny_raw: Path) -> 
     for img in vg[:50]:
         assert widths[f"vg:{img['image_id']}"] == img["width"]
     assert all(w == -1 for k, w in widths.items() if k.startswith("nlvr2:"))
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def _fingerprint(path: Path) -> str:
+    with UnifiedFile(path) as uf:
+        return str(uf.h5.attrs["fingerprint"])
+
+
+@pytest.fixture
+def snli_raw(tiny_raw: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny sample's snli_ve folder (small and quick to build)."""
+    dest = tmp_path / "raw_a"
+    shutil.copytree(tiny_raw / "snli_ve", dest / "snli_ve")
+    return dest
+
+
+def test_fingerprint_same_inputs_from_another_folder(snli_raw: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "raw_b"
+    shutil.copytree(snli_raw, other)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    build(snli_raw, a, "snli_ve")
+    build(other, b, "snli_ve")
+    fp = _fingerprint(a)
+    assert len(fp) == 64 and int(fp, 16) >= 0  # hex sha256
+    assert _fingerprint(b) == fp
+    with UnifiedFile(a) as uf:
+        # Recomputable from what the file records: sources, options, converters, schema.
+        assert recompute_fingerprint(uf) == fp
+
+
+def test_fingerprint_changes_with_a_raw_byte(snli_raw: Path, tmp_path: Path) -> None:
+    build(snli_raw, tmp_path / "a.h5", "snli_ve")
+    path = snli_raw / "snli_ve" / "snli_ve_dev.jsonl"
+    data = path.read_bytes()
+    # One byte of a hypothesis: a different benchmark even if every count stays the same.
+    at = data.index(b'"sentence2": "') + len(b'"sentence2": "')
+    path.write_bytes(data[:at] + (b"X" if data[at : at + 1] != b"X" else b"Y") + data[at + 1 :])
+    build(snli_raw, tmp_path / "b.h5", "snli_ve")
+    assert _fingerprint(tmp_path / "a.h5") != _fingerprint(tmp_path / "b.h5")
+
+
+def test_fingerprint_changes_with_an_option(snli_raw: Path, tmp_path: Path) -> None:
+    build(snli_raw, tmp_path / "a.h5", "snli_ve")
+    build(snli_raw, tmp_path / "b.h5", "snli_ve", max_examples=10**9)  # same content
+    build(snli_raw, tmp_path / "c.h5", "snli_ve", clean=True)
+    prints = {_fingerprint(tmp_path / f"{n}.h5") for n in "abc"}
+    assert len(prints) == 3
+
+
+def test_fingerprint_changes_with_a_converter_version(
+    snli_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unify.converters.snli_ve import SnliVe
+
+    build(snli_raw, tmp_path / "a.h5", "snli_ve")
+    monkeypatch.setattr(SnliVe, "version", SnliVe.version + "-patched")
+    build(snli_raw, tmp_path / "b.h5", "snli_ve")
+    assert _fingerprint(tmp_path / "a.h5") != _fingerprint(tmp_path / "b.h5")
+
+
+def test_fingerprint_covers_the_schema_version_and_nothing_volatile() -> None:
+    sources = [{"path": "b/x.json", "sha256": "1" * 64, "size": 3, "task": "b"}]
+    sources.append({"path": "a/y.json", "sha256": "2" * 64, "size": 5, "task": "a"})
+    opts = {"tasks": ["a", "b"], "clean": True}
+    base = fingerprint(sources, opts, {"a": "1.0.0", "b": "1.0.0"}, "1.1")
+    # "all" only spells the task list: --all and naming every task are one benchmark.
+    assert fingerprint(sources, opts | {"all": True}, {"a": "1.0.0", "b": "1.0.0"}, "1.1") == base
+    assert fingerprint(sources[::-1], opts, {"b": "1.0.0", "a": "1.0.0"}, "1.1") == base
+    assert fingerprint(sources, opts, {"a": "1.0.0", "b": "1.0.0"}, "1.2") != base
+    renamed = [dict(sources[0], path="b/z.json"), sources[1]]
+    assert fingerprint(renamed, opts, {"a": "1.0.0", "b": "1.0.0"}, "1.1") != base

@@ -11,6 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from unify.cli import main
+from unify.schema import SCHEMA_VERSION
 from unify.tasks import task_names
 
 
@@ -27,9 +28,10 @@ def test_build_info_roundtrip(tiny_raw: Path, tmp_path: Path) -> None:
     code, text, _ = run("info", str(out))
     assert code == 0
     assert "vqa2                  minval        eval         3000" in text
-    code, text, _ = run("info", str(out), "--json")
-    summary = json.loads(text)
-    assert summary["schema_version"] == "1.0"
+    code, json_text, _ = run("info", str(out), "--json")
+    summary = json.loads(json_text)
+    assert summary["schema_version"] == SCHEMA_VERSION
+    assert f"fingerprint: {summary['fingerprint']}\n" in text and len(summary["fingerprint"]) == 64
     assert summary["tasks"]["gqa"]["splits"]["trainval"]["role"] == "train"
     assert summary["build_options"]["tasks"] == list(task_names())
     assert summary["vocabularies"]["vqa2"]["min_count"] == 9
@@ -93,8 +95,9 @@ def test_sample_is_deterministic(tmp_path: Path) -> None:
     files = sorted(
         p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
     )
-    # Every release file of the 12 tasks (gzip, pickles, JSON Lines too) and 4 feature TSVs.
-    assert len(files) == 35
+    # Every release file of the 12 tasks (gzip, pickles, JSON Lines too, GQA's two choices
+    # files) and 4 feature TSVs.
+    assert len(files) == 37
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
 

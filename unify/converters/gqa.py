@@ -6,6 +6,14 @@ Question ids are digit strings of different lengths and stay strings (never cast
 all-questions files feed the consistency metric: ``minval_all`` keeps the val_all questions
 on minval images and ``testdev_all`` the whole testdev_all file (role extra). The files are
 hundreds of MB to GB, so they are streamed, never loaded whole.
+
+Every answered question keeps ``steps``, its number of reasoning steps as the official
+``eval.py`` counts them (:func:`program_steps`), for accuracy per steps. The optional
+``val_choices.json`` / ``testdev_choices.json`` (the evaluation download: per question the
+``valid`` and ``plausible`` answers) become the ragged columns ``valid_answers`` and
+``plausible_answers`` of ``minval`` / ``testdev``, the splits that are scored, so validity
+and plausibility are ground truth of the file; every question of such a split needs an
+entry.
 """
 
 from __future__ import annotations
@@ -26,6 +34,13 @@ from unify.vocab import Vocabulary
 MINVAL_SIZE = 3000
 MIN_ANSWER_COUNT = 9
 
+#: The official ``getStepsNum``: a program operation whose "operation: argument" text
+#: contains one of these is not a reasoning step (the final query/exist step).
+NON_STEPS = ("exist", "query: name", "choose name")
+#: Choices file -> the balanced split whose questions it gives valid/plausible answers for.
+CHOICES = {"val_choices.json": "minval", "testdev_choices.json": "testdev"}
+CHOICE_FIELDS = (("valid", "valid_answers"), ("plausible", "plausible_answers"))
+
 ANSWERED_FIELDS = (
     "question",
     "answer",
@@ -38,8 +53,20 @@ ANSWERED_FIELDS = (
 )
 
 
+def program_steps(semantic: list[dict[str, Any]]) -> int:
+    """Reasoning steps of a question's ``semantic`` program, as the official ``eval.py``
+    counts them: operations except those whose "operation: argument" text contains
+    ``exist``, ``query: name`` or ``choose name`` (substring tests, as the script does)."""
+    steps = 0
+    for op in semantic:
+        text = f"{op['operation']}: {op['argument']}"
+        if not ("exist" in text or "query: name" in text or "choose name" in text):
+            steps += 1
+    return steps
+
+
 class Gqa(Converter):
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: steps; valid/plausible answers from the choices files
     homepage = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
     raw_files = (
         RawFile("train_balanced_questions.json", True, "balanced training questions"),
@@ -50,6 +77,8 @@ class Gqa(Converter):
         RawFile(
             "submission_all_questions.json", False, "challenge submission questions, no answers"
         ),
+        RawFile("val_choices.json", False, "valid/plausible answers of val questions"),
+        RawFile("testdev_choices.json", False, "valid/plausible answers of testdev questions"),
     )
 
     def convert(self, ctx: BuildContext) -> TaskTable:
@@ -109,10 +138,59 @@ class Gqa(Converter):
                     },
                 )
             )
+        for file, split_name in CHOICES.items():
+            if self.has_file(ctx, file):
+                split = next(s for s in splits if s.name == split_name)
+                split.columns.update(self._choices(ctx, file, split))
         for split in splits:
             ctx.images.add_many(split.columns["image"])
         report["counts"] = {s.name: s.num_examples for s in splits}
         return TaskTable(self.name, self.task_attrs(label_set="gqa"), splits, report)
+
+    def _choices(self, ctx: BuildContext, name: str, split: SplitTable) -> dict[str, Ragged]:
+        """``valid_answers`` and ``plausible_answers`` of every question of ``split``.
+
+        The file covers all questions of its release split (millions for val); it is
+        streamed and only the entries of ``split`` are kept, read to the end so its digest
+        is complete. A question of the split without an entry is an error: the official
+        script would stop on it.
+        """
+        path = self.file(ctx.raw_root, name)
+        wanted = set(split.columns["id"])
+        found: dict[str, tuple[list[str], list[str]]] = {}
+        for qid, rec in self.iter_json_items(ctx, name):
+            if qid not in wanted:
+                continue
+            try:
+                valid, plausible = rec["valid"], rec["plausible"]
+                ok = (
+                    type(valid) is list
+                    and type(plausible) is list
+                    and all(type(a) is str for a in valid)
+                    and all(type(a) is str for a in plausible)
+                )
+            except (KeyError, TypeError):
+                ok = False
+            if not ok:
+                for key, _ in CHOICE_FIELDS:
+                    answers = require(rec, key, list, path, qid)
+                    if not all(isinstance(a, str) for a in answers):
+                        raise RecordError(path, qid, key, "expected a list of answer strings")
+            found[qid] = (valid, plausible)
+        missing = [q for q in split.columns["id"] if q not in found]
+        if missing:
+            raise RecordError(
+                path,
+                missing[0],
+                "valid",
+                f"no entry for this question of gqa/{split.name} "
+                f"({len(missing)} of its {len(wanted)} questions have none)",
+            )
+        rows = [found[q] for q in split.columns["id"]]
+        return {
+            column: Ragged.from_lists(values=[row[k] for row in rows])
+            for k, (_, column) in enumerate(CHOICE_FIELDS)
+        }
 
     def _read(
         self,
@@ -123,7 +201,7 @@ class Gqa(Converter):
     ) -> dict[str, list[Any]]:
         path = self.file(ctx.raw_root, name)
         cols: dict[str, list[Any]] = {
-            k: [] for k in ("id", "image", "is_balanced", "entailed", *ANSWERED_FIELDS)
+            k: [] for k in ("id", "image", "is_balanced", "entailed", "steps", *ANSWERED_FIELDS)
         }
         intern: dict[str, str] = {}
         items: Iterable[tuple[str, Any]] = self.iter_json_items(ctx, name)
@@ -136,6 +214,7 @@ class Gqa(Converter):
             cols["is_balanced"].append(row[2])
             cols["entailed"].append(row[3])
             if answered:
+                cols["steps"].append(row[5])
                 for key, value in zip(ANSWERED_FIELDS, row[4], strict=True):
                     cols[key].append(
                         intern.setdefault(value, value) if key != "question" else value
@@ -169,8 +248,10 @@ def _parse(rec: Any, qid: str, path: Path, answered: bool) -> tuple[Any, ...]:
                 groups.get("global") or "",
                 groups.get("local") or "",
             )
+            steps = program_steps(rec["semantic"])
         else:
             values = ()
+            steps = 0
         ok = (
             type(image) is str
             and all(type(v) is str for v in values)
@@ -193,15 +274,29 @@ def _parse(rec: Any, qid: str, path: Path, answered: bool) -> tuple[Any, ...]:
                     require(groups, key, str, path, f"{qid} groups")
         if not isinstance(rec.get("entailed", []), list):
             raise RecordError(path, qid, "entailed", "expected a list of question ids")
+        if answered:
+            semantic = require(rec, "semantic", list, path, qid)
+            if not _program_ok(semantic):
+                raise RecordError(
+                    path, qid, "semantic", "expected a list of {operation, argument} objects"
+                )
         raise RecordError(path, qid, "fullAnswer", "expected a string")
-    return qid, gqa_key(image), bool(balanced), [str(e) for e in entailed], values
+    return qid, gqa_key(image), bool(balanced), [str(e) for e in entailed], values, steps
+
+
+def _program_ok(semantic: Any) -> bool:
+    """The program is a list of operations, each with an ``operation`` and an ``argument``
+    (formatted as text like the official script does, whatever their JSON type)."""
+    return type(semantic) is list and all(
+        type(op) is dict and "operation" in op and "argument" in op for op in semantic
+    )
 
 
 def _table(
     name: str, role: Any, parts: list[tuple[dict[str, list[Any]], np.ndarray]], vocab: Vocabulary
 ) -> SplitTable:
     cols: dict[str, list[Any]] = {
-        k: [] for k in ("id", "image", "is_balanced", "entailed", *ANSWERED_FIELDS)
+        k: [] for k in ("id", "image", "is_balanced", "entailed", "steps", *ANSWERED_FIELDS)
     }
     for part, rows in parts:
         for key, out in cols.items():
@@ -213,5 +308,6 @@ def _table(
         (vocab.label(a) for a in cols["answer"]), dtype=np.int32, count=len(cols["answer"])
     )
     columns["is_balanced"] = np.asarray(cols["is_balanced"], dtype=bool)
+    columns["steps"] = np.asarray(cols["steps"], dtype=np.int16)
     columns["entailed"] = Ragged.from_lists(values=cols["entailed"])
     return SplitTable(name, role, columns)

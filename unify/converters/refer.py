@@ -60,7 +60,7 @@ class Instances:
     ann_row: dict[int, int]
     ann_ids: np.ndarray  # int64 [A], grouped by image (stable: file order within an image)
     ann_images: np.ndarray  # int64 [A]
-    boxes: np.ndarray  # float32 [A, 4]
+    boxes: np.ndarray  # float64 [A, 4]: the release's JSON numbers exactly (schema 1.1)
     category_ids: np.ndarray  # int32 [A]
     #: image id -> (first row, number of rows) in the grouped arrays
     image_rows: dict[int, tuple[int, int]]
@@ -70,7 +70,7 @@ class ReferConverter(Converter):
     """The shared reader; subclasses declare the release (name, refs file, splits)."""
 
     refs_file: ClassVar[str]
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: bbox and region boxes stored as float64
     homepage = HOMEPAGE
 
     def load_pickle(self, ctx: BuildContext, name: str) -> PlainPickle:
@@ -200,7 +200,9 @@ class ReferConverter(Converter):
         ann_ids = np.empty(n, dtype=np.int64)
         ann_images = np.empty(n, dtype=np.int64)
         category_ids = np.empty(n, dtype=np.int32)
-        boxes = np.empty((n, 4), dtype=np.float32)
+        # float64, never float32: the scorer compares these with predictions at the IoU = 0.5
+        # boundary, where a float32 rounding of 123.45 flips verdicts (schema 1.1).
+        boxes = np.empty((n, 4), dtype=np.float64)
         for i, ann in enumerate(annotations):
             try:
                 aid, image_id, cat, bbox = (

@@ -9,8 +9,12 @@ fixtures, ``Flickr30K_ID`` ("2248275918", no extension); both become ``flickr:<s
 the key Flickr30k retrieval uses, so leakage between the two tasks is visible.
 
 Labels: contradiction 0, neutral 1, entailment 2. Pairs whose gold label is "-" (no
-annotator majority in SNLI) are not scored by anyone, so they are dropped and counted per
-split in the task report (``dropped_gold_dash``); any other label is an error.
+annotator majority in SNLI) are not part of SNLI-VE: the release's generator
+(necla-ml/SNLI-VE ``snli_ve_generator.py``) keeps only SNLI pairs with ``gold_label != '-'``,
+so the released files have none. Should a copy contain some, they are dropped, counted per
+split in the task report (``dropped_gold_dash``) and their ids kept as the split array
+``dropped_gold_dash`` (only when there are any), so that a prediction for one is refused
+with a message that says why; any other label is an error.
 """
 
 from __future__ import annotations
@@ -36,8 +40,12 @@ NO_GOLD = "-"
 IMAGE_FIELDS = ("Flikr30kID", "Flickr30K_ID")
 
 
+#: Split array of the pair ids dropped for a gold "-" label (absent when there are none).
+DROPPED_ARRAY = "dropped_gold_dash"
+
+
 class SnliVe(Converter):
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: ids of dropped "-" pairs kept as a split array
     homepage = "https://github.com/necla-ml/SNLI-VE"
     raw_files = tuple(RawFile(FILE.format(s), True, f"{s} pairs (JSON Lines)") for s in SPLIT_NAMES)
 
@@ -83,7 +91,7 @@ class SnliVe(Converter):
         premises: list[str] = []
         caption_ids: list[str] = []
         labels: list[int] = []
-        dropped = 0
+        dropped: list[str] = []
         #: Raw image name -> key: about 18 pairs share an image, parse each name once.
         key_of: dict[str, str] = {}
         for lineno, rec in self._records(ctx, file):
@@ -111,7 +119,7 @@ class SnliVe(Converter):
             if not ok:
                 _explain(rec, path, lineno)
             if label < 0:
-                dropped += 1
+                dropped.append(pair_id)
                 continue
             ids.append(pair_id)
             images.append(key)
@@ -130,8 +138,9 @@ class SnliVe(Converter):
                 "caption_id": caption_ids,
                 "label": np.asarray(labels, dtype=np.int8),
             },
+            arrays={DROPPED_ARRAY: dropped} if dropped else {},
         )
-        return table, dropped
+        return table, len(dropped)
 
 
 def _image_key(raw: str) -> str:

@@ -38,7 +38,13 @@ from unify.sample.coco_format import (
     write_coco_captions,
 )
 from unify.sample.features_format import RegionRow, write_tsv
-from unify.sample.gqa_format import GqaQuestion, write_gqa
+from unify.sample.gqa_format import (
+    GqaChoice,
+    GqaOperation,
+    GqaQuestion,
+    write_gqa,
+    write_gqa_choices,
+)
 from unify.sample.guesswhat_format import GuessWhatGame, write_guesswhat
 from unify.sample.karpathy_format import (
     KarpathyImage,
@@ -47,7 +53,15 @@ from unify.sample.karpathy_format import (
 )
 from unify.sample.nlvr2_format import Nlvr2Example, write_nlvr2
 from unify.sample.refer_format import Ref, write_refer
-from unify.sample.scenes import CATEGORIES, CATEGORY_ID, FeatureProjector, Scene, make_scene
+from unify.sample.scenes import (
+    CATEGORIES,
+    CATEGORY_ID,
+    CATEGORY_NAMES,
+    COLOURS,
+    FeatureProjector,
+    Scene,
+    make_scene,
+)
 from unify.sample.snli_ve_format import SnliVePair, write_snli_ve
 from unify.sample.vgqa_format import VgImageRecord, VgQa, write_vgqa_stream
 from unify.sample.visual7w_format import V7wBox, V7wImage, write_visual7w
@@ -386,14 +400,56 @@ def _gqa(w: World, out: Path) -> list[Path]:
                     "group_global": q["group_global"],
                     "group_local": f"{k:02d}-{image}",
                     "entailed": [],
+                    "semantic_program": _gqa_program(q),
                 }
+
+    def choices(images: list[str], prefix: int) -> Iterator[tuple[str, GqaChoice]]:
+        # The same (seeded) questions again: the choices file covers every question.
+        for q in records(images, prefix):
+            yield q["id"], _gqa_choice(q["detailed"], q["answer"])
 
     d = out / "gqa"
     return [
         write_gqa(d, "train_balanced_questions.json", records(train, 1)),
         write_gqa(d, "val_balanced_questions.json", records(val, 2)),
         write_gqa(d, "testdev_balanced_questions.json", records(dev, 3)),
+        write_gqa_choices(d, "val_choices.json", choices(val, 2)),
+        write_gqa_choices(d, "testdev_choices.json", choices(dev, 3)),
     ]
+
+
+def _gqa_op(operation: str, argument: str, *dependencies: int) -> GqaOperation:
+    return {"operation": operation, "argument": argument, "dependencies": list(dependencies)}
+
+
+def _gqa_program(q: dict[str, Any]) -> list[GqaOperation]:
+    """The semantic program of a generated question, by its detailed type (1-3 steps as
+    the official script counts them: the exist / query-name step does not count)."""
+    text = q["question"]
+    if q["detailed"] == "queryAttr":  # What color is the <thing>?
+        thing = text.removeprefix("What color is the ").removesuffix("?")
+        return [_gqa_op("select", thing), _gqa_op("query", "color", 0)]
+    if q["detailed"] == "existC":  # Is there a <thing> in the image?
+        thing = text.removeprefix("Is there a ").removesuffix(" in the image?")
+        return [_gqa_op("select", thing), _gqa_op("exist", "?", 0)]
+    # What is the <colour> object on the <side>?
+    colour, _, side = text.removeprefix("What is the ").removesuffix("?").partition(" object on ")
+    side = side.removeprefix("the ")
+    return [
+        _gqa_op("select", "object"),
+        _gqa_op("filter color", colour, 0),
+        _gqa_op("filter hposition", side, 1),
+        _gqa_op("query", "name", 2),
+    ]
+
+
+def _gqa_choice(detailed: str, answer: str) -> GqaChoice:
+    """Valid answers: every answer of the question's kind; plausible: the gold answer and
+    its neighbours in that list (a fixed rule, so the file needs no random draws)."""
+    kinds = {"queryAttr": COLOURS, "existC": ("no", "yes")}
+    valid = sorted(kinds.get(detailed, CATEGORY_NAMES))
+    at = valid.index(answer) if answer in valid else 0
+    return {"valid": valid, "plausible": valid[max(0, at - 1) : at + 2]}
 
 
 def _sentences(w: World, uid: str, task: str, n: int = 5) -> list[str]:
@@ -665,12 +721,13 @@ def _snli_ve(w: World, out: Path) -> list[Path]:
                 for k in range(_count(rng, s.snli_per_image)):
                     cap = rng.randrange(len(captions))
                     hyp, label = lang.hypothesis(scene, rng)
-                    gold = "-" if rng.random() < 0.02 else label
+                    # Never "-": the release's generator drops SNLI pairs without a gold
+                    # label, so the real files have none (the converter still handles them).
                     yield {
                         "flickr_id": str(p),
                         "pair_id": f"{p}.jpg#{cap}r{k}{label[0]}",
                         "caption_id": f"{p}.jpg#{cap}",
-                        "gold_label": gold,
+                        "gold_label": label,
                         "annotator_labels": [label],
                         "premise": captions[cap],
                         "hypothesis": hyp,

@@ -1,4 +1,4 @@
-"""snli_ve: accuracy, per class, gold "-" never scored, CSV and JSON forms."""
+"""snli_ve: accuracy, per class, gold "-" pairs refused with a reason, CSV and JSON forms."""
 
 from __future__ import annotations
 
@@ -31,11 +31,21 @@ def test_accuracy_per_class_and_dash_not_scored() -> None:
         "accuracy_neutral": 100.0,
         "accuracy_entailment": 50.0,
     }
-    assert result.details["counts"] == {"scored": 4, "unscored_gold_dash": 1}
-    # A prediction for the "-" pair is accepted and ignored.
-    with_dash = snli_ve.score(GT, P.parse_snli_ve(csv + b"b#1r1x,neutral\n"))
-    assert with_dash.metrics == result.metrics
+    assert result.details["counts"] == {"scored": 4, "dropped_gold_dash": 1}
     assert result.details["confusion"]["gold_by_predicted"][2] == [1, 0, 1]
+    assert result.per_example["score"].tolist() == [1.0, 1.0, 0.0, 0.0]  # ground-truth order
+
+
+def test_a_prediction_for_a_dropped_dash_pair_is_refused_with_the_reason() -> None:
+    csv = b"a#0r1e,entailment\na#0r1n,neutral\na#0r1c,neutral\nb#1r1e,Contradiction\n"
+    problems = snli_ve.validate(GT, P.parse_snli_ve(csv + b"b#1r1x,neutral\nzz,neutral\n"))
+    assert [str(p) for p in problems] == [
+        "line 6, pairID zz: unknown pairID: not in the ground truth of this split",
+        'line 5, pairID b#1r1x: gold label "-" in the raw file (no annotator majority): '
+        "not part of SNLI-VE, remove it from the prediction file",
+    ]
+    with pytest.raises(ValidationError):
+        snli_ve.score(GT, P.parse_snli_ve(csv + b"b#1r1x,neutral\n"))
 
 
 def test_json_form_equals_csv_form() -> None:
@@ -62,9 +72,11 @@ def test_bad_labels_and_coverage() -> None:
     ]
     problems = snli_ve.validate(GT, P.parse_snli_ve(b"a#0r1e,entailment\n"))
     assert str(problems[0]) == "pairID a#0r1n: no prediction for this pairID"
-    assert len(problems) == 3  # the "-" pair is not required
+    assert len(problems) == 3  # the "-" pair is not part of the ground truth
 
 
-def test_ground_truth_needs_a_scorable_pair() -> None:
-    with pytest.raises(ValueError, match="no scorable pair"):
+def test_ground_truth_holds_only_labelled_pairs() -> None:
+    with pytest.raises(ValueError, match="holds no pair"):
+        snli_ve.SnliVeGroundTruth(np.array([], dtype=str), np.array([], dtype=np.int8))
+    with pytest.raises(ValueError, match=r"codes 0\.\.2"):
         snli_ve.SnliVeGroundTruth(np.array(["x"]), np.array([-1], dtype=np.int8))

@@ -116,9 +116,11 @@ def test_every_field_round_trips(tmp_path: Path, py2: bool) -> None:
         )
         assert uf.build_report["refcoco"]["refs_pickle_decoding"] == "default"
         train = uf.split("refcoco", "train")
-        assert train.column("bbox").dtype == np.float32
+        # Schema 1.1: the boxes a scorer compares keep the release's float64 values.
+        assert train.column("bbox").dtype == np.float64
         assert train.column("category_id").dtype == np.int32
         assert train.ragged("regions").values["boxes"].shape == (9, 4)  # 3 x 3 regions
+        assert train.ragged("regions").values["boxes"].dtype == np.float64
     for split in ("train", "val", "testA", "testB"):
         got = examples(out, "refcoco", split)
         want = _expected(refs, split)

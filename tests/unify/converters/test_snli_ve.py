@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from evalserver.metrics import snli_ve
+from evalserver.metrics.predictions import parse_snli_ve
 from tests.conftest import place, real
 from tests.unify.helpers import build, examples
 from unify.converters.snli_ve import SnliVe
@@ -114,6 +116,35 @@ def test_both_image_spellings_and_dash_drops(tmp_path: Path) -> None:
         assert list(uf.image_keys) == ["flickr:1002", "flickr:2248275918", "flickr:3000"]
     assert report["dropped_gold_dash"] == {"train": 2, "dev": 0, "test": 0}
     assert report["counts"] == {"train": 3, "dev": 1, "test": 1}
+    with UnifiedFile(out) as uf:
+        # The dropped ids stay on their split (a split array, never a column), so that a
+        # prediction for one is refused with the reason; a split without any has no array.
+        view = uf.split("snli_ve", "train")
+        assert view.arrays == ["dropped_gold_dash"] and "dropped_gold_dash" not in view.fields
+        assert list(view.column("dropped_gold_dash")) == [train[i]["pair_id"] for i in (1, 3)]
+        assert uf.split("snli_ve", "dev").arrays == []
+
+
+def test_a_prediction_for_a_dropped_pair_names_it_and_why(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    test = [_pair("1002", 0, "neutral"), _pair("1002", 1, "entailment", gold="-")]
+    _tree(raw, test=test)
+    out = tmp_path / "out.h5"
+    build(raw, out, "snli_ve")
+    with UnifiedFile(out) as uf:
+        gt = snli_ve.groundtruth(uf, "snli_ve", ("test",))
+    assert gt.pair_ids.tolist() == [test[0]["pair_id"]] and gt.dropped_ids == (test[1]["pair_id"],)
+    ok = f"{test[0]['pair_id']},neutral\n".encode()
+    assert snli_ve.score(gt, parse_snli_ve(ok)).metrics["accuracy"] == 100.0
+    extra = ok + f"{test[1]['pair_id']},entailment\n".encode()
+    (problem,) = snli_ve.validate(gt, parse_snli_ve(extra))
+    assert str(problem).startswith(f'line 2, pairID {test[1]["pair_id"]}: gold label "-"')
+
+
+def test_the_sample_world_has_no_dash_pairs_like_the_release(tiny_raw: Path) -> None:
+    for split in ("train", "dev", "test"):
+        lines = _lines(tiny_raw / "snli_ve" / f"snli_ve_{split}.jsonl")
+        assert lines and all(line["gold_label"] in CODE for line in lines)
 
 
 def test_smoke_mode_counts_only_the_first_lines(tmp_path: Path) -> None:
