@@ -440,13 +440,14 @@ def features_import(
 def sample(
     out: Path, scale: str, seed: int, feature_dim: int, no_features: bool, force: bool
 ) -> None:
-    """Write all 12 datasets in their official raw formats from one generated world.
+    """Write every task's dataset in its official raw format from one generated world.
 
     A non-empty OUT needs --force. The same seed gives byte-identical files. Then:
     `unify build --all --raw OUT ...` and
     `unify features import FILE OUT/features/<universe>.tsv --universe <universe> ...`.
     """
     from unify.sample import generate
+    from unify.sample.world import unsampled_tasks
 
     files = generate(
         out,
@@ -457,6 +458,9 @@ def sample(
         force=force,
     )
     click.echo(f"wrote {len(files)} raw files under {out}", err=True)
+    if skipped := unsampled_tasks():
+        names = ", ".join(skipped)
+        click.echo(f"not written (their TaskSpec names no sample generator): {names}", err=True)
 
 
 if __name__ == "__main__":

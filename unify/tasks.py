@@ -143,6 +143,9 @@ class TaskSpec:
     phases: tuple[Phase, ...]
     default_phase: str  # scored when no phase is named
     aliases: tuple[str, ...] = field(default=())  # other raw folder names
+    #: "module:function" of the task's sample generator (``unify sample``), imported on
+    #: demand like ``converter``; ``None``: the sample world does not write this task.
+    sample: str | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.splits]
@@ -245,9 +248,7 @@ def _retrieval_columns(test_folds: bool) -> tuple[Column, ...]:
     for direction, what in (("t2i", "image retrieval"), ("i2t", "caption retrieval")):
         for k in (1, 5, 10):
             cols.append(Column(f"{direction}_r{k}", description=f"{what} recall@{k}"))
-        cols.append(
-            Column(f"{direction}_medr", False, 1, f"{what} median rank (lower is better)")
-        )
+        cols.append(Column(f"{direction}_medr", False, 1, f"{what} median rank (lower is better)"))
         cols.append(Column(f"{direction}_meanr", False, 1, f"{what} mean rank (lower is better)"))
     cols.append(Column("rsum", description="sum of the six recalls"))
     if test_folds:
@@ -300,6 +301,7 @@ def _refer(name: str, title: str, tests: tuple[str, ...], dataset: str) -> TaskS
         ),
         default_phase="all",
         aliases=("refcoco+",) if name == "refcoco_plus" else (),
+        sample="unify.sample.refer_format:write_sample",
     )
 
 
@@ -352,6 +354,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
             Phase("test", ("test",), "test-standard (test2015)"),
         ),
         default_phase="minval",
+        sample="unify.sample.vqa2_format:write_sample",
     ),
     TaskSpec(
         name="gqa",
@@ -404,6 +407,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
             Phase("submission", ("submission",), "the challenge's submission questions"),
         ),
         default_phase="testdev",
+        sample="unify.sample.gqa_format:write_sample",
     ),
     TaskSpec(
         name="vgqa",
@@ -428,6 +432,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
         val_split="val",
         phases=(Phase("val", ("val",), "QA pairs of the held-out images"),),
         default_phase="val",
+        sample="unify.sample.vgqa_format:write_sample",
     ),
     TaskSpec(
         name="coco_retrieval",
@@ -456,6 +461,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
             Phase("test", ("test",), "Karpathy test (5k, with the 1k-fold average)"),
         ),
         default_phase="test",
+        sample="unify.sample.karpathy_format:write_coco_sample",
     ),
     TaskSpec(
         name="flickr30k_retrieval",
@@ -484,6 +490,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
             Phase("test", ("test",), "Karpathy test"),
         ),
         default_phase="test",
+        sample="unify.sample.karpathy_format:write_flickr30k_sample",
     ),
     _refer("refcoco", "RefCOCO (UNC splits)", ("testA", "testB"), "UNC"),
     _refer("refcoco_plus", "RefCOCO+ (UNC splits)", ("testA", "testB"), "UNC"),
@@ -512,6 +519,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
         val_split="val",
         phases=(Phase("val", ("val",), "val"), Phase("test", ("test",), "test")),
         default_phase="test",
+        sample="unify.sample.visual7w_format:write_sample",
     ),
     TaskSpec(
         name="guesswhat",
@@ -545,6 +553,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
         val_split="valid",
         phases=(Phase("valid", ("valid",), "valid"), Phase("test", ("test",), "test")),
         default_phase="test",
+        sample="unify.sample.guesswhat_format:write_sample",
     ),
     TaskSpec(
         name="nlvr2",
@@ -577,6 +586,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
             Phase("test2", ("test2",), "test-U"),
         ),
         default_phase="test1",
+        sample="unify.sample.nlvr2_format:write_sample",
     ),
     TaskSpec(
         name="snli_ve",
@@ -611,6 +621,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
         val_split="dev",
         phases=(Phase("dev", ("dev",), "dev"), Phase("test", ("test",), "test")),
         default_phase="test",
+        sample="unify.sample.snli_ve_format:write_sample",
     ),
 )
 

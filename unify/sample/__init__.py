@@ -3,6 +3,8 @@
 Each writer is the inverse of its converter: plain records in, the release's file(s) out,
 byte-compatible in layout (key names, nesting, header blocks). Tests round-trip
 writer -> converter; the sample world and the benchmarks produce raw trees through them.
+Each task's sample generator sits next to its writer, named by ``TaskSpec.sample``;
+``world.py`` holds only what the tasks share.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ and ASCII escapes; the key order per image is COCO's ``filepath, sentids, filena
 split, sentences, cocoid`` and Flickr30k's ``sentids, imgid, sentences, split, filename``,
 then ``"dataset"`` after ``"images"``. ``imgid`` is the image's position in the file. The
 full COCO file is ~150 MB, so images are streamed from any iterable, one record at a time.
+
+The two retrieval tasks' sample generators (``write_coco_sample``, ``write_flickr30k_sample``,
+named by their TaskSpecs) are here too. They have no numbers of their own: their images,
+splits and captions are the world's (Karpathy's splits decide their overlaps).
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
-from unify.sample.coco_format import atomic_text
+from unify.sample.coco_format import (
+    atomic_text,
+    caption_annotation,
+    coco_image,
+    write_coco_captions,
+)
+from unify.sample.scenes import Scene
+from unify.sample.world import World
+from unify.tasks import TaskSpec
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -119,3 +131,49 @@ def _write(path: Path, dataset: str, records: Iterable[dict[str, Any]]) -> Path:
             f.write(json.dumps(record))
         f.write(f'], "dataset": {json.dumps(dataset)}}}')
     return path
+
+
+# ---------------------------------------------------------------------------- the sample
+def write_coco_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
+    """COCO retrieval: ``dataset_coco.json`` over Karpathy's images, and COCO's own 2014
+    captions files, whose image records carry the flickr_url links (optional files)."""
+
+    def images() -> Iterator[KarpathyImage]:
+        for cid in w.coco_train + [c for c in w.coco_val if c in w.karpathy]:
+            yield {
+                "cocoid": cid,
+                "split": w.karpathy[cid],
+                "sentences": [{"raw": t} for t in w.captions(w.coco_uid(cid))],
+            }
+
+    files = [write_karpathy_coco(task_dir, images())]
+    for subset, ids in (("train2014", w.coco_train), ("val2014", w.coco_val)):
+        recs = (
+            coco_image(c, *_size(w.scene(w.coco_uid(c))), subset, flickr_url=w.flickr_url(c))
+            for c in ids
+        )
+        caps = (
+            caption_annotation(c * 10 + k, c, t)
+            for c in ids
+            for k, t in enumerate(w.captions(w.coco_uid(c)))
+        )
+        files.append(write_coco_captions(task_dir, subset, recs, caps))
+    return files
+
+
+def _size(scene: Scene) -> tuple[int, int]:
+    return scene.width, scene.height
+
+
+def write_flickr30k_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
+    """Flickr30k retrieval: ``dataset_flickr30k.json`` over every Flickr30k photo."""
+
+    def images() -> Iterator[KarpathyImage]:
+        for p in w.flickr:
+            yield {
+                "filename": f"{p}.jpg",
+                "split": w.flickr_split[p],
+                "sentences": [{"raw": t} for t in w.captions(f"flickr{p}")],
+            }
+
+    return [write_karpathy_flickr30k(task_dir, images())]

@@ -25,16 +25,22 @@ opcodes itself, the way Python 2's cPickle did:
 ``write_refs`` streams: refs may be any iterable (a generator for a full-size file).
 ``instances.json`` is COCO's 2014 instances format restricted to the referred images,
 written by the shared COCO writer (``unify.sample.coco_format``).
+
+``write_sample`` is the sample generator of all three refer tasks (each TaskSpec names it);
+``SAMPLE_RELEASES`` says, per task, which refs file, image partition and wording it has.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypedDict
 
+from unify.errors import DataError
+from unify.sample import language as lang
 from unify.sample.coco_format import (
     category,
     coco_image,
@@ -42,6 +48,9 @@ from unify.sample.coco_format import (
     write_coco_instances,
 )
 from unify.sample.jsonfile import atomic_binary
+from unify.sample.scenes import CATEGORIES, CATEGORY_ID
+from unify.sample.world import World, count
+from unify.tasks import TaskSpec
 
 BATCH = 1000  # Python 2's cPickle batch size for APPENDS / SETITEMS
 
@@ -327,3 +336,107 @@ def write_refer(
         write_refs(task_dir, refs_file, refs, py2_strings=py2_strings),
         write_instances(task_dir, images, annotations, categories),
     ]
+
+
+# ---------------------------------------------------------------------------- the sample
+@dataclass(frozen=True)
+class ReferRelease:
+    """What tells one refer release's sample apart from the others'."""
+
+    refs_file: str  # the refer toolkit's file name
+    #: The partition of its images: "unc" (the world's ``refcoco_images``; RefCOCO and
+    #: RefCOCO+ share it, and its split of the images, as in the releases) or "umd"
+    #: (``refcocog_images``). Its eval splits are the TaskSpec's.
+    partition: str
+    language: str  # the wording of its expressions (``language.refexp``'s flavour)
+
+
+SAMPLE_RELEASES = {
+    "refcoco": ReferRelease("refs(unc).p", "unc", "unc"),
+    "refcoco_plus": ReferRelease("refs(unc).p", "unc", "plus"),
+    "refcocog": ReferRelease("refs(umd).p", "umd", "umd"),
+}
+
+
+@dataclass(frozen=True)
+class ReferSample:
+    """The refer tasks' numbers in the sample world (their images are the world's)."""
+
+    refs_per_image: float
+
+
+SAMPLE_SCALES = {
+    "tiny": ReferSample(refs_per_image=2),
+    "small": ReferSample(refs_per_image=3),
+    "full": ReferSample(refs_per_image=2.5),
+}
+
+
+def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
+    """One refer release: refs on its partition's images (about 40% of the images in the
+    spec's eval splits, the rest train) and the instances of those images."""
+    release = SAMPLE_RELEASES.get(spec.name)
+    if release is None:
+        raise DataError(
+            f"the refer sample has no release named {spec.name!r} "
+            f"(known: {', '.join(SAMPLE_RELEASES)})"
+        )
+    s = w.sized(SAMPLE_SCALES, spec.name)
+    images = w.refcocog_images if release.partition == "umd" else w.refcoco_images
+    rng0 = w.rng(release.partition, "splits")
+    eval_splits = spec.eval_splits
+    split_of = {}
+    for cid in images:
+        r = rng0.random()
+        split_of[cid] = eval_splits[int(r / 0.4 * len(eval_splits))] if r < 0.4 else "train"
+    ids = {"sent": 0, "ref": 0}
+
+    def refs() -> Iterator[Ref]:
+        for cid in images:
+            rng = w.rng(spec.name, cid)
+            scene = w.scene(w.coco_uid(cid))
+            for _ in range(count(rng, s.refs_per_image)):
+                target = rng.randrange(len(scene.objects))
+                sentences: list[RefSentence] = []
+                for _ in range(rng.randint(1, 3)):
+                    sentences.append(
+                        {
+                            "sent_id": ids["sent"],
+                            "sent": lang.refexp(scene, target, rng, release.language),
+                        }
+                    )
+                    ids["sent"] += 1
+                ids["ref"] += 1
+                yield {
+                    "ref_id": ids["ref"],
+                    "ann_id": cid * 100 + target,
+                    "image_id": cid,
+                    "category_id": CATEGORY_ID[scene.objects[target].category],
+                    "split": split_of[cid],
+                    "sentences": sentences,
+                }
+
+    def coco_images() -> Iterator[CocoImage]:
+        for cid in images:
+            scene = w.scene(w.coco_uid(cid))
+            yield {
+                "id": cid,
+                "width": scene.width,
+                "height": scene.height,
+                "flickr_url": w.flickr_url(cid),
+            }
+
+    def annotations() -> Iterator[CocoAnnotation]:
+        for cid in images:
+            for j, obj in enumerate(w.scene(w.coco_uid(cid)).objects):
+                yield {
+                    "id": cid * 100 + j,
+                    "image_id": cid,
+                    "category_id": CATEGORY_ID[obj.category],
+                    "bbox": list(obj.box),
+                }
+
+    cats = [category(cid, name, sup) for cid, name, sup in CATEGORIES]
+    return write_refer(
+        task_dir, release.refs_file, refs(), coco_images(), annotations(), categories=cats
+    )

@@ -4,15 +4,21 @@ Lines carry the release's keys in sorted order (as the known copies of the files
 with ``json.dumps`` default separators. The image is written under the release's
 ``Flikr30kID`` ("<id>.jpg") by default, or under the re-hosted copies' ``Flickr30K_ID``
 ("<id>") with ``image_field="Flickr30K_ID"``: the converter accepts both.
+
+SNLI-VE's sample generator (``write_sample``, named by its TaskSpec) is here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from unify.sample import language as lang
 from unify.sample.jsonfile import write_jsonl_atomic
+from unify.sample.world import World, count
+from unify.tasks import TaskSpec
 
 
 class SnliVePair(TypedDict, total=False):
@@ -74,3 +80,51 @@ def write_snli_ve(
     path = task_dir / f"snli_ve_{split}.jsonl"
     write_jsonl_atomic(path, (snli_ve_record(p, image_field) for p in pairs))
     return path
+
+
+# ---------------------------------------------------------------------------- the sample
+@dataclass(frozen=True)
+class SnliVeSample:
+    """SNLI-VE's numbers in the sample world. Its photos, their Entities-style split and
+    their captions (the premises) are the world's, shared with Flickr30k retrieval."""
+
+    per_image: float  # hypotheses per photo
+
+
+SAMPLE_SCALES = {
+    "tiny": SnliVeSample(per_image=3),
+    "small": SnliVeSample(per_image=6),
+    "full": SnliVeSample(per_image=17.8),
+}
+
+
+def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
+    """Hypotheses entailed, contradicted or left neutral by the photo, on one of its
+    captions as the premise."""
+    s = w.sized(SAMPLE_SCALES, spec.name)
+    files = []
+    for split in ("train", "dev", "test"):
+        photos = [p for p in w.flickr if w.entities_split[p] == split]
+
+        def pairs(photos: list[int] = photos) -> Iterator[SnliVePair]:
+            for p in photos:
+                rng = w.rng("snli", p)
+                scene = w.scene(f"flickr{p}")
+                captions = w.captions(f"flickr{p}")
+                for k in range(count(rng, s.per_image)):
+                    cap = rng.randrange(len(captions))
+                    hyp, label = lang.hypothesis(scene, rng)
+                    # Never "-": the release's generator drops SNLI pairs without a gold
+                    # label, so the real files have none (the converter still handles them).
+                    yield {
+                        "flickr_id": str(p),
+                        "pair_id": f"{p}.jpg#{cap}r{k}{label[0]}",
+                        "caption_id": f"{p}.jpg#{cap}",
+                        "gold_label": label,
+                        "annotator_labels": [label],
+                        "premise": captions[cap],
+                        "hypothesis": hyp,
+                    }
+
+        files.append(write_snli_ve(task_dir, split, pairs()))
+    return files

@@ -1,12 +1,17 @@
-"""Writer of Visual Genome's question_answers.json and image_data.json, streamed."""
+"""Writer of Visual Genome's question_answers.json and image_data.json, streamed, and
+VG-QA's sample generator (``write_sample``, named by its TaskSpec)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+from unify.sample import language as lang
 from unify.sample.jsonfile import atomic_binary, write_json_array
+from unify.sample.world import World, count
+from unify.tasks import TaskSpec
 
 
 class VgQa(TypedDict):
@@ -70,3 +75,50 @@ def write_vgqa(task_dir: Path, qas: Sequence[VgQa], images: Sequence[VgImageReco
     for qa in qas:
         by_image.setdefault(qa["image_id"], []).append(qa)
     return write_vgqa_stream(task_dir, by_image.items(), images)
+
+
+# ---------------------------------------------------------------------------- the sample
+@dataclass(frozen=True)
+class VgqaSample:
+    """VG-QA's numbers in the sample world (its images are all of the world's VG images)."""
+
+    per_image: float  # QA pairs per image
+
+
+SAMPLE_SCALES = {
+    "tiny": VgqaSample(per_image=10),
+    "small": VgqaSample(per_image=8),
+    "full": VgqaSample(per_image=13.4),
+}
+
+
+def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
+    """VG-QA; the largest qa_ids (the pinned val) go to the VG eval pool."""
+    s = w.sized(SAMPLE_SCALES, spec.name)
+    order = list(reversed(w.vg_all))  # eval pool last -> largest qa ids
+    base = 100_000
+
+    def entries() -> Iterator[tuple[int, list[VgQa]]]:
+        qa_id = base
+        for vid in order:
+            rng = w.rng("vgqa", vid)
+            scene = w.scene(w.vg_uid(vid))
+            qas: list[VgQa] = []
+            for _ in range(count(rng, s.per_image)):
+                qa_id += 1
+                q, a = lang.vg_qa(scene, rng)
+                qas.append({"qa_id": qa_id, "image_id": vid, "question": q, "answer": a})
+            yield vid, qas
+
+    def images() -> Iterator[VgImageRecord]:
+        for vid in order:
+            scene = w.scene(w.vg_uid(vid))
+            yield {
+                "image_id": vid,
+                "width": scene.width,
+                "height": scene.height,
+                "coco_id": w.vg_coco.get(vid),
+                "flickr_id": w.vg_flickr.get(vid),
+            }
+
+    return write_vgqa_stream(task_dir, entries(), images())

@@ -1,15 +1,20 @@
-"""Writer of the VQA v2 release files (questions + annotations per subset), streamed."""
+"""Writer of the VQA v2 release files (questions + annotations per subset), streamed, and
+VQA v2's sample generator (``write_sample``, named by its TaskSpec)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
 import orjson
 
+from unify.sample import language as lang
 from unify.sample.jsonfile import atomic_binary
+from unify.sample.world import World, count
+from unify.tasks import TaskSpec
 
 INFO = {
     "description": "This is v2.0 of the VQA dataset.",
@@ -114,3 +119,49 @@ def _chain(first: VqaQuestion | None, rest: Any) -> Any:
     if first is not None:
         yield first
     yield from rest
+
+
+# ---------------------------------------------------------------------------- the sample
+@dataclass(frozen=True)
+class Vqa2Sample:
+    """VQA v2's numbers in the sample world (its images are the world's COCO pools)."""
+
+    per_image: float  # questions per train2014 / val2014 image
+    test_per_image: float  # questions per test2015 image
+
+
+SAMPLE_SCALES = {
+    "tiny": Vqa2Sample(per_image=10, test_per_image=5),
+    "small": Vqa2Sample(per_image=8, test_per_image=5),
+    "full": Vqa2Sample(per_image=5.36, test_per_image=5.5),
+}
+
+
+def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
+    """The four subsets: answered train2014 and val2014, unanswered test2015 and its
+    test-dev2015 quarter."""
+    s = w.sized(SAMPLE_SCALES, spec.name)
+
+    def records(images: list[int], per_image: float, answered: bool) -> Iterator[VqaQuestion]:
+        for cid in images:
+            rng = w.rng("vqa2", cid)
+            scene = w.scene(w.coco_uid(cid))
+            for k in range(count(rng, per_image)):
+                q, a, atype, qtype = lang.vqa_question(scene, rng)
+                rec: VqaQuestion = {"question_id": cid * 1000 + k, "image_id": cid, "question": q}
+                if answered:
+                    rec.update(
+                        question_type=qtype,
+                        answer_type=atype,
+                        multiple_choice_answer=a,
+                        answers=lang.annotator_answers(a, rng, atype),
+                    )
+                yield rec
+
+    d = task_dir
+    files = write_vqa2(d, "train2014", records(w.coco_train, s.per_image, True), True)
+    files += write_vqa2(d, "val2014", records(w.coco_val, s.per_image, True), True)
+    files += write_vqa2(d, "test2015", records(w.coco_test, s.test_per_image, False), False)
+    dev = [c for c in w.coco_test if c % 4 == 0] or w.coco_test[:1]
+    files += write_vqa2(d, "test-dev2015", records(dev, s.test_per_image, False), False)
+    return files
