@@ -238,3 +238,27 @@ def _any_gt(task: str) -> object:
 def test_no_hint_for_a_broken_file_of_the_right_format() -> None:
     problems = check_file("vqa2", GT, b'[{"question_id": 1, "answer": 3}]')
     assert not any("looks like" in str(p) for p in problems)
+
+
+def test_docs_phase_table_matches_the_taskspecs() -> None:
+    """docs/metrics.md restates each task's metric and default phase: it must agree."""
+    text = (Path(__file__).parents[3] / "docs" / "metrics.md").read_text()
+    section = text.split("## Tasks, metrics and phases", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    seen: list[str] = []
+    for row in rows[1:]:  # after the header
+        names, metric, default, others = (c.strip() for c in row.strip("|").split("|"))
+        for name in names.split(", "):
+            spec = tasks.get(name)
+            seen.append(name)
+            assert metric == f"`{spec.metric}`", name
+            phase = spec.phase(spec.default_phase)
+            expected = (
+                phase.name
+                if phase.splits == (phase.name,)
+                else (f"{phase.name} ({', '.join(phase.splits)})")
+            )
+            assert default == expected, name
+            listed = {w.strip(",") for w in others.split() if w.strip(",") in spec.phase_names}
+            assert listed == set(spec.phase_names) - {spec.default_phase}, name
+    assert sorted(seen) == sorted(tasks.task_names())
