@@ -179,8 +179,8 @@ def validate_file(task: str, gt: Any, source: Source, *, max_bytes: int | None =
 
 
 def _format_hint(task: str, scorer: Scorer, data: bytes) -> Problem | None:
-    """ "this looks like an NLVR2 predictions CSV (nlvr2), not a VQA results JSON" when the
-    content matches another metric's format; None when it matches none (or its own)."""
+    """A first problem saying which other format the content looks like ("this looks like
+    an NLVR2 predictions CSV ..."); None when it matches none, or its own."""
     formats = [f for s in SCORERS.values() for f in s.formats]
     found = P.sniff_format(data, formats)
     if found is None or found in scorer.formats:
