@@ -88,7 +88,6 @@ SCORERS: Mapping[str, Scorer] = MappingProxyType(
                 partial(P.write_answers, id_field="questionId", answer_field="prediction"),
                 (PredictionFormat("a GQA predictions JSON", "json", ("questionId", "prediction")),),
                 lambda gt: gt.ids[: gt.num_balanced],
-                options=("choices",),
             ),
             Scorer(
                 "vgqa",
