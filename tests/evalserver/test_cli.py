@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -86,13 +87,24 @@ def test_multi_split_phase_and_variant(tiny_h5: Path, tmp_path: Path) -> None:
 
 
 def test_absent_columns_are_listed_with_their_reason(tiny_h5: Path, tmp_path: Path) -> None:
+    """A ranked-list submission cannot give i2t, medr, meanr or rsum: the table says why."""
+    gt = load_groundtruth(tiny_h5, "flickr30k_retrieval")
+    ranked = [np.roll(gt.image_ids, -int(i))[:10] for i in gt.caption_image]
+    path = tmp_path / "ranked.json"
+    path.write_bytes(P.write_ranked_lists(gt.caption_ids, ranked))
+    code, out, err = run(
+        "score", "--data", str(tiny_h5), "--task", "flickr30k_retrieval", str(path)
+    )
+    assert code == 0, err
+    spec = tasks.get("flickr30k_retrieval")
+    assert re.search(r"  t2i_r1 +100\.00  \(primary\)", out)
+    for name in ("i2t_r1", "t2i_medr", "rsum"):
+        line = next(line for line in out.splitlines() if line.split()[0] == name)
+        assert line.endswith(f"-  (absent: {spec.column(name).absent_when})")
     gt = load_groundtruth(tiny_h5, "gqa")
-    path = tmp_path / "g.json"
     path.write_bytes(chance_submission(gt))
     code, out, err = run("score", "--data", str(tiny_h5), "--task", "gqa", str(path))
     assert code == 0, err
-    spec = tasks.get("gqa")
-    assert f"(absent: {spec.column('validity').absent_when})" in out
     assert re.search(r"  distribution +\d\.\d{4}  lower is better", out)  # its precision
 
 
