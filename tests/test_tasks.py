@@ -107,6 +107,8 @@ SPEC = replace(
     title="SNLI-VE (a copy, registered as a plug-in)",
     converter="vl12_extra_task.converter:SnliVeCopy",
 )
+#: A declaration that takes a built-in task's name (must be refused, never override it).
+CLASH = replace(SPEC, name="snli_ve")
 '''
 
 CONVERTER = '''
@@ -170,7 +172,7 @@ def test_a_thirteenth_task_is_one_spec_and_one_converter_module(tmp_path: Path) 
 
     gold = {p["pair_id"]: p["gold_label"] for p in _pairs("test", 9)}
     preds = tmp_path / "preds.csv"
-    preds.write_text("pairID,label\n" + "".join(f"{k},{v}\n" for k, v in gold.items()))
+    preds.write_text("".join(f"{k},{v}\n" for k, v in gold.items()))
     scored = run(
         str(bin_dir / "evalserver"), "score", "--data", str(out), "--task", "snli_ve_copy",
         "--json", str(preds),
@@ -180,13 +182,21 @@ def test_a_thirteenth_task_is_one_spec_and_one_converter_module(tmp_path: Path) 
     metrics = result.get("metrics") or result["summary"]["metrics"]
     assert metrics["accuracy"] == 100.0
 
-    # A plug-in may not take a built-in task's name.
+    # A plug-in may not take a built-in task's name: one line, exit 1, in both commands.
     (plugin / "vl12_extra_task-0.1.dist-info" / "entry_points.txt").write_text(
-        "[vl12.tasks]\nsnli_ve = vl12_extra_task:SPEC\n"
+        "[vl12.tasks]\nsnli_ve = vl12_extra_task:CLASH\n"
     )
-    clash = run(str(bin_dir / "unify"), "list")
-    assert clash.returncode == 1
-    assert "snli_ve" in clash.stderr and "Traceback" not in clash.stderr
+    for command in (
+        (str(bin_dir / "unify"), "list"),
+        (str(bin_dir / "unify"), "build", "snli_ve", "--raw", str(raw), "--out", str(out)),
+        (str(bin_dir / "evalserver"), "score", "--data", str(out), "--task", "snli_ve", str(preds)),
+    ):
+        clash = run(*command)
+        assert clash.returncode == 1, (command, clash.stderr)
+        assert clash.stderr == (
+            "error: entry point snli_ve (vl12_extra_task:CLASH): task 'snli_ve' is already "
+            "declared\n"
+        )
 
 
 def test_docs_tasks_page_is_the_rendering_of_the_specs() -> None:

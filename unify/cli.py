@@ -20,13 +20,13 @@ import click
 from tqdm import tqdm
 
 from unify.build import BuildOptions, resolve_tasks, run_build
+from unify.clitypes import TaskName, Vl12Group
 from unify.converters import registry
-from unify.errors import Vl12Error
 from unify.images import INTEGER_ID_UNIVERSES, KEY_OF_ID
 from unify.leakage import LeakagePolicy
-from unify.paths import input_dir, input_file, os_error_message, output_file
+from unify.paths import input_dir, input_file, output_file
 from unify.reader import UnifiedFile, _plain
-from unify.tasks import UNIVERSES, all_tasks, task_names
+from unify.tasks import UNIVERSES, all_tasks
 
 
 def _progress_factory(quiet: bool) -> Any:
@@ -50,25 +50,7 @@ def _progress_factory(quiet: bool) -> Any:
     return progress
 
 
-class _Group(click.Group):
-    """Turns our errors into one message on stderr and their exit code, never a traceback.
-
-    An ``OSError`` that no path check foresaw (a disk that fills up, a folder removed
-    during a build) is a data error too: one line naming the path, exit 1.
-    """
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except Vl12Error as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except OSError as exc:
-            click.echo(f"error: {os_error_message(exc)}", err=True)
-            ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing was written", err=True)
-            ctx.exit(130)
+TASK_NAME = TaskName()
 
 
 class _Existing(click.ParamType):
@@ -92,7 +74,7 @@ RAW_FOLDER = _Existing("raw folder", folder=True)
 UNIFIED_FILE = _Existing("unified file")
 
 
-@click.group(cls=_Group)
+@click.group(cls=Vl12Group)
 @click.version_option(package_name="vl12")
 def main() -> None:
     """Unify the 12 vision-and-language datasets of 12-in-1 into one HDF5 file."""
@@ -123,7 +105,7 @@ def list_cmd(raw: Path | None) -> None:
 
 
 @main.command()
-@click.argument("names", nargs=-1, type=click.Choice(task_names()), metavar="[NAMES]...")
+@click.argument("names", nargs=-1, type=TASK_NAME, metavar="[NAMES]...")
 @click.option("--all", "all_tasks", is_flag=True, help="Build every dataset (all must be present).")
 @click.option(
     "--raw",
@@ -145,14 +127,14 @@ def list_cmd(raw: Path | None) -> None:
 @click.option(
     "--keep-train",
     multiple=True,
-    type=click.Choice(task_names()),
+    type=TASK_NAME,
     metavar="TASK",
     help="Leakage policy: leave this task's training split uncleaned (repeatable).",
 )
 @click.option(
     "--ignore-eval",
     multiple=True,
-    type=click.Choice(task_names()),
+    type=TASK_NAME,
     metavar="TASK",
     help="Leakage policy: do not clean against this task's evaluation images (repeatable).",
 )

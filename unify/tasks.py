@@ -243,14 +243,24 @@ def _accuracy(extra: tuple[Column, ...] = ()) -> tuple[Column, ...]:
     return (Column(_ACC, description="percent of examples right"), *extra)
 
 
+_RANKED = "a ranked-list submission (it needs the full score matrix)"
+
+
 def _retrieval_columns(test_folds: bool) -> tuple[Column, ...]:
     cols: list[Column] = []
     for direction, what in (("t2i", "image retrieval"), ("i2t", "caption retrieval")):
+        matrix = None if direction == "t2i" else _RANKED
         for k in (1, 5, 10):
-            cols.append(Column(f"{direction}_r{k}", description=f"{what} recall@{k}"))
-        cols.append(Column(f"{direction}_medr", False, 1, f"{what} median rank (lower is better)"))
-        cols.append(Column(f"{direction}_meanr", False, 1, f"{what} mean rank (lower is better)"))
-    cols.append(Column("rsum", description="sum of the six recalls"))
+            cols.append(
+                Column(f"{direction}_r{k}", description=f"{what} recall@{k}", absent_when=matrix)
+            )
+        cols.append(
+            Column(f"{direction}_medr", False, 1, f"{what} median rank (lower is better)", _RANKED)
+        )
+        cols.append(
+            Column(f"{direction}_meanr", False, 1, f"{what} mean rank (lower is better)", _RANKED)
+        )
+    cols.append(Column("rsum", description="sum of the six recalls", absent_when=_RANKED))
     if test_folds:
         cols += [
             Column(
@@ -258,7 +268,7 @@ def _retrieval_columns(test_folds: bool) -> tuple[Column, ...]:
                 c.higher_is_better,
                 c.precision,
                 f"{c.description}, averaged over the five 1k folds",
-                "the split has no 1k folds (COCO test only)",
+                f"the split has no 1k folds (COCO test only), or {_RANKED}",
             )
             for c in list(cols)
         ]

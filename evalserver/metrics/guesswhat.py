@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from evalserver.metrics.phaseread import read_phase
 from evalserver.metrics.predictions import ChoicePredictions, Problem, ProblemLog, match_ids
 from evalserver.metrics.result import Result, percent
+from unify.reader import UnifiedFile
 
-__all__ = ["VERSION", "GuessWhatGroundTruth", "score", "validate"]
+__all__ = ["VERSION", "GuessWhatGroundTruth", "groundtruth", "score", "validate"]
 
 VERSION = "guesswhat-1"
 SUCCESS = "success"
@@ -46,6 +48,22 @@ class GuessWhatGroundTruth:
             raise ValueError("object_offsets needs N + 1 entries")
         if len(np.unique(self.game_ids)) != n:
             raise ValueError("game ids of the ground truth are not unique")
+
+
+def groundtruth(uf: UnifiedFile, task: str, splits: tuple[str, ...]) -> GuessWhatGroundTruth:
+    """Target object, status and the ids of the game's objects, per game."""
+    phase = read_phase(uf, task, splits)
+    offsets, candidates = None, None
+    if phase.has("objects"):
+        objects = phase.ragged("objects")
+        offsets, candidates = objects.offsets, objects.values["ids"].astype(np.int64)
+    return GuessWhatGroundTruth(
+        phase.ids(int),
+        phase.column("object_id").astype(np.int64),
+        phase.strings("status"),
+        offsets,
+        candidates,
+    )
 
 
 def _check(
@@ -106,4 +124,12 @@ def score(gt: GuessWhatGroundTruth, predictions: ChoicePredictions) -> Result:
             for s in dict.fromkeys(gt.status)
         },
     }
-    return Result(metrics, details, VERSION, "accuracy", True)
+    return Result(
+        metrics,
+        details,
+        VERSION,
+        "accuracy",
+        True,
+        per_example={"score": correct.astype(np.float64)},
+        example_ids=gt.game_ids,
+    )

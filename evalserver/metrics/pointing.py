@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from evalserver.metrics.phaseread import read_phase
 from evalserver.metrics.predictions import ChoicePredictions, Problem, ProblemLog, match_ids
 from evalserver.metrics.result import Result, percent
+from unify.reader import UnifiedFile
 
-__all__ = ["VERSION", "PointingGroundTruth", "score", "validate"]
+__all__ = ["VERSION", "PointingGroundTruth", "groundtruth", "score", "validate"]
 
 VERSION = "pointing-1"
 
@@ -54,6 +56,17 @@ class PointingGroundTruth:
         return np.take_along_axis(
             np.asarray(self.candidate_box_ids), np.asarray(self.label)[:, None], axis=1
         )[:, 0]
+
+
+def groundtruth(uf: UnifiedFile, task: str, splits: tuple[str, ...]) -> PointingGroundTruth:
+    """Candidate box ids, the gold one's index and the question type, per question."""
+    phase = read_phase(uf, task, splits)
+    return PointingGroundTruth(
+        phase.ids(int),
+        phase.column("candidate_box_ids").astype(np.int64),
+        phase.column("label").astype(np.int64),
+        phase.strings("type") if phase.has("type") else None,
+    )
 
 
 def _check(
@@ -101,4 +114,12 @@ def score(gt: PointingGroundTruth, predictions: ChoicePredictions) -> Result:
             }
             for t in dict.fromkeys(gt.types)
         }
-    return Result(metrics, details, VERSION, "accuracy", True)
+    return Result(
+        metrics,
+        details,
+        VERSION,
+        "accuracy",
+        True,
+        per_example={"score": correct.astype(np.float64)},
+        example_ids=gt.qa_ids,
+    )

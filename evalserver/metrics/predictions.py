@@ -10,17 +10,24 @@ Formats (docs/metrics.md, "Prediction formats"): JSON arrays of records, CSV lin
 nlvr2 and snli_ve, NPZ score matrices or JSON ranked lists for retrieval. Any file may be
 gzip-compressed; compression is detected from the content (magic bytes), not the name.
 Records and lines are numbered from 1 in messages.
+
+Also here, because they mirror the parsers: ``PredictionFormat`` and ``sniff_format`` (what
+a file looks like, so a file of another task's format gets a message that says so), the
+writers of every format (baselines and tests write official files with them), and
+``pack``/``unpack`` (a parsed container as plain arrays, for the saved validated form).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import math
 import os
+import re
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,12 +36,14 @@ import numpy as np
 import orjson
 
 __all__ = [
+    "CONTAINERS",
     "MAX_PROBLEMS",
     "AnswerPredictions",
     "BoxPredictions",
     "ChoicePredictions",
     "IdMatch",
     "LabelPredictions",
+    "PredictionFormat",
     "Problem",
     "ProblemLog",
     "RankedListPredictions",
@@ -44,6 +53,8 @@ __all__ = [
     "ValidationError",
     "id_array",
     "match_ids",
+    "num_rows",
+    "pack",
     "parse_answers",
     "parse_choices",
     "parse_gqa",
@@ -55,6 +66,14 @@ __all__ = [
     "parse_snli_ve",
     "parse_vqa",
     "read_source",
+    "sniff_format",
+    "unpack",
+    "write_answers",
+    "write_choices",
+    "write_labels_csv",
+    "write_ranked_lists",
+    "write_refexp",
+    "write_score_matrix",
 ]
 
 #: Problems listed in full; the rest are only counted.
@@ -810,3 +829,219 @@ def match_ids(
         log.add(f"no prediction for this {rows.id_field}", None, gt[g], rows.id_field)
     log.skip(len(missing) - len(listed))
     return IdMatch(gt_row, pred_row)
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@dataclass(frozen=True)
+class PredictionFormat:
+    """What a prediction format looks like, to tell a participant which one they sent.
+
+    ``kind`` is how the content is recognised: ``json`` (an array of records holding
+    ``keys``), ``csv`` (``id,label`` lines whose label is one of ``labels``, any case) or
+    ``npz`` (an archive holding the arrays ``keys``).
+    """
+
+    name: str  # "an NLVR2 predictions CSV": reads well after "this looks like"
+    kind: str
+    keys: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+_JSON_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+#: Bytes looked at to recognise a format: enough for the first records or lines.
+_SNIFF_BYTES = 4096
+
+
+def sniff_format(data: bytes, formats: Sequence[PredictionFormat]) -> PredictionFormat | None:
+    """The format among ``formats`` that (already decompressed) ``data`` looks like.
+
+    Looks only at the first few KiB (record keys, the first line, the archive's names), so
+    a truncated or otherwise broken file is still recognised; None when nothing matches.
+    """
+    if data[:4] == b"PK\x03\x04":
+        try:
+            names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return None
+        arrays = {n.removesuffix(".npy") for n in names}
+        return next((f for f in formats if f.kind == "npz" and set(f.keys) <= arrays), None)
+    head = data[:_SNIFF_BYTES]
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"[", b"{"):
+        keys = {k.decode() for k in _JSON_KEY.findall(head)}
+        matches = [f for f in formats if f.kind == "json" and set(f.keys) <= keys]
+        return max(matches, key=lambda f: len(f.keys), default=None)
+    lines = head.decode("utf-8-sig", errors="replace").splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    fields = first.strip().split(",")
+    if len(fields) != 2:
+        return None
+    label = fields[1].strip().lower()
+    return next(
+        (f for f in formats if f.kind == "csv" and label in {x.lower() for x in f.labels}),
+        None,
+    )
+
+
+# --------------------------------------------------------------------------- writers
+#
+# The inverse of the parsers: official files from ids and values, so that baselines, the
+# chance-level submissions (``chance``) and the tests write exactly what a participant
+# would upload.
+
+
+def write_answers(
+    ids: Sequence[Any] | np.ndarray,
+    answers: Sequence[str],
+    *,
+    id_field: str,
+    answer_field: str,
+) -> bytes:
+    """``[{id_field: id, answer_field: answer}]`` (vqa2, vgqa: question_id/answer; gqa:
+    questionId/prediction)."""
+    return orjson.dumps(
+        [{id_field: i, answer_field: a} for i, a in zip(_python(ids), list(answers), strict=True)]
+    )
+
+
+def write_choices(
+    ids: Sequence[int] | np.ndarray,
+    choices: Sequence[int] | np.ndarray,
+    *,
+    id_field: str,
+    choice_field: str,
+) -> bytes:
+    """``[{id_field: id, choice_field: int}]`` (visual7w qa_id/box_id, guesswhat
+    game_id/object_id)."""
+    return orjson.dumps(
+        [
+            {id_field: i, choice_field: c}
+            for i, c in zip(_python(ids), _python(choices), strict=True)
+        ]
+    )
+
+
+def write_refexp(ids: Sequence[int] | np.ndarray, boxes: np.ndarray) -> bytes:
+    """``[{"sent_id": id, "bbox": [x, y, w, h]}]``; float64 values keep every bit."""
+    rows = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).tolist()
+    return orjson.dumps(
+        [{"sent_id": i, "bbox": b} for i, b in zip(_python(ids), rows, strict=True)]
+    )
+
+
+def write_labels_csv(
+    ids: Sequence[str] | np.ndarray, labels: Sequence[int] | np.ndarray, names: Sequence[str]
+) -> bytes:
+    """``id,label`` lines, ``label = names[code]`` (nlvr2: False/True; snli_ve: the three
+    class names)."""
+    return "".join(
+        f"{i},{names[c]}\n" for i, c in zip(_python(ids), _python(labels), strict=True)
+    ).encode()
+
+
+def write_score_matrix(
+    caption_ids: Sequence[int] | np.ndarray, scores: np.ndarray, *, image_ids: np.ndarray
+) -> bytes:
+    """The retrieval NPZ: ``scores`` [captions x images], ``caption_ids``, ``image_ids``."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        scores=np.asarray(scores),
+        caption_ids=np.asarray(caption_ids, dtype=np.int64),
+        image_ids=np.asarray(image_ids, dtype=np.int64),
+    )
+    return buffer.getvalue()
+
+
+def write_ranked_lists(
+    caption_ids: Sequence[int] | np.ndarray, ranked: Sequence[Sequence[int]]
+) -> bytes:
+    """``[{"caption_id": id, "image_ids": [best first]}]``."""
+    return orjson.dumps(
+        [
+            {"caption_id": c, "image_ids": _python(r)}
+            for c, r in zip(_python(caption_ids), ranked, strict=True)
+        ]
+    )
+
+
+def _python(values: Any) -> list[Any]:
+    """Python scalars (numpy's are not JSON types)."""
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+# --------------------------------------------------------------------------- packing
+
+PredictionContainer = (
+    AnswerPredictions
+    | BoxPredictions
+    | ChoicePredictions
+    | LabelPredictions
+    | ScoreMatrixPredictions
+    | RankedListPredictions
+)
+
+#: The containers ``unpack`` may rebuild, by class name (nothing else is ever imported).
+CONTAINERS: Mapping[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        AnswerPredictions,
+        BoxPredictions,
+        ChoicePredictions,
+        LabelPredictions,
+        ScoreMatrixPredictions,
+        RankedListPredictions,
+    )
+}
+
+
+def num_rows(parsed: Any) -> int:
+    """Rows a parsed file kept (captions for a score matrix)."""
+    if isinstance(parsed, ScoreMatrixPredictions):
+        return len(parsed.caption_ids)
+    return len(parsed)
+
+
+def pack(parsed: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A parsed container as (JSON-ready header, plain arrays), for ``np.savez``.
+
+    Arrays stay arrays (a score matrix is not copied); a list of strings (answers) is
+    stored as JSON bytes, which keeps any string exactly and, unlike a fixed-width numpy
+    string array, costs no more than the strings; other fields (names, units) go in the
+    header. ``unpack`` reverses it; no pickle is involved either way.
+    """
+    name = type(parsed).__name__
+    if CONTAINERS.get(name) is not type(parsed):
+        raise TypeError(f"cannot pack a {name}")
+    header: dict[str, Any] = {"container": name, "fields": {}, "json": []}
+    arrays: dict[str, np.ndarray] = {}
+    for f in dataclasses.fields(parsed):
+        value = getattr(parsed, f.name)
+        if isinstance(value, np.ndarray):
+            arrays[f.name] = value.astype(str) if value.dtype == object else value
+        elif isinstance(value, list):
+            arrays[f.name] = np.frombuffer(orjson.dumps(value), dtype=np.uint8)
+            header["json"].append(f.name)
+        else:
+            header["fields"][f.name] = list(value) if isinstance(value, tuple) else value
+    return header, arrays
+
+
+def unpack(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
+    """The container ``pack`` described; ``ValueError`` if the header names none."""
+    cls = CONTAINERS.get(str(header.get("container")))
+    if cls is None:
+        raise ValueError(f"unknown prediction container {header.get('container')!r}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in header.get("json", ()):
+            values[f.name] = orjson.loads(arrays[f.name].tobytes())
+        elif f.name in arrays:
+            values[f.name] = arrays[f.name]
+        elif f.name in header["fields"]:
+            value = header["fields"][f.name]
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+        else:
+            raise ValueError(f"saved {cls.__name__} lacks its field {f.name!r}")
+    return cls(**values)

@@ -18,7 +18,12 @@ of rows and columns in the submitted matrix.
 
 COCO: the 5k test set in one pass, plus "1k": the same metrics on each of the 5 folds of
 1,000 images (fold per image from the ground truth), averaged over folds like vsepp's
-``evalrank(fold5=True)``, and fold 0 alone (what 12-in-1 reports).
+``evalrank(fold5=True)`` (``1k_avg_*``); each fold's figures, fold 0 among them (what
+12-in-1 reports), are in ``details["folds"]``.
+
+Per caption of the ground truth (``per_example``): ``t2i_rank``, the 1-based rank of its
+image (0: a caption the rule does not score; -1: a ranked list that does not hold its
+image), and ``score``, 1.0 when its image is ranked first (NaN when not scored).
 
 Ranked-list submissions (``[{"caption_id", "image_ids": [>= 10 ids]}]``) give t2i R@K for
 K up to the shortest list only, on the full candidate set; no i2t, medr, meanr or folds.
@@ -32,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from evalserver.metrics.phaseread import read_phase
 from evalserver.metrics.predictions import (
     Problem,
     ProblemLog,
@@ -41,11 +47,14 @@ from evalserver.metrics.predictions import (
     match_ids,
 )
 from evalserver.metrics.result import Result
+from unify.errors import SchemaError
+from unify.reader import UnifiedFile
 
 __all__ = [
     "CAPTIONS_PER_IMAGE",
     "VERSION",
     "RetrievalGroundTruth",
+    "groundtruth",
     "i2t_ranks",
     "recall_metrics",
     "score",
@@ -94,6 +103,40 @@ class RetrievalGroundTruth:
         scored = np.zeros(len(order), dtype=bool)
         scored[order[within < CAPTIONS_PER_IMAGE]] = True
         return scored
+
+
+def groundtruth(uf: UnifiedFile, task: str, splits: tuple[str, ...]) -> RetrievalGroundTruth:
+    """Captions of one split, their image, the split's candidate images (``candidates``,
+    release order) with their numeric ids, and their 1k folds (``candidate_folds``, COCO
+    test only)."""
+    phase = read_phase(uf, task, splits)
+    view = phase.one_split("retrieval")
+    image_rows = phase.column("image").astype(np.int64)
+    if "candidates" not in view.arrays:
+        raise SchemaError(f"{phase.where} has no split array 'candidates'")
+    candidates = view.column("candidates").astype(np.int64)
+    position = np.full(len(uf.image_keys), -1, dtype=np.int64)
+    position[candidates] = np.arange(len(candidates))
+    caption_image = position[image_rows]
+    if (caption_image < 0).any():
+        bad = int(image_rows[np.flatnonzero(caption_image < 0)[0]])
+        raise SchemaError(f"{phase.where}: image {uf.image_keys[bad]} is not a candidate")
+    folds = None
+    if "candidate_folds" in view.arrays:
+        folds = view.column("candidate_folds").astype(np.int64)
+    return RetrievalGroundTruth(
+        phase.ids(int), caption_image, _numeric_ids(uf, candidates, phase.where), folds
+    )
+
+
+def _numeric_ids(uf: UnifiedFile, rows: np.ndarray, where: str) -> np.ndarray:
+    """``coco:391895`` -> 391895: the ids a submission names images by."""
+    keys = uf.image_keys[rows]
+    try:
+        return np.fromiter((int(k.split(":", 1)[1]) for k in keys), np.int64, len(keys))
+    except (IndexError, ValueError):
+        bad = next(k for k in keys if not k.partition(":")[2].isdigit())
+        raise SchemaError(f"{where}: image key {bad!r} has no numeric id") from None
 
 
 # --------------------------------------------------------------------------- ranks
@@ -282,7 +325,6 @@ def score(
             "images": len(gt.image_ids),
         },
         "tie_rule": "equal scores: lower image id / lower caption id ranks first",
-        "t2i_rank": dict(zip(caption_ids.tolist(), (t2i + 1).tolist(), strict=True)),
     }
     if gt.image_folds is not None:
         fold_metrics = _fold_metrics(gt, scores, gold_col, col_key, caption_ids, match.cols)
@@ -290,9 +332,27 @@ def score(
         names = list(fold_metrics[0])
         average = np.array([[m[k] for k in names] for m in fold_metrics]).mean(axis=0)
         metrics |= {f"1k_avg_{k}": float(v) for k, v in zip(names, average, strict=True)}
-        metrics |= {f"1k_fold0_{k}": v for k, v in fold_metrics[0].items()}
     lower = tuple(k for k in metrics if k.endswith(("medr", "meanr")))
-    return Result(metrics, details, VERSION, "t2i_r1", True, lower)
+    return Result(
+        metrics,
+        details,
+        VERSION,
+        "t2i_r1",
+        True,
+        lower,
+        _per_caption(gt, t2i + 1),
+        example_ids=gt.caption_ids,
+    )
+
+
+def _per_caption(gt: RetrievalGroundTruth, ranks: np.ndarray) -> dict[str, np.ndarray]:
+    """1-based t2i ranks of the scored captions spread over every caption of the ground
+    truth (0 where not scored), and the primary metric's per-caption value."""
+    rank = np.zeros(len(gt.caption_ids), dtype=np.int64)
+    rank[gt.scored] = ranks
+    score = np.full(len(rank), np.nan)
+    score[gt.scored] = (ranks == 1).astype(np.float64)
+    return {"score": score, "t2i_rank": rank}
 
 
 def _fold_metrics(
@@ -335,6 +395,7 @@ def _score_ranked(gt: RetrievalGroundTruth, predictions: RankedListPredictions) 
     found = hit.any(axis=1)
     ranks = np.where(found, hit.argmax(axis=1), lengths)  # >= length: not within the list
     shortest = int(lengths.min())
+    per_caption = _per_caption(gt, np.where(found, ranks + 1, -1))
     metrics = {
         f"t2i_r{k}": 100.0 * len(np.where(ranks < k)[0]) / len(ranks) for k in KS if k <= shortest
     }
@@ -343,4 +404,6 @@ def _score_ranked(gt: RetrievalGroundTruth, predictions: RankedListPredictions) 
         "shortest_list": shortest,
         "not_reported": "i2t, medr, meanr, rsum and 1k folds need a full score matrix",
     }
-    return Result(metrics, details, VERSION, "t2i_r1", True)
+    return Result(
+        metrics, details, VERSION, "t2i_r1", True, (), per_caption, example_ids=gt.caption_ids
+    )

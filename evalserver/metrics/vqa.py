@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from evalserver.metrics.phaseread import read_phase
 from evalserver.metrics.predictions import (
     AnswerPredictions,
     Problem,
@@ -28,6 +29,8 @@ from evalserver.metrics.predictions import (
     match_ids,
 )
 from evalserver.metrics.result import Result, percent, sequential_sum
+from unify.errors import SchemaError
+from unify.reader import UnifiedFile
 from unify.text import clean_whitespace, normalize_answer
 
 __all__ = [
@@ -35,12 +38,15 @@ __all__ = [
     "VGQA_VERSION",
     "VgqaGroundTruth",
     "VqaGroundTruth",
+    "groundtruth",
     "official_question_accuracy",
+    "pattern_values",
     "per_question_accuracy",
     "score",
     "score_vgqa",
     "validate",
     "validate_vgqa",
+    "vgqa_groundtruth",
 ]
 
 VERSION = "vqa-2021.03"
@@ -111,6 +117,27 @@ class VqaGroundTruth:
     def index(self) -> _VqaIndex:
         """Answers as integer codes, built once per ground truth (then reused per score)."""
         return _VqaIndex.build(self)
+
+
+def groundtruth(uf: UnifiedFile, task: str, splits: tuple[str, ...]) -> VqaGroundTruth:
+    """The human answers and types of ``splits`` (in order) of a VQA-format task.
+
+    A split without ``answers`` (VQA test, test-dev) is held by the organisers: a
+    ``SchemaError`` says it cannot be scored here.
+    """
+    phase = read_phase(uf, task, splits)
+    if not phase.has("answers"):
+        raise SchemaError(
+            f"{phase.where} has no answers (the organisers hold them): it cannot be scored here"
+        )
+    answers = phase.ragged("answers")
+    return VqaGroundTruth(
+        question_ids=phase.ids(int),
+        answer_offsets=answers.offsets,
+        answers=answers.values["values"].tolist(),
+        question_types=phase.strings("question_type"),
+        answer_types=phase.strings("answer_type"),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,6 +214,14 @@ def _pattern_table(n: int) -> tuple[np.ndarray, np.ndarray]:
     # Python's round (correctly rounded decimal), not numpy's scale-and-rint.
     rounded = np.array([round(100 * v, 2) for v in values.tolist()], dtype=np.float64)
     return values, rounded
+
+
+def pattern_values(n: int) -> np.ndarray:
+    """The official value of each of the 2**n patterns of which humans (bit j = human j)
+    gave the prediction; ``official_question_accuracy`` for n above the table size."""
+    if n <= _MAX_TABLE_ANSWERS:
+        return _pattern_table(n)[0]
+    raise ValueError(f"no pattern table for {n} answers (at most {_MAX_TABLE_ANSWERS})")
 
 
 def _aligned(
@@ -275,12 +310,13 @@ def score(gt: VqaGroundTruth, predictions: AnswerPredictions) -> Result:
 
     metrics: ``overall`` and one entry per answer type (``yes/no``, ``number``, ``other``),
     rounded to 2 decimals as published. details: per question type, the unrounded figures,
-    counts, and ``per_question`` {question_id: value rounded to 2 decimals}.
+    counts. per_example: ``score``, each question's official unrounded value (0..1; the
+    official per-question figure is ``round(100 * score, 2)``), in ground-truth order.
     """
     pred_row, log = _aligned(gt.question_ids, predictions)
     log.raise_if_any()
     answers = [predictions.answers[j] for j in pred_row.tolist()]
-    values, rounded = _question_values(gt, answers)
+    values, _ = _question_values(gt, answers)
 
     overall, overall_unrounded = _official_mean(values)
     per_answer = _by_group(values, gt.answer_types)
@@ -300,9 +336,16 @@ def score(gt: VqaGroundTruth, predictions: AnswerPredictions) -> Result:
             "per_answer_type": {name: c for name, (_, _, c) in per_answer.items()},
             "per_question_type": {name: c for name, (_, _, c) in per_question_type.items()},
         },
-        "per_question": dict(zip(gt.question_ids.tolist(), rounded.tolist(), strict=True)),
     }
-    return Result(metrics, details, VERSION, "overall", True)
+    return Result(
+        metrics,
+        details,
+        VERSION,
+        "overall",
+        True,
+        per_example={"score": values},
+        example_ids=gt.question_ids,
+    )
 
 
 # --------------------------------------------------------------------------- vgqa
@@ -332,6 +375,13 @@ class VgqaGroundTruth:
     def normalized(self) -> list[str]:
         """The gold side of the rule, computed once."""
         return [normalize_answer(clean_whitespace(a)) for a in self.answers]
+
+
+def vgqa_groundtruth(uf: UnifiedFile, task: str, splits: tuple[str, ...]) -> VgqaGroundTruth:
+    """The raw human answer (the rule normalises it itself) and question of every QA pair."""
+    phase = read_phase(uf, task, splits)
+    questions = phase.strings("question") if phase.has("question") else None
+    return VgqaGroundTruth(phase.ids(int), phase.strings("answer"), questions)
 
 
 def validate_vgqa(
@@ -375,7 +425,12 @@ def score_vgqa(gt: VgqaGroundTruth, predictions: AnswerPredictions) -> Result:
             for w in (*_VG_QUESTION_WORDS, "other")
             if (words == w).any()
         }
-    details["per_question"] = dict(
-        zip(gt.qa_ids.tolist(), np.where(correct, 100.0, 0.0).tolist(), strict=True)
+    return Result(
+        metrics,
+        details,
+        VGQA_VERSION,
+        "accuracy",
+        True,
+        per_example={"score": correct.astype(np.float64)},
+        example_ids=gt.qa_ids,
     )
-    return Result(metrics, details, VGQA_VERSION, "accuracy", True)

@@ -6,7 +6,6 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from evalserver.metrics import nlvr2
 from evalserver.metrics import predictions as P
 from evalserver.metrics.predictions import ValidationError
+from unify.converters.nlvr2 import sentence_key
 
 from .helpers import write_text
 
@@ -50,8 +50,12 @@ def test_golden_parity_full_precision(
 
 
 def test_sentence_key_blanks_the_pair_field() -> None:
-    assert nlvr2.sentence_key("dev-850-1-0") == "dev-850--0"
-    assert nlvr2.sentence_key("test1-0-3-1") == "test1-0--1"
+    """One function computes the key (the converter's); ground truth from release records
+    groups by it, ground truth from a unified file reads the column it wrote."""
+    assert sentence_key(["dev", "850", "1", "0"]) == "dev-850--0"
+    assert sentence_key(["test1", "0", "3", "1"]) == "test1-0--1"
+    assert list(GT.sentence_keys) == ["dev-1--0", "dev-1--0", "dev-1--0", "dev-2--1"]
+    assert GT.sentence_index.tolist() == [0, 0, 0, 1]
 
 
 GT = nlvr2.Nlvr2GroundTruth.from_records(
@@ -105,7 +109,9 @@ def test_malformed_lines_are_named() -> None:
 @given(st.lists(st.booleans(), min_size=1, max_size=30), st.randoms(use_true_random=False))
 def test_perfect_and_permutation(labels: list[bool], rnd: random.Random) -> None:
     ids = [f"dev-{i // 4}-{i % 4}-0" for i in range(len(labels))]
-    gt = nlvr2.Nlvr2GroundTruth(np.asarray(ids), np.asarray(labels))
+    gt = nlvr2.Nlvr2GroundTruth.from_records(
+        {"identifier": i, "label": str(lab)} for i, lab in zip(ids, labels, strict=True)
+    )
     lines = [f"{i},{'True' if lab else 'False'}" for i, lab in zip(ids, labels, strict=True)]
     perfect = nlvr2.score(gt, P.parse_nlvr2("\n".join(lines).encode()))
     assert perfect.metrics == {"accuracy": 100.0, "consistency": 100.0}

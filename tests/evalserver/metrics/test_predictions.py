@@ -22,44 +22,97 @@ def npz(**arrays: np.ndarray) -> bytes:
 
 
 RANKED = [{"caption_id": 1, "image_ids": list(range(10))}]
-VALID_FILES: dict[str, bytes] = {
-    "vqa2": json.dumps([{"question_id": 1, "answer": "yes"}]).encode(),
-    "vgqa": json.dumps([{"question_id": 1, "answer": "yes"}]).encode(),
-    "gqa": json.dumps([{"questionId": "01", "prediction": "yes"}]).encode(),
-    "refcoco": json.dumps([{"sent_id": 1, "bbox": [1, 2, 3.5, 4]}]).encode(),
-    "visual7w": json.dumps([{"qa_id": 1, "box_id": 7}]).encode(),
-    "guesswhat": json.dumps([{"game_id": 1, "object_id": 7}]).encode(),
-    "nlvr2": b"dev-1-0-0,True\r\ndev-1-1-0,false\r\n",
-    "snli_ve": b"a#0r1e,entailment\n",
-    "coco_retrieval": npz(
-        scores=np.eye(2), caption_ids=np.array([1, 2]), image_ids=np.array([5, 6])
+#: (metric, a valid file of its format); retrieval has two formats.
+VALID_FILES: list[tuple[str, bytes]] = [
+    ("vqa", json.dumps([{"question_id": 1, "answer": "yes"}]).encode()),
+    ("vgqa", json.dumps([{"question_id": 1, "answer": "yes"}]).encode()),
+    ("gqa", json.dumps([{"questionId": "01", "prediction": "yes"}]).encode()),
+    ("refexp", json.dumps([{"sent_id": 1, "bbox": [1, 2, 3.5, 4]}]).encode()),
+    ("pointing", json.dumps([{"qa_id": 1, "box_id": 7}]).encode()),
+    ("guesswhat", json.dumps([{"game_id": 1, "object_id": 7}]).encode()),
+    ("nlvr2", b"dev-1-0-0,True\r\ndev-1-1-0,false\r\n"),
+    ("snli_ve", b"a#0r1e,entailment\n"),
+    ("snli_ve", json.dumps([{"pairID": "a#0r1e", "label": "neutral"}]).encode()),
+    (
+        "retrieval",
+        npz(scores=np.eye(2), caption_ids=np.array([1, 2]), image_ids=np.array([5, 6])),
     ),
-    "flickr30k_retrieval": json.dumps(RANKED).encode(),
-}
+    ("retrieval", json.dumps(RANKED).encode()),
+]
 
 
 def _fields(parsed: object) -> dict[str, object]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(parsed).items()}
 
 
-@pytest.mark.parametrize("task", sorted(VALID_FILES))
-def test_gzip_is_detected_by_content(task: str, tmp_path: Path) -> None:
-    parse = SCORERS[task].parse
-    plain = parse(VALID_FILES[task])
+def test_every_metric_has_a_valid_sample() -> None:
+    assert {metric for metric, _ in VALID_FILES} == set(SCORERS)
+
+
+@pytest.mark.parametrize(("metric", "content"), VALID_FILES)
+def test_gzip_is_detected_by_content(metric: str, content: bytes, tmp_path: Path) -> None:
+    parse = SCORERS[metric].parse
+    plain = parse(content)
     path = tmp_path / "predictions.bin"  # no .gz in the name: content decides
-    path.write_bytes(gzip.compress(VALID_FILES[task]))
+    path.write_bytes(gzip.compress(content))
     assert _fields(parse(path)) == _fields(plain)
     assert _fields(parse(str(path))) == _fields(plain)
     with path.open("rb") as handle:
         assert _fields(parse(handle)) == _fields(plain)
 
 
-@pytest.mark.parametrize("task", sorted(SCORERS))
-def test_every_task_rejects_garbage_with_a_message(task: str) -> None:
+@pytest.mark.parametrize(("metric", "content"), VALID_FILES)
+def test_each_format_is_recognised_as_itself(metric: str, content: bytes) -> None:
+    formats = [f for s in SCORERS.values() for f in s.formats]
+    assert P.sniff_format(content, formats) in SCORERS[metric].formats
+
+
+@pytest.mark.parametrize(("metric", "content"), VALID_FILES)
+def test_pack_unpack_round_trip(metric: str, content: bytes) -> None:
+    parsed = SCORERS[metric].parse(content)
+    header, arrays = P.pack(parsed)
+    json.dumps(header)  # the header is JSON
+    assert all(a.dtype != object for a in arrays.values())  # no pickle needed
+    back = P.unpack(json.loads(json.dumps(header)), arrays)
+    assert type(back) is type(parsed) and _fields(back) == _fields(parsed)
+
+
+def test_unpack_refuses_unknown_containers() -> None:
+    with pytest.raises(ValueError, match=r"unknown prediction container 'os\.system'"):
+        P.unpack({"container": "os.system", "fields": {}}, {})
+
+
+@pytest.mark.parametrize("metric", sorted(SCORERS))
+def test_every_metric_rejects_garbage_with_a_message(metric: str) -> None:
     with pytest.raises(ValidationError) as info:
-        SCORERS[task].parse(b"\x1f\x8bnot gzip at all")
+        SCORERS[metric].parse(b"\x1f\x8bnot gzip at all")
     assert str(info.value.problems[0]).startswith("not a valid gzip file")
     assert info.value.total == 1
+
+
+def test_writers_are_the_parsers_inverse() -> None:
+    answers = P.parse_gqa(
+        P.write_answers(
+            ["01", "2"], ["yes", "ça"], id_field="questionId", answer_field="prediction"
+        )
+    )
+    assert answers.ids.tolist() == ["01", "2"] and answers.answers == ["yes", "ça"]
+    boxes = P.parse_refexp(P.write_refexp(np.array([3]), np.array([[0.1, 2, 3, 123.45]])))
+    assert boxes.boxes.tolist() == [[0.1, 2.0, 3.0, 123.45]]
+    choices = P.parse_guesswhat(
+        P.write_choices(
+            np.array([1, 2]), np.array([7, 8]), id_field="game_id", choice_field="object_id"
+        )
+    )
+    assert choices.choices.tolist() == [7, 8]
+    labels = P.parse_snli_ve(P.write_labels_csv(["a", "b"], [2, 0], P.SNLI_VE_LABELS))
+    assert labels.labels.tolist() == [2, 0]
+    matrix = P.parse_retrieval(
+        P.write_score_matrix([1, 2], np.eye(2, dtype=np.float32), image_ids=np.array([5, 6]))
+    )
+    assert matrix.scores.dtype == np.float32 and matrix.image_ids.tolist() == [5, 6]
+    ranked = P.parse_retrieval(P.write_ranked_lists([1], [list(range(10))]))
+    assert ranked.ranked.tolist() == [list(range(10))]
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,9 @@ def test_tie_rule_lower_id_first() -> None:
     gt = R.RetrievalGroundTruth(caption_ids, caption_image, image_ids)
     result = R.score(gt, P.ScoreMatrixPredictions(scores, caption_ids, image_ids))
     # t2i: gold image 30 ranks after 10 and 20 (rank 2), 10 first (0), 20 second (1).
-    assert result.details["t2i_rank"] == {7: 3, 5: 1, 6: 2}
+    assert result.per_example["t2i_rank"].tolist() == [3, 1, 2]  # 1-based, gt order
+    assert result.per_example["score"].tolist() == [0.0, 1.0, 0.0]
+    assert result.example_ids.tolist() == [7, 5, 6]
     # i2t: caption 7 of image 30 ranks after captions 5 and 6.
     assert result.metrics["i2t_r1"] == pytest.approx(100 / 3)
     assert R.t2i_ranks(scores, np.array([0, 1, 2]), image_ids).tolist() == [2, 0, 1]
@@ -116,6 +118,9 @@ def test_only_first_five_captions_by_sentid_are_scored() -> None:
     result = R.score(gt, P.ScoreMatrixPredictions(scores, caption_ids, image_ids))
     assert result.metrics["t2i_r1"] == 100.0
     assert result.details["counts"] == {"captions_scored": 10, "captions_ignored": 2, "images": 2}
+    # Per caption of the ground truth: the 6th and 7th of image 1 are not scored.
+    assert result.per_example["t2i_rank"].tolist() == [0, 1, 1, 1, 1, 1, 0] + [1] * 5
+    assert np.isnan(result.per_example["score"][[0, 6]]).all()
     # The unscored captions may be left out of the file; the scored ones may not.
     keep = np.isin(caption_ids, [16, 17], invert=True)
     ok = R.score(gt, P.ScoreMatrixPredictions(scores[keep], caption_ids[keep], image_ids))
@@ -145,7 +150,7 @@ def test_coco_folds_average_and_fold0() -> None:
             brute_force(scores[np.ix_(caps, imgs)], caption_ids[caps], local, image_ids[imgs])
         )
     for name in per_fold[0]:
-        assert result.metrics[f"1k_fold0_{name}"] == per_fold[0][name]
+        assert result.details["folds"][0][name] == per_fold[0][name]
         assert result.metrics[f"1k_avg_{name}"] == pytest.approx(
             np.mean([m[name] for m in per_fold])
         )
@@ -277,6 +282,8 @@ def test_ranked_lists() -> None:
     # positions 0..11: < 1 once, < 5 five times, < 10 ten times (10 and 11 fall off the list).
     assert result.metrics == {"t2i_r1": 100 / 12, "t2i_r5": 500 / 12, "t2i_r10": 1000 / 12}
     assert "i2t" in result.details["not_reported"]
+    # 1-based rank within the list; -1 where the list does not hold the image.
+    assert result.per_example["t2i_rank"].tolist() == [*range(2, 11), -1, -1, 1]
 
 
 def test_ranked_list_problems() -> None:

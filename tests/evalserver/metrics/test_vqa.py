@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from evalserver.metrics import predictions as P
 from evalserver.metrics import vqa
 from evalserver.metrics.predictions import ValidationError
+from evalserver.metrics.result import Result
 from unify.text import clean_whitespace, normalize_answer
 
 from .helpers import write_json
@@ -42,7 +43,14 @@ def preds(answers: list[str], first_id: int = 100) -> P.AnswerPredictions:
 def one(gt_answers: list[str], pred: str) -> float:
     """Per-question official percentage (rounded to 2 decimals) of one question."""
     result = vqa.score(make_gt([gt_answers]), preds([pred]))
-    return result.details["per_question"][100]
+    return round(100 * float(result.per_example["score"][0]), 2)
+
+
+def per_question(result: Result) -> dict[str, float]:
+    """The official ``perQuestion`` table from the per-example arrays."""
+    values = result.per_example["score"].tolist()
+    ids = result.example_ids.tolist()
+    return {str(i): round(100 * v, 2) for i, v in zip(ids, values, strict=True)}
 
 
 def reference_question(gt_answers: list[str], pred: str) -> float:
@@ -74,11 +82,12 @@ def _golden_case(folder: Path, annotations: Path, results: Path) -> None:
     assert result.metrics["overall"] == official["overall"]
     assert result.details["per_answer_type"] == official["perAnswerType"]
     assert result.details["per_question_type"] == official["perQuestionType"]
-    per_question = {str(k): v for k, v in result.details["per_question"].items()}
-    assert per_question == official["perQuestion"]
+    assert per_question(result) == official["perQuestion"]
     raw = vqa.per_question_accuracy(gt, predictions)
+    assert raw.tolist() == result.per_example["score"].tolist()
     raw_by_id = dict(zip(map(str, gt.question_ids.tolist()), raw.tolist(), strict=True))
     assert raw_by_id == official["perQuestionRaw"]  # bit-exact, not approximately
+    assert "per_question" not in result.details  # the summary holds no per-example entry
     for name, value in official["perAnswerType"].items():
         assert result.metrics[name] == value
     assert result.version == "vqa-2021.03"
@@ -258,6 +267,7 @@ def test_permuting_the_file_changes_nothing(
     b = vqa.score(gt, P.parse_vqa(json.dumps(shuffled).encode()))
     assert a.metrics == b.metrics
     assert a.details == b.details
+    assert a.per_example["score"].tolist() == b.per_example["score"].tolist()
 
 
 @settings(max_examples=25, deadline=None)
@@ -287,7 +297,8 @@ def test_vgqa_normalises_both_sides() -> None:
     )
     predictions = preds(["green", "2", "man", "shirt"], first_id=1)
     result = vqa.score_vgqa(gt, predictions)
-    assert result.details["per_question"] == {1: 100.0, 2: 100.0, 3: 100.0, 4: 0.0}
+    assert result.per_example["score"].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert result.example_ids.tolist() == [1, 2, 3, 4]
     assert result.metrics["accuracy"] == 75.0
     assert result.version == "vgqa-norm-exact-1"
     assert result.details["per_question_word"] == {"what": 50.0, "how": 100.0, "who": 100.0}
