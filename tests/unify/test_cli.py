@@ -43,7 +43,7 @@ def test_usage_errors_exit_2(tiny_raw: Path, tmp_path: Path) -> None:
     assert run("build", "--raw", str(tiny_raw), "--out", str(out))[0] == 2  # no tasks
     # An unknown task name is a bad argument (click's exit 2), naming the known ones.
     code, _, err = run("build", "nosuch", "--raw", str(tiny_raw), "--out", str(out))
-    assert code == 2 and "'nosuch' is not one of 'vqa2'" in err
+    assert code == 2 and "'nosuch' is not a task; tasks: vqa2, gqa" in err
     assert not out.exists()
     assert run("build", "vqa2", "--all", "--raw", str(tiny_raw), "--out", str(out))[0] == 2
     out.write_text("x")
