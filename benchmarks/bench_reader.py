@@ -14,7 +14,8 @@ largest). Per task:
 - ``random``: examples/s over ``n`` uniformly random rows (warm), no features, no targets;
 - ``random_targets``: the same with ``targets=True``;
 - ``random_features``: ``features="auto"`` and targets, on FEATURED (a copy of FILE with
-  feature sets for every universe the task uses);
+  feature sets for every universe the task uses), after one untimed pass over the same
+  rows (so the features read are in the page cache: the reader's cost, not the disk's);
 - ``collate``: random examples with features and targets batched by 256 with ``collate``;
 - ``blocks``: block iteration (``iter(view)``) over up to ``5 n`` examples;
 - ``iterable``: ``UnifiedIterableDataset`` (block-shuffled, targets, one process) over
@@ -22,6 +23,13 @@ largest). Per task:
 
 Iteration rates are counted from the first example on (opening and decoding the image keys
 once is ``iterable_start_s``).
+
+``--memory TASK``: bytes of the split's strings packed against as Python ``str`` objects,
+and the private memory of two DataLoader workers after 40 batches, when each loads the
+columns itself and when the parent preloaded them (shared copy-on-write after fork).
+
+``--baseline-reader OLD.py`` times random access (ms per example) through another version
+of unify/reader.py, e.g. ``git show 04f27f7:unify/reader.py > /tmp/old_reader.py``.
 
 ``--dim2048`` writes (once, cached under .bench-cache/reader) the tiny sample, a TSV of
 36 boxes x 2048 dims for each of its COCO images, imports it, and measures vqa2 random
@@ -135,7 +143,8 @@ def _with_features(path: Path, task: str, split: str, rows: list[int]) -> dict[s
         except Exception as exc:  # reported, not fatal: the table says why
             return {"random_features": f"error: {exc}"}
         view.preload()
-        view.example(rows[0])
+        for i in rows:  # warm-up: the rows' features into the page cache (reported warm)
+            view.example(i)
         t0 = time.perf_counter()
         for i in rows:
             view.example(i)
@@ -224,7 +233,8 @@ def dim2048(n: int) -> dict[str, Any]:
         out["images"], out["feature_mb"] = len(fs.offsets) - 1, round(fs.features.ds.nbytes / 1e6)
         view = uf.split("vqa2", "trainval", "auto", targets=True)
         rows = np.random.default_rng(0).integers(0, len(view), n).tolist()
-        view.example(rows[0])
+        for i in rows:  # warm-up, as above
+            view.example(i)
         t0 = time.perf_counter()
         for i in rows:
             view.example(i)
@@ -236,6 +246,82 @@ def dim2048(n: int) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------- another reader
+def baseline(path: Path, reader_file: Path, tasks_: list[str], n: int) -> dict[str, Any]:
+    """Random access through another version of unify/reader.py (e.g. from ``git show``):
+    milliseconds per example, each task's training split."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baseline_reader", reader_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["baseline_reader"] = module
+    spec.loader.exec_module(module)
+    out: dict[str, Any] = {}
+    with module.UnifiedFile(path) as uf:
+        for task in tasks_:
+            view = uf.split(task, split_of(path, task))
+            rows = np.random.default_rng(0).integers(0, len(view), n).tolist()
+            view.example(rows[0])
+            t0 = time.perf_counter()
+            for i in rows:
+                view.example(i)
+            out[task] = round((time.perf_counter() - t0) / n * 1e3, 2)
+    return out
+
+
+# ------------------------------------------------------------------------------- memory
+def _private_mb(pid: int) -> float:
+    """Memory only this process holds (private pages: what copy-on-write did not share)."""
+    total = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1]) * 1024
+    return round(total / 1e6, 1)
+
+
+def memory(path: Path, task: str, batches: int = 40) -> dict[str, Any]:
+    """Packed strings against Python strings; DataLoader workers with and without preload."""
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from unify.batching import collate
+    from unify.columns import PackedStrings
+    from unify.dataset import UnifiedDataset
+
+    split = split_of(path, task)
+    out: dict[str, Any] = {"task": task, "split": split}
+    with UnifiedFile(path) as uf:
+        view = uf.split(task, split).preload()
+        packed = python = 0
+        for name in view.selected:
+            column = view.cached(name)
+            values = getattr(column, "values", None)
+            arrays = values.values() if isinstance(values, dict) else [values]
+            for v in arrays:
+                if isinstance(v, PackedStrings):
+                    packed += v.nbytes
+                    strings = v.strings(0, len(v.offsets) - 1)
+                    python += sum(sys.getsizeof(x) + 8 for x in strings)  # object + pointer
+        out["strings_packed_mb"] = round(packed / 1e6, 1)
+        out["strings_as_python_mb"] = round(python / 1e6, 1)
+        out["cache_mb"] = round(view.memory_bytes / 1e6, 1)
+    for preload in (False, True):
+        ds = UnifiedDataset(path, task, split)
+        if preload:
+            ds.preload()
+        sampler = RandomSampler(ds, num_samples=batches * 256 * 2)
+        loader = DataLoader(ds, batch_size=256, sampler=sampler, num_workers=2, collate_fn=collate)
+        it = iter(loader)
+        for _ in range(batches):
+            next(it)
+        pids = [w.pid for w in it._workers]  # the two worker processes
+        key = "workers_private_mb_" + ("preloaded" if preload else "each_loads")
+        out[key] = [_private_mb(pid) for pid in pids]
+        del it, loader
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("file", type=Path, nargs="?")
@@ -244,12 +330,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: one task, JSON out
     parser.add_argument("--dim2048", action="store_true")
+    parser.add_argument("--memory", metavar="TASK", help="strings and DataLoader-worker memory")
+    parser.add_argument("--baseline-reader", type=Path, help="ms/example through this reader.py")
     args = parser.parse_args()
     if args.dim2048:
         print(json.dumps({"benchmark": "reader_36x2048", **dim2048(args.n)}, indent=2))
         return
     if args.file is None:
         parser.error("FILE is required (or --dim2048)")
+    if args.baseline_reader:
+        ms = baseline(args.file, args.baseline_reader, args.tasks, args.n)
+        print(json.dumps({"benchmark": "reader_baseline_ms_per_example", **ms}))
+        return
+    if args.memory:
+        print(json.dumps({"benchmark": "reader_memory", **memory(args.file, args.memory)}))
+        return
     if args.one:
         print(json.dumps(measure(args.file, args.features, args.one, args.n)))
         return
