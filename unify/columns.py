@@ -34,11 +34,12 @@ class PackedStrings:
     columns work too: row ``i`` owns strings ``i * k : (i + 1) * k``.
     """
 
-    __slots__ = ("data", "offsets", "shape", "width")
+    __slots__ = ("_at", "data", "offsets", "shape", "width")
 
     def __init__(self, data: bytes, offsets: np.ndarray, shape: tuple[int, ...] = ()) -> None:
         self.data = data
-        self.offsets = offsets
+        self.offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        self._at = memoryview(self.offsets)  # indexes to Python ints, ~5x faster than numpy
         self.shape = shape
         self.width = int(np.prod(shape, dtype=np.int64)) if shape else 1
 
@@ -76,8 +77,8 @@ class PackedStrings:
 
     def string(self, k: int) -> str:
         """The k-th string of the flat buffer."""
-        o = self.offsets
-        return self.data[o[k] : o[k + 1]].decode("utf-8")
+        at = self._at
+        return self.data[at[k] : at[k + 1]].decode("utf-8")
 
     def strings(self, a: int, b: int) -> np.ndarray:
         """Flat strings ``a:b`` as an object array of ``str`` (what h5py's asstr gives)."""
@@ -226,6 +227,9 @@ class ColumnCache:
         return {name: c.nbytes for name, c in self._columns.items()}
 
 
+_preadv = getattr(os, "preadv", None)
+
+
 class DirectRows:
     """Row ranges of an uncompressed 2-D dataset, read with ``os.pread`` at their offsets.
 
@@ -261,20 +265,26 @@ class DirectRows:
         return self._pread(start, end)
 
     def _pread(self, start: int, end: int) -> np.ndarray:
+        """Read straight into a new (writable) array, one ``preadv`` per chunk touched."""
         assert self.fd is not None and self.starts is not None
-        rows, rb, parts = self.chunk_rows, self.row_bytes, []
-        a = start
+        out = np.empty((end - start, *self.row_shape), dtype=self.dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        rows, rb, a = self.chunk_rows, self.row_bytes, start
         while a < end:
             k = a // rows
             b = min(end, (k + 1) * rows)
-            want = (b - a) * rb
-            got = os.pread(self.fd, want, int(self.starts[k]) + (a - k * rows) * rb)
-            if len(got) != want:
+            at, want = (a - start) * rb, (b - a) * rb
+            offset = int(self.starts[k]) + (a - k * rows) * rb
+            if _preadv is not None:
+                got = _preadv(self.fd, [view[at : at + want]], offset)
+            else:  # no preadv on this platform: one copy more
+                data = os.pread(self.fd, want, offset)
+                view[at : at + len(data)] = data
+                got = len(data)
+            if got != want:
                 raise OSError(f"{self.ds.file.filename}: short read in {self.ds.name}")
-            parts.append(got)
             a = b
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        return np.frombuffer(data, dtype=self.dtype).reshape(end - start, *self.row_shape)
+        return out
 
     def close(self) -> None:
         if self.fd is not None:

@@ -237,6 +237,7 @@ class SplitView:
         else:
             self._cache = ColumnCache() if cache else None
         self._direct: dict[str, _Direct] = {}
+        self._resolved: list[tuple[str, Column | _Direct]] | None = None
         clash = set(ADDED_KEYS) & set(self.fields)
         if clash:
             raise SchemaError(
@@ -359,10 +360,16 @@ class SplitView:
         if not 0 <= i < self.num_examples:
             raise IndexError(f"example {i} out of range for {self.task}/{self.name}")
         out: dict[str, Any] = {"task": self.task}
-        for name in self.selected:
-            out[name] = self._column(name).value(i)
+        for name, column in self._columns():
+            out[name] = column.value(i)
         self._finish(out, i)
         return out
+
+    def _columns(self) -> list[tuple[str, Column | _Direct]]:
+        """The selected columns, resolved once (each loaded on first use)."""
+        if self._resolved is None:
+            self._resolved = [(name, self._column(name)) for name in self.selected]
+        return self._resolved
 
     def _finish(self, ex: dict[str, Any], i: int) -> None:
         """Image rows become keys; region features and the target are added when asked."""
