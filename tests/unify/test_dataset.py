@@ -192,3 +192,27 @@ def test_iterable_carries_features_and_targets(featured_h5: Path) -> None:
     assert batch["target"]["index"].shape == (8,)
     with pytest.raises(ValueError, match=r"rank 2 is not in 0\.\.1"):
         UnifiedIterableDataset(featured_h5, "nlvr2", "train", rank=2, world_size=2)
+
+
+class _CacheProbe(UnifiedDataset):
+    """Items also say which column cache served them (an object's id survives a fork)."""
+
+    def __getitem__(self, index: int) -> tuple[dict, int]:
+        return super().__getitem__(index), id(self._columns)
+
+
+def test_workers_forked_after_the_parent_read_reopen_and_share_columns(featured_h5: Path) -> None:
+    """The parent has read (file, feature descriptors and columns open): forked workers
+    reopen the file and descriptors, keep the preloaded columns, and read the same."""
+    ds = _CacheProbe(featured_h5, "gqa", "trainval", features="auto", targets=True)
+    ds.preload()
+    parent_file, parent_cache = ds._file, id(ds._columns)
+    rows = list(range(0, len(ds), 97))
+    expected = [ds[i][0] for i in rows]
+    loader = DataLoader(Subset(ds, rows), batch_size=None, num_workers=2)
+    for (got, cache), want in zip(loader, expected, strict=True):
+        assert cache == parent_cache  # the preloaded columns, not a fresh load
+        assert got["id"] == want["id"]
+        np.testing.assert_array_equal(got["features"]["features"], want["features"]["features"])
+        assert got["target"]["index"] == want["target"]["index"]
+    assert ds._file is parent_file  # the parent's own handle was left alone
