@@ -60,12 +60,21 @@ def import_gqa_set(path: Path, work: Path, name: str = "bottomup_gqa") -> None:
 
 
 @pytest.fixture(scope="session")
-def featured_h5(tiny_h5: Path, tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny build with bottomup_<u> for u in coco, vg, flickr, nlvr2 and gqa."""
-    work = tmp_path_factory.mktemp("featured")
-    dest = work / "featured.h5"
-    shutil.copyfile(tiny_h5, dest)
+def featured_h5(tiny_h5: Path, tiny_raw: Path) -> Path:
+    """The tiny build with bottomup_<u> for u in coco, vg, flickr, nlvr2 and gqa.
+
+    Several test modules register this fixture; the file is built once per session, next
+    to the session's tiny build, and renamed into place only when complete.
+    """
+    dest = tiny_h5.parent / "featured.h5"
+    if dest.exists():
+        return dest
+    work = tiny_h5.parent / "featured-work"
+    work.mkdir(exist_ok=True)
+    partial = work / "featured.h5"
+    shutil.copyfile(tiny_h5, partial)
     for u in SAMPLE_UNIVERSES:
-        import_features(dest, [tiny_raw / "features" / f"{u}.tsv"], f"bottomup_{u}", u)
-    import_gqa_set(dest, work)
+        import_features(partial, [tiny_raw / "features" / f"{u}.tsv"], f"bottomup_{u}", u)
+    import_gqa_set(partial, work)
+    partial.rename(dest)
     return dest
