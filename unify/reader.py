@@ -1,25 +1,46 @@
 """Read a unified file: tasks, splits, columns and examples as plain Python / numpy.
 
-Nothing here imports torch (``unify.dataset`` wraps this for DataLoaders), so scorers and
-the evaluation server can read ground truth without the training stack.
+Nothing here imports torch (``unify.dataset`` and ``unify.batching`` wrap this for
+DataLoaders), so scorers and the evaluation server can read ground truth without the
+training stack.
+
+Two ways to read a split, for two uses:
+
+- **random access** (``SplitView.example(i)``): each column is loaded into memory once per
+  process on first use (``unify.columns``), then an example is a few numpy lookups.
+  A per-example HDF5 read would cost tens of microseconds per column (more for a
+  compressed 64K-row chunk), and an example touches a dozen columns.
+- **block iteration** (``iter(view)``, ``SplitView.iter_blocks``): contiguous blocks read
+  with one HDF5 call per column, nothing kept after the block; memory stays flat.
+
+Region features (``features=``) are read per image from HDF5 (they are far larger than the
+columns) and attached under ``example["features"]``, never under a column's name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 import numpy as np
 
-from unify.errors import SchemaError
+from unify.columns import Column, ColumnCache, DirectRows, Plain, Ragged, load_column
+from unify.errors import DataError, SchemaError
 from unify.schema import FEATURES, IMAGES, LINKS, OFFSETS, SCHEMA_MAJOR, TASKS, VOCAB
 
 ITER_BLOCK = 4096
+
+#: Keys the reader adds to an example; no column may be named like them.
+ADDED_KEYS = ("task", "image_index", "features", "target")
+
+#: ``features=`` of a split: no features, every set chosen by image universe, or named sets.
+FeatureRequest = None | str | Sequence[str]
+MissingFeatures = Literal["error", "none"]
 
 
 def _decode(ds: h5py.Dataset, sel: Any = slice(None)) -> np.ndarray:
@@ -47,38 +68,226 @@ class RaggedColumn:
         return row
 
 
+@dataclass
+class _Direct:
+    """A column read from HDF5 at each example (``cache=False``): no memory, slow."""
+
+    item: h5py.Dataset | h5py.Group
+    offsets: np.ndarray | None = None
+
+    def value(self, i: int) -> Any:
+        if self.offsets is None:
+            return _plain(_decode(self.item, i))
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        row = {k: _decode(self.item[k], slice(start, end)) for k in self.item if k != OFFSETS}
+        if list(row) == ["values"]:
+            values = row["values"]
+            return values.tolist() if values.dtype == object else values
+        return row
+
+
+# ------------------------------------------------------------------------ region features
+@dataclass
+class FeatureSet:
+    """One ``/features/<name>`` group: lookup arrays in memory, boxes and features on disk."""
+
+    name: str
+    universe: str
+    dim: int
+    row: np.ndarray  # int32 [len(/images)]: feature row of each image, -1 if none
+    offsets: np.ndarray  # int64 [M + 1]
+    boxes: DirectRows
+    features: DirectRows
+
+    def read(self, image_index: int) -> dict[str, np.ndarray] | None:
+        """Boxes (x1, y1, x2, y2) and float16 features of one image; None if it has none."""
+        return self.read_row(int(self.row[image_index]))
+
+    def read_row(self, row: int) -> dict[str, np.ndarray] | None:
+        if row < 0:
+            return None
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        return {"boxes": self.boxes.read(start, end), "features": self.features.read(start, end)}
+
+    def close(self) -> None:
+        self.boxes.close()
+        self.features.close()
+
+
+def _import_hint(path: Path, universe: str) -> str:
+    return (
+        f"import one with: unify features import {path} <{universe}.tsv> "
+        f"--name <name> --universe {universe}"
+    )
+
+
+@dataclass
+class FeatureLookup:
+    """For each /images row, the feature set (index into ``sets``) and its row there."""
+
+    sets: list[FeatureSet]
+    set_of: np.ndarray  # int8 [len(/images)], -1: no set
+    row_of: np.ndarray  # int32 [len(/images)], -1: no features
+
+    def read(self, image_index: int) -> dict[str, np.ndarray] | None:
+        s = self.set_of[image_index]
+        return None if s < 0 else self.sets[s].read_row(int(self.row_of[image_index]))
+
+
+def resolve_features(
+    unified: UnifiedFile,
+    request: FeatureRequest,
+    images: np.ndarray,
+    where: str,
+    missing: MissingFeatures = "error",
+) -> FeatureLookup:
+    """Choose, for every image universe that ``images`` (rows of /images) touch, one set.
+
+    A set serves a universe when its ``universe`` attribute names it; when none does, a set
+    that holds rows of that universe's images serves it (a GQA feature file, imported with
+    ``--universe gqa``, also holds the Visual Genome photos GQA uses). Two candidate sets
+    for one universe are ambiguous; no set at all, or images without a row in their set,
+    are errors too (``missing="none"`` gives those images ``None`` instead): a split never
+    silently loses features.
+    """
+    available = unified.feature_names()
+    if isinstance(request, str) and request != "auto":
+        names = [request]
+    elif request == "auto":
+        names = available
+    else:
+        names = list(request or [])
+    for name in names:
+        if name not in available:
+            raise KeyError(
+                f"no features {name!r} in {unified.path} "
+                f"(features: {', '.join(available) or 'none'})"
+            )
+    sets = [unified.feature_set(n) for n in names]
+    described = ", ".join(f"{s.name} ({s.universe})" for s in sets) or "none"
+    ranges = unified.universe_ranges
+    used = np.unique(np.asarray(images).reshape(-1))
+    set_of = np.full(len(unified.image_keys), -1, dtype=np.int8)
+    row_of = np.full(len(unified.image_keys), -1, dtype=np.int32)
+    for universe, (lo, hi) in ranges.items():
+        touched = used[(used >= lo) & (used < hi)]
+        if not len(touched):
+            continue
+        chosen = [i for i, s in enumerate(sets) if s.universe == universe]
+        if not chosen:
+            chosen = [i for i, s in enumerate(sets) if (s.row[lo:hi] >= 0).any()]
+        if len(chosen) > 1:
+            raise DataError(
+                f"{unified.path}: {where}: feature sets "
+                f"{', '.join(sets[i].name for i in chosen)} all serve universe {universe!r}; "
+                f"ambiguous: name the sets to use (features=[...]) instead of "
+                f"{request!r}"
+            )
+        if not chosen:
+            raise DataError(
+                f"{unified.path}: {where}: {len(touched)} images of universe {universe!r} "
+                f"(e.g. {unified.image_keys[touched[0]]}) but no feature set serves it "
+                f"(sets: {described}); {_import_hint(unified.path, universe)}"
+            )
+        s = chosen[0]
+        set_of[lo:hi] = s
+        row_of[lo:hi] = sets[s].row[lo:hi]
+        lacking = touched[row_of[touched] < 0]
+        if len(lacking) and missing == "error":
+            raise DataError(
+                f"{unified.path}: {where}: {len(lacking)} of {len(touched)} images of "
+                f"universe {universe!r} have no row in feature set {sets[s].name!r} "
+                f"(e.g. {unified.image_keys[lacking[0]]}); import features for them, or "
+                f"pass missing_features='none' to give those examples features=None"
+            )
+    return FeatureLookup(sets, set_of, row_of)
+
+
+# ------------------------------------------------------------------------------ a split
 class SplitView:
-    """One split of one task; columns are read on demand."""
+    """One split of one task.
+
+    ``features``: ``None``, ``"auto"`` (one set per image universe, chosen by universe),
+    a set name or a list of set names; region features go to ``example["features"]``.
+    ``targets``: add the task's uniform target (``unify.targets``) as ``example["target"]``.
+    ``select``: the columns examples carry (``id`` and ``image`` always); default all.
+    ``cache``: keep columns in memory once read (fast random access); ``False`` reads HDF5
+    at every example (no memory; about 0.4-4 ms an example on a full-scale build).
+    """
 
     def __init__(
-        self, unified: UnifiedFile, task: str, name: str, features: str | None = None
+        self,
+        unified: UnifiedFile,
+        task: str,
+        name: str,
+        features: FeatureRequest = None,
+        *,
+        targets: bool = False,
+        select: Sequence[str] | None = None,
+        cache: bool | ColumnCache = True,
+        missing_features: MissingFeatures = "error",
     ) -> None:
         self.file = unified
         self.task = task
         self.name = name
         self.features = features
         self.group: h5py.Group = unified.h5[TASKS][task][name]
-        if features is not None and features not in unified.feature_names():
-            raise KeyError(
-                f"no features {features!r} in {unified.path} "
-                f"(features: {', '.join(unified.feature_names()) or 'none'})"
+        if isinstance(cache, ColumnCache):
+            self._cache: ColumnCache | None = cache
+        else:
+            self._cache = ColumnCache() if cache else None
+        self._direct: dict[str, _Direct] = {}
+        self._resolved: list[tuple[str, Column | _Direct]] | None = None
+        clash = set(ADDED_KEYS) & set(self.fields)
+        if clash:
+            raise SchemaError(
+                f"{unified.path}: {self.where} has columns named like keys the reader adds: "
+                f"{', '.join(sorted(clash))}"
             )
+        self.selected = self._selection(select)
+        self._features: FeatureLookup | None = None
+        if features is not None:
+            self._features = resolve_features(
+                unified, features, self.image_rows(), self.where, missing_features
+            )
+        self._target: Callable[[int], dict[str, Any]] | None = None
+        if targets:
+            from unify.targets import bind
+
+            self._target = bind(self)
+
+    @property
+    def where(self) -> str:
+        return f"{self.task}/{self.name}"
+
+    def _selection(self, select: Sequence[str] | None) -> list[str]:
+        if select is None:
+            return list(self.fields)
+        unknown = [s for s in select if s not in self.fields]
+        if unknown:
+            raise KeyError(
+                f"{self.where} has no column {', '.join(map(repr, unknown))} "
+                f"(columns: {', '.join(self.fields)})"
+            )
+        wanted = {"id", "image", *select}
+        return [f for f in self.fields if f in wanted]
 
     @property
     def role(self) -> str:
         return str(self.group.attrs["role"])
 
-    @property
+    @cached_property
     def num_examples(self) -> int:
         return int(self.group.attrs["num_examples"])
 
     def __len__(self) -> int:
         return self.num_examples
 
-    @property
+    @cached_property
     def fields(self) -> list[str]:
         """Per-example columns (split arrays such as retrieval ``candidates`` excluded)."""
-        return [name for name, _ in self._column_items()]
+        skip = set(self.arrays)
+        return [name for name in self.group if name not in skip]
 
     @cached_property
     def arrays(self) -> list[str]:
@@ -86,74 +295,126 @@ class SplitView:
         raw = self.group.attrs.get("split_arrays")
         return json.loads(raw) if raw else []
 
-    def _column_items(self) -> list[tuple[str, Any]]:
-        skip = set(self.arrays)
-        return [(name, item) for name, item in self.group.items() if name not in skip]
-
     def is_ragged(self, name: str) -> bool:
         return isinstance(self.group[name], h5py.Group)
 
     def column(self, name: str, sel: Any = slice(None)) -> np.ndarray:
-        """A plain column (strings decoded to ``str``)."""
+        """A plain column (strings decoded to ``str``), read from the file."""
         item = self.group[name]
         if isinstance(item, h5py.Group):
             raise TypeError(f"{self.task}/{self.name}/{name} is ragged; use ragged()")
         return _decode(item, sel)
 
     def ragged(self, name: str) -> RaggedColumn:
-        """A whole ragged column."""
+        """A whole ragged column, read from the file."""
         group = self.group[name]
         offsets = group[OFFSETS][:]
         values = {k: _decode(group[k]) for k in group if k != OFFSETS}
         return RaggedColumn(offsets, values)
 
+    def cached(self, name: str) -> Column:
+        """Column ``name`` held in memory (loaded on first use, kept for the process)."""
+        if self._cache is None:
+            return load_column(self.group[name])
+        return self._cache.get(self.group, name)
+
+    def numbers(self, name: str) -> np.ndarray:
+        """A plain numeric column as a numpy array, held in memory."""
+        column = self.cached(name)
+        if not isinstance(column, Plain) or not isinstance(column.values, np.ndarray):
+            raise TypeError(f"{self.where}/{name} is not a plain numeric column")
+        return column.values
+
+    def image_rows(self) -> np.ndarray:
+        """The ``image`` column: /images rows, shape [N] or [N, 2]."""
+        return self.numbers("image")
+
     def image_keys(self) -> np.ndarray:
         """Image keys of every example (shape [N] or [N, 2])."""
         return self.file.image_keys[self.column("image")]
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of columns this view holds in memory."""
+        return self._cache.nbytes if self._cache is not None else 0
+
+    def preload(self) -> SplitView:
+        """Load the selected columns now (before forking workers, so that they share them)."""
+        for name in self.selected:
+            self._column(name)
+        return self
+
+    def _column(self, name: str) -> Column | _Direct:
+        if self._cache is not None:
+            return self._cache.get(self.group, name)
+        direct = self._direct.get(name)
+        if direct is None:
+            item = self.group[name]
+            offsets = item[OFFSETS][:] if isinstance(item, h5py.Group) else None
+            direct = self._direct[name] = _Direct(item, offsets)
+        return direct
+
     def example(self, i: int) -> dict[str, Any]:
-        """Example ``i`` with every field; ``image`` is given as key(s)."""
+        """Example ``i`` with every selected field; ``image`` is given as key(s)."""
+        i = int(i)
         if not 0 <= i < self.num_examples:
             raise IndexError(f"example {i} out of range for {self.task}/{self.name}")
-        out: dict[str, Any] = {}
-        for name, item in self._column_items():
-            if isinstance(item, h5py.Group):
-                start, end = item[OFFSETS][i : i + 2]
-                row = {k: _decode(item[k], slice(start, end)) for k in item if k != OFFSETS}
-                out[name] = list(row["values"]) if list(row) == ["values"] else row
-            else:
-                out[name] = _plain(_decode(item, i))
-        self._finish(out)
+        out: dict[str, Any] = {"task": self.task}
+        for name, column in self._columns():
+            out[name] = column.value(i)
+        self._finish(out, i)
         return out
 
-    def _finish(self, ex: dict[str, Any]) -> None:
-        """Image indices become keys; region features are attached when asked for."""
+    def _columns(self) -> list[tuple[str, Column | _Direct]]:
+        """The selected columns, resolved once (each loaded on first use)."""
+        if self._resolved is None:
+            self._resolved = [(name, self._column(name)) for name in self.selected]
+        return self._resolved
+
+    def _finish(self, ex: dict[str, Any], i: int) -> None:
+        """Image rows become keys; region features and the target are added when asked."""
         index = ex.pop("image")
         ex["image_index"] = index
         keys = self.file.image_keys
+        lookup = self._features
         if isinstance(index, list):
-            ex["image"] = keys[np.asarray(index)].tolist()
-            if self.features is not None:
-                ex["regions"] = [self.file.region_features(self.features, i) for i in index]
+            ex["image"] = [keys[j] for j in index]
+            if lookup is not None:
+                ex["features"] = [lookup.read(j) for j in index]
         else:
-            ex["image"] = str(keys[index])
-            if self.features is not None:
-                ex["regions"] = self.file.region_features(self.features, index)
+            ex["image"] = keys[index]
+            if lookup is not None:
+                ex["features"] = lookup.read(index)
+        if self._target is not None:
+            ex["target"] = self._target(i)
+
+    def iter_blocks(
+        self,
+        blocks: Iterable[tuple[int, int]],
+        order: Callable[[int, int], Sequence[int]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Examples of the row ranges ``blocks``, each read with one HDF5 call per column.
+
+        ``order(start, stop)`` gives the order of a block's rows (default: file order).
+        """
+        for start, stop in blocks:
+            block: dict[str, Plain | Ragged] = {
+                name: load_column(self.group[name], start, stop, packed=False)
+                for name in self.selected
+            }
+            rows = range(start, stop) if order is None else order(start, stop)
+            for i in rows:
+                j = i - start
+                ex: dict[str, Any] = {"task": self.task}
+                for name, col in block.items():
+                    ex[name] = col.value(j)
+                self._finish(ex, i)
+                yield ex
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """All examples in order, read block by block (not one HDF5 read per field and row)."""
         n = self.num_examples
-        items = self._column_items()
-        plain = [k for k, v in items if isinstance(v, h5py.Dataset)]
-        ragged = {k: self.ragged(k) for k, v in items if isinstance(v, h5py.Group)}
-        for start in range(0, n, ITER_BLOCK):
-            block = {k: self.column(k, slice(start, min(n, start + ITER_BLOCK))) for k in plain}
-            for j in range(len(block["id"])):
-                ex = {k: _plain(v[j]) for k, v in block.items()}
-                for k, col in ragged.items():
-                    ex[k] = col.rows(start + j)
-                self._finish(ex)
-                yield ex
+        return self.iter_blocks((a, min(n, a + ITER_BLOCK)) for a in range(0, n, ITER_BLOCK))
 
 
 def _plain(value: Any) -> Any:
@@ -166,13 +427,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# ------------------------------------------------------------------------------ the file
 class UnifiedFile:
-    """An open unified file; use as a context manager or call ``close()``."""
+    """An open unified file; use as a context manager or call ``close()``.
 
-    def __init__(self, path: Path | str) -> None:
+    ``chunk_cache_bytes`` sizes HDF5's chunk cache of each dataset opened (default: h5py's
+    1 MiB); a bigger cache helps random reads of region features whose chunks hold several
+    images.
+    """
+
+    def __init__(self, path: Path | str, *, chunk_cache_bytes: int | None = None) -> None:
         self.path = Path(path)
         try:
-            self.h5 = h5py.File(self.path, "r")
+            self.h5 = h5py.File(self.path, "r", rdcc_nbytes=chunk_cache_bytes)
         except (OSError, FileNotFoundError) as exc:
             raise SchemaError(f"{self.path}: cannot open as HDF5: {exc}") from None
         version = str(self.h5.attrs.get("schema_version", ""))
@@ -183,8 +450,12 @@ class UnifiedFile:
                 f"readable by this vl12 (schema {SCHEMA_MAJOR}.x)"
             )
         self.schema_version = version
+        self._feature_sets: dict[str, FeatureSet] = {}
 
     def close(self) -> None:
+        for fs in self._feature_sets.values():
+            fs.close()
+        self._feature_sets.clear()
         self.h5.close()
 
     def __enter__(self) -> UnifiedFile:
@@ -219,19 +490,51 @@ class UnifiedFile:
     def splits(self, task: str) -> list[str]:
         return list(self.h5[TASKS][task].keys())
 
-    def split(self, task: str, name: str, features: str | None = None) -> SplitView:
-        """A split; with ``features``, examples carry their images' region features."""
+    def split(
+        self,
+        task: str,
+        name: str,
+        features: FeatureRequest = None,
+        *,
+        targets: bool = False,
+        select: Sequence[str] | None = None,
+        cache: bool | ColumnCache = True,
+        missing_features: MissingFeatures = "error",
+    ) -> SplitView:
+        """A split; see ``SplitView`` for ``features``, ``targets``, ``select``, ``cache``."""
         if task not in self.h5[TASKS]:
             raise KeyError(f"task {task!r} not in {self.path} (tasks: {', '.join(self.tasks)})")
         if name not in self.h5[TASKS][task]:
             raise KeyError(
                 f"split {name!r} not in task {task!r} (splits: {', '.join(self.splits(task))})"
             )
-        return SplitView(self, task, name, features)
+        return SplitView(
+            self,
+            task,
+            name,
+            features,
+            targets=targets,
+            select=select,
+            cache=cache,
+            missing_features=missing_features,
+        )
 
     @cached_property
     def image_keys(self) -> np.ndarray:
         return _decode(self.h5[IMAGES]["key"])
+
+    @cached_property
+    def universe_ranges(self) -> dict[str, tuple[int, int]]:
+        """Rows of /images per universe: keys are sorted, so each prefix is one range."""
+        keys = self.image_keys
+        ranges: dict[str, tuple[int, int]] = {}
+        lo = 0
+        while lo < len(keys):
+            universe = str(keys[lo]).split(":", 1)[0]
+            hi = int(np.searchsorted(keys, universe + ";"))  # ';' follows ':' in byte order
+            ranges[universe] = (lo, hi)
+            lo = hi
+        return ranges
 
     def image_index(self, key: str) -> int:
         """Row of a key in /images (keys are sorted)."""
@@ -244,18 +547,30 @@ class UnifiedFile:
     def feature_names(self) -> list[str]:
         return list(self.h5[FEATURES].keys()) if FEATURES in self.h5 else []
 
-    @cached_property
-    def _feature_rows(self) -> dict[str, np.ndarray]:
-        return {name: self.h5[FEATURES][name]["row"][:] for name in self.feature_names()}
+    def feature_set(self, name: str) -> FeatureSet:
+        """A feature set with its lookup arrays loaded (once per open file)."""
+        fs = self._feature_sets.get(name)
+        if fs is None:
+            if name not in self.feature_names():
+                raise KeyError(
+                    f"no features {name!r} in {self.path} "
+                    f"(features: {', '.join(self.feature_names()) or 'none'})"
+                )
+            g = self.h5[FEATURES][name]
+            fs = self._feature_sets[name] = FeatureSet(
+                name=name,
+                universe=str(g.attrs.get("universe", "")),
+                dim=int(g.attrs.get("dim", g["features"].shape[1])),
+                row=g["row"][:],
+                offsets=g["offsets"][:],
+                boxes=DirectRows(g["boxes"], str(self.path)),
+                features=DirectRows(g["features"], str(self.path)),
+            )
+        return fs
 
     def region_features(self, name: str, image_index: int) -> dict[str, np.ndarray] | None:
         """Boxes (x1, y1, x2, y2) and float16 features of one image; None if it has none."""
-        row = int(self._feature_rows[name][image_index])
-        if row < 0:
-            return None
-        group = self.h5[FEATURES][name]
-        start, end = group["offsets"][row : row + 2]
-        return {"boxes": group["boxes"][start:end], "features": group["features"][start:end]}
+        return self.feature_set(name).read(image_index)
 
     def vocab_names(self) -> list[str]:
         return list(self.h5[VOCAB].keys())

@@ -67,12 +67,16 @@ def test_import_stores_every_value_and_skips_unknown_images(unified: Path, tmp_p
             np.testing.assert_allclose(got["features"], row.features, rtol=1e-3, atol=1e-3)
         others = [k for k in uf.image_keys if k.startswith("vg:")]
         assert uf.region_features("bu", uf.image_index(others[0])) is None
-        # The reader attaches regions to examples of a split.
-        view = uf.split("vqa2", "trainval", features="bu")
+        # The reader attaches region features to examples of a split, under "features";
+        # images without a row are an error unless asked to give None (never silent).
+        with pytest.raises(DataError, match="have no row in feature set 'bu'"):
+            uf.split("vqa2", "trainval", features="bu")
+        view = uf.split("vqa2", "trainval", features="bu", missing_features="none")
         ex = next(e for e in view if e["image"] in set(coco))
         row = rows[coco.index(ex["image"])]
-        np.testing.assert_array_equal(ex["regions"]["boxes"], row.boxes)
-        assert view.example(0).keys() >= {"regions", "image"}
+        np.testing.assert_array_equal(ex["features"]["boxes"], row.boxes)
+        assert view.example(0).keys() >= {"features", "image"}
+        assert next(e for e in view if e["image"] not in set(coco))["features"] is None
 
 
 def test_truncated_last_line_is_named_and_the_file_is_untouched(

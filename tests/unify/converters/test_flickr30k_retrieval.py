@@ -70,7 +70,8 @@ def test_splits_fields_and_candidates(tmp_path: Path) -> None:
         sents = [(img, s) for img in imgs for s in img["sentences"]]
         assert len(got) == len(sents) == 5 * len(imgs)
         for e, (img, s) in zip(got, sents, strict=True):
-            assert set(e) == {"id", "image", "image_index", "caption", "tokens"}
+            assert set(e) == {"task", "id", "image", "image_index", "caption", "tokens"}
+            assert e["task"] == TASK
             assert e["id"] == s["sentid"]
             assert e["image"] == "flickr:" + img["filename"].removesuffix(".jpg")
             assert e["caption"] == s["raw"]
