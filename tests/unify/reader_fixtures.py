@@ -1,8 +1,8 @@
 """A tiny unified file with a region-feature set for every image universe it uses.
 
-The sample writes bottom-up TSVs for coco, vg, flickr and nlvr2; GQA's own images (``gqa:``
-keys, not Visual Genome photos) get a small TSV written here, as a GQA feature file would
-provide them. Import with ``from tests.unify.reader_fixtures import featured_h5``.
+The sample writes one bottom-up TSV per universe (GQA's own images, ``gqa:`` keys that are
+not Visual Genome photos, included). Import with
+``from tests.unify.reader_fixtures import featured_h5``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from unify.features import import_features
-from unify.reader import UnifiedFile
-from unify.sample.features_format import RegionRow, write_tsv
+from unify.sample.features_format import RegionRow
+from unify.tasks import UNIVERSES
 
-SAMPLE_UNIVERSES = ("coco", "vg", "flickr", "nlvr2")
+SAMPLE_UNIVERSES = tuple(UNIVERSES)  # the sample writes one feature TSV per universe
 
 
 def assert_same(a: object, b: object, where: str = "") -> None:
@@ -50,15 +50,6 @@ def region_rows(keys: list[str], dim: int, seed: int = 0) -> list[RegionRow]:
     return rows
 
 
-def import_gqa_set(path: Path, work: Path, name: str = "bottomup_gqa") -> None:
-    """Features for the ``gqa:`` images of ``path`` (the sample has no GQA feature file)."""
-    with UnifiedFile(path) as uf:
-        keys = [str(k) for k in uf.image_keys if str(k).startswith("gqa:")]
-        dim = uf.feature_set(uf.feature_names()[0]).dim if uf.feature_names() else 8
-    tsv = write_tsv(work / f"{name}.tsv", region_rows(keys, dim))
-    import_features(path, [tsv], name, "gqa")
-
-
 @pytest.fixture(scope="session")
 def featured_h5(tiny_h5: Path, tiny_raw: Path) -> Path:
     """The tiny build with bottomup_<u> for u in coco, vg, flickr, nlvr2 and gqa.
@@ -75,6 +66,5 @@ def featured_h5(tiny_h5: Path, tiny_raw: Path) -> Path:
     shutil.copyfile(tiny_h5, partial)
     for u in SAMPLE_UNIVERSES:
         import_features(partial, [tiny_raw / "features" / f"{u}.tsv"], f"bottomup_{u}", u)
-    import_gqa_set(partial, work)
     partial.rename(dest)
     return dest

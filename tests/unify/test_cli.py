@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from unify.cli import main
 from unify.schema import SCHEMA_VERSION
-from unify.tasks import task_names
+from unify.tasks import UNIVERSES, task_names
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -96,8 +96,11 @@ def test_sample_is_deterministic(tmp_path: Path) -> None:
         p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
     )
     # Every release file of the 12 tasks (gzip, pickles, JSON Lines too, GQA's two choices
-    # files) and 4 feature TSVs.
-    assert len(files) == 37
+    # files) and one feature TSV per image universe.
+    assert len(files) == 33 + len(UNIVERSES)
+    assert {f.name for f in files if f.parent.name == "features"} == {
+        f"{u}.tsv" for u in UNIVERSES
+    }
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
 

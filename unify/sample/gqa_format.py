@@ -128,12 +128,23 @@ SAMPLE_SCALES = {
 }
 
 
+def _nonvg_images(w: World, s: GqaSample) -> list[str]:
+    """GQA's images that are not Visual Genome photos (non-digit ids, universe ``gqa``)."""
+    rng0 = w.rng("gqa-pools")
+    return [f"n{v}" for v in rng0.sample(range(1, 9_999_999), s.nonvg_images)]
+
+
+def feature_images(w: World) -> dict[str, list[tuple[str, str]]]:
+    """The images of the ``gqa`` universe for its feature TSV: (image_id, scene uid)."""
+    s = w.sized(SAMPLE_SCALES, "gqa")
+    return {"gqa": [(image, f"gqa{image}") for image in _nonvg_images(w, s)]}
+
+
 def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
     """Balanced train, val and testdev questions with their programs, and the val and
     testdev choices files."""
     s = w.sized(SAMPLE_SCALES, spec.name)
-    rng0 = w.rng("gqa-pools")
-    nonvg = [f"n{v}" for v in rng0.sample(range(1, 9_999_999), s.nonvg_images)]
+    nonvg = _nonvg_images(w, s)
     val = [str(v) for v in w.gqa_val]
     dev = [str(v) for v in w.gqa_testdev]
     train = [str(v) for v in w.vg_train + list(w.vg_coco) + list(w.vg_flickr)] + nonvg
