@@ -30,7 +30,7 @@ from unify import rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import gqa_key
-from unify.rules import Digits, NonEmpty, Text
+from unify.rules import Digits, NonEmpty, Unique
 from unify.table import Ragged, SplitTable, TaskTable
 from unify.vocab import Vocabulary
 
@@ -48,13 +48,7 @@ CHOICE_FIELDS = (("valid", "valid_answers"), ("plausible", "plausible_answers"))
 QUESTION_RULES = (
     NonEmpty("questionId"),
     Digits("questionId"),
-    Text("questionId"),
-    Text("question"),
-    Text("answer"),
-    Text("fullAnswer"),
-    Text("types"),
-    Text("groups"),
-    Text("entailed"),
+    Unique("questionId", "question id"),
 )
 #: Checked inline on the fast path (documented with the rules): ``imageId`` is ASCII
 #: letters and digits (digits: a Visual Genome id), ``isBalanced`` a JSON boolean (the
@@ -66,7 +60,7 @@ INLINE_RULES = (
     "`fullAnswer`, `groups.global`, `groups.local`: a string or null",
     "`entailed`: a list of question-id strings",
 )
-CHOICE_RULES = (Text("valid"), Text("plausible"))
+CHOICE_RULES = ("`valid`, `plausible`: lists of answer strings",)
 
 ANSWERED_FIELDS = (
     "question",
@@ -221,8 +215,6 @@ class Gqa(Converter):
             column: Ragged.from_lists(values=[row[k] for row in rows])
             for k, (_, column) in enumerate(CHOICE_FIELDS)
         }
-        columns = {key: out[column] for key, column in CHOICE_FIELDS}
-        rules.check(path, split.columns["id"], columns, CHOICE_RULES)
         return out
 
     def _read(
@@ -258,15 +250,13 @@ class Gqa(Converter):
         _drain(items)
         if self.is_required(name):
             rules.require_records(path, records, "questions")
-        self._check(path, cols, intern)
+        self._check(path, cols)
         return cols
 
     @staticmethod
-    def _check(path: Path, cols: dict[str, list[Any]], intern: dict[str, str]) -> None:
-        """The file's rules; interned fields (answers, types, groups) once per distinct
-        value, the rest per column; every row only on a failure."""
-        entailed = Ragged.from_lists(values=cols["entailed"])
-        if set(map(type, entailed.values["values"])) - {str}:
+    def _check(path: Path, cols: dict[str, list[Any]]) -> None:
+        """The file's column rules; every row only on a failure."""
+        if set(map(type, (e for row in cols["entailed"] for e in row))) - {str}:
             for qid, row in zip(cols["id"], cols["entailed"], strict=True):
                 for j, e in enumerate(row):
                     if type(e) is not str:
@@ -276,18 +266,7 @@ class Gqa(Converter):
                             f"entailed[{j}]",
                             f"expected a question id string, got {type(e).__name__} {e!r:.60}",
                         )
-        columns: dict[str, Any] = {
-            "questionId": cols["id"],
-            "question": cols["question"],
-            "entailed": entailed,
-        }
-        if not rules.text_clean(intern):
-            columns["answer"] = cols["answer"]
-            columns["fullAnswer"] = cols["full_answer"]
-            types = zip(cols["structural"], cols["semantic"], cols["detailed"], strict=True)
-            columns["types"] = [" ".join(t) for t in types]
-            groups = zip(cols["group_global"], cols["group_local"], strict=True)
-            columns["groups"] = [" ".join(g) for g in groups]
+        columns: dict[str, Any] = {"questionId": cols["id"]}
         rules.check(path, cols["id"], columns, QUESTION_RULES)
 
 

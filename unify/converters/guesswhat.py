@@ -31,7 +31,7 @@ from unify.converters.base import (
 )
 from unify.errors import RecordError
 from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
-from unify.rules import MAX_PIXELS, Boxes, Range, Text, Unique
+from unify.rules import MAX_PIXELS, Boxes, Range, Unique
 from unify.table import Ragged, SplitTable, TaskTable
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -53,9 +53,6 @@ GAME_RULES = (
     Range("objects.id", 0, ID_MAX),
     Range("objects.category_id", 0, int(np.iinfo(np.int32).max)),
     Boxes("objects.bbox"),
-    Text("qas.question"),
-    Text("qas.answer"),
-    Text("objects.category"),
 )
 
 
@@ -209,11 +206,7 @@ class GuessWhat(Converter):
                 },
             ),
             "objects.bbox": Ragged(obj_offsets, {"v": box_array}),
-            "qas.question": Ragged(qa_offsets, {"v": questions}),
         }
-        if not rules.text_clean(intern):
-            checked["qas.answer"] = Ragged(qa_offsets, {"v": answers})
-            checked["objects.category"] = Ragged(obj_offsets, {"v": categories})
         rules.check(path, ids, checked, GAME_RULES)
         beyond = _beyond_image(box_array, obj_lengths, image_sizes)
         columns: dict[str, Any] = {

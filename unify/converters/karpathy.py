@@ -30,7 +30,7 @@ import numpy as np
 from unify import rules
 from unify.converters.base import BuildContext, Converter, require
 from unify.errors import DataError, RecordError
-from unify.rules import Range, Same, Text, Unique
+from unify.rules import Range, Same, Unique
 from unify.table import SplitTable, TaskTable
 from unify.tasks import Split
 
@@ -43,8 +43,6 @@ CAPTION_RULES = (
     Unique("sentid", "caption id"),
     Range("sentid", 0, rules.INT64.max),
     Same("imgid", "image imgid", "a caption's imgid is its image record's"),
-    Text("raw"),
-    Text("tokens"),
 )
 
 
@@ -183,11 +181,7 @@ class KarpathyConverter(Converter):
     def _check_captions(path: Path, parts: Mapping[str, KarpathySplit]) -> None:
         """The caption rules over the whole file (an id is unique across splits)."""
         ids = [i for part in parts.values() for i in part.ids]
-        columns = {
-            "sentid": rules.int_array(ids, np.int64, path, "sentid", ids),
-            "raw": [c for part in parts.values() for c in part.captions],
-            "tokens": [t for part in parts.values() for t in part.tokens],
-        }
+        columns = {"sentid": rules.int_array(ids, np.int64, path, "sentid", ids)}
         rules.check(path, ids, columns, CAPTION_RULES)
 
     def image_label(self, img: Any, index: int) -> str:

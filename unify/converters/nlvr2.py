@@ -26,7 +26,7 @@ import numpy as np
 from unify import rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
-from unify.rules import Text, Unique
+from unify.rules import Unique
 from unify.table import SplitTable, TaskTable
 
 #: (split, file, required); the split is also the first field of every identifier.
@@ -44,8 +44,6 @@ RECORD_RULES = (
     "`identifier`: split-set-pair-sentence, its split the file's",
     Unique("identifier", "identifier"),
     "`label`: the string 'True' or 'False' (a JSON boolean is refused)",
-    Text("identifier"),
-    Text("sentence"),
 )
 
 
@@ -124,7 +122,7 @@ class Nlvr2(Converter):
             keys.append(sentence_key(parts))
         if self.is_required(file):
             rules.require_records(path, len(ids), "examples")
-        rules.check(path, ids, {"identifier": ids, "sentence": sentences}, RECORD_RULES)
+        rules.check(path, ids, {"identifier": ids}, RECORD_RULES)
         return SplitTable(
             split,
             self.split_role(split),

@@ -22,7 +22,7 @@ from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import LINK_VG_COCO, LINK_VG_FLICKR, coco_key, flickr_key, vg_key
 from unify.rawio import load_json
-from unify.rules import MAX_PIXELS, Range, Same, Text, Unique
+from unify.rules import MAX_PIXELS, Range, Same, Unique
 from unify.table import SplitTable, TaskTable
 from unify.text import clean_whitespace, normalize_answer
 from unify.vocab import Vocabulary
@@ -40,8 +40,6 @@ QA_RULES = (
     Range("qa_id", 0, ID_MAX),
     Range("image_id", 0, ID_MAX),
     Same("image_id", "entry id", "a QA pair's image is the image entry that holds it"),
-    Text("question"),
-    Text("answer"),
 )
 #: image_data.json, checked inline while it is read (its records are few: one per image).
 IMAGE_DATA_RULES = (
@@ -201,8 +199,6 @@ class Vgqa(Converter):
             "qa_id": id_arr,
             "image_id": rules.int_array(image_ids, np.int64, path, "image_id", ids),
             "entry id": rules.int_array(entry_ids, np.int64, path, "entry id", ids),
-            "question": questions,
-            "answer": answers,
         }
         rules.check(path, ids, columns, QA_RULES)
         images = [vg_key(i) for i in image_ids]

@@ -23,7 +23,7 @@ from unify import rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import vg_key
-from unify.rules import Boxes, Range, Text, Unique
+from unify.rules import Boxes, Range, Unique
 from unify.table import SplitTable, TaskTable
 
 POINTING = "dataset_v7w_pointing.json"
@@ -38,8 +38,6 @@ QA_RULES = (
     Range("qa_id", 0, ID_MAX),
     "`qa_pairs[].image_id` (when given): its image entry's `image_id`",
     "`answer`, `multiple_choices`: 4 different box ids of the top-level `boxes` list",
-    Text("question"),
-    Text("type"),
 )
 BOX_RULES = ("`box_id`: unique in the file, 0 or more", Boxes("box"))
 
