@@ -32,9 +32,12 @@ def refuse(raw: Path, *args: str) -> str:
 
 
 def accept(raw: Path, *args: str) -> Path:
-    """`unify build ARGS --raw RAW` that must succeed; returns the output file."""
-    out = raw.parent / "out" / "unified.h5"
-    result = CliRunner().invoke(main, ["build", *args, "--raw", str(raw), "--out", str(out), "-q"])
+    """`unify build ARGS --raw RAW` that must succeed; returns the output file (written
+    apart from where ``refuse`` checks that nothing was written)."""
+    out = raw.parent / "accepted" / "unified.h5"
+    result = CliRunner().invoke(
+        main, ["build", *args, "--raw", str(raw), "--out", str(out), "-q", "--force"]
+    )
     assert result.exit_code == 0, (result.stderr, result.exception)
     return out
 
