@@ -181,7 +181,7 @@ class Range(Rule):
     high: float
 
     def describe(self) -> str:
-        return f"`{self.field}`: {self.low:g} to {self.high:g}"
+        return f"`{self.field}`: {_bound(self.low)} to {_bound(self.high)}"
 
     def check(self, path: Path | str, ids: Sequence[Any], columns: Columns) -> None:
         values, _ = _rows(columns[self.field])
@@ -200,6 +200,12 @@ class Range(Rule):
                 index,
                 f"{value!r:.60} is outside {self.low:g}..{self.high:g}",
             )
+
+
+def _bound(value: float) -> str:
+    """A range bound as the docs write it (the int64/int32 maxima by name)."""
+    named = {INT64.max: "2**63-1", int(np.iinfo(np.int32).max): "2**31-1"}
+    return named.get(value, f"{value:g}")
 
 
 @dataclass(frozen=True)
@@ -352,3 +358,20 @@ def int_array(
 
 def describe(rules: Sequence[Declared]) -> list[str]:
     return [rule if isinstance(rule, str) else rule.describe() for rule in rules]
+
+
+def markdown(declared: Mapping[str, Mapping[str, Sequence[Declared]]]) -> str:
+    """The rules of every task as docs/raw-layout.md lists them (tasks with the same rules
+    share a heading); a test holds the page equal to this."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for task, parts in declared.items():
+        key = tuple((part, tuple(describe(rules))) for part, rules in parts.items())
+        groups.setdefault(key, []).append(task)
+    lines: list[str] = []
+    for key, tasks in groups.items():
+        lines += [f"### {', '.join(tasks)}", ""]
+        for part, rules in key:
+            lines.append(f"- {part}:")
+            lines += [f"  - {rule}" for rule in rules]
+        lines.append("")
+    return "\n".join(lines)

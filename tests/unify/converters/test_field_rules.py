@@ -16,7 +16,7 @@ import pytest
 from tests.unify import leakage_trees as trees
 from tests.unify.refusals import accept, edit_json, edit_jsonl, names, refuse, write_jsonl
 from unify.converters import registry
-from unify.rules import MAX_PIXELS, describe
+from unify.rules import MAX_PIXELS, describe, markdown
 from unify.sample.refer_format import write_refer
 
 # ------------------------------------------------------------------------------------ vqa2
@@ -597,3 +597,12 @@ def test_every_task_declares_its_rules() -> None:
         assert conv.field_rules, f"{name} declares no field rules"
         for part, declared in conv.field_rules.items():
             assert describe(declared), (name, part)
+
+
+def test_raw_layout_lists_every_declared_rule() -> None:
+    """docs/raw-layout.md's "Field rules" section is the declarations, rendered."""
+    from tests.unify.test_docs import doc, section
+
+    text = section(doc("raw-layout.md"), "## Field rules")
+    rendered = markdown({name: conv.field_rules for name, conv in registry().items()})
+    assert rendered.strip() in text
