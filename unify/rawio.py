@@ -267,6 +267,14 @@ class _EscapeScanner:
         self._backslashes = 0  # the backslash run that ends right before _tail
 
     def feed(self, chunk: bytes, final: bool = False) -> TextFault | None:
+        if chunk.find(b"\\") < 0 and self._tail.find(b"\\") < 0:
+            # No backslash, no escape (the common case): keep context, copy nothing else.
+            total = len(self._tail) + len(chunk)
+            self._tail = (self._tail + bytes(chunk[-2 * self._MARGIN :]))[-2 * self._MARGIN :]
+            self._tail_offset += total - len(self._tail)
+            self._decided = len(self._tail)
+            self._backslashes = 0
+            return None
         data = self._tail + bytes(chunk)
         cut = len(data) if final else max(self._decided, len(data) - self._MARGIN)
         fault = None
