@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -256,7 +257,7 @@ class Gqa(Converter):
     @staticmethod
     def _check(path: Path, cols: dict[str, list[Any]]) -> None:
         """The file's column rules; every row only on a failure."""
-        if set(map(type, (e for row in cols["entailed"] for e in row))) - {str}:
+        if set(map(type, chain.from_iterable(cols["entailed"]))) - {str}:
             for qid, row in zip(cols["id"], cols["entailed"], strict=True):
                 for j, e in enumerate(row):
                     if type(e) is not str:
