@@ -120,9 +120,18 @@ class NonEmpty(Rule):
 
     def check(self, path: Path | str, ids: Sequence[Any], columns: Columns) -> None:
         values, _ = _rows(columns[self.field])
-        if len(values) and min(map(len, values)) == 0:
-            index = next(i for i, v in enumerate(values) if not v)
-            raise self.fail(path, ids, columns[self.field], index, "empty")
+        if not len(values):
+            return
+        joined = "\x1f".join(values)  # an empty value leaves two separators side by side
+        if (
+            "\x1f\x1f" in joined
+            or joined.startswith("\x1f")
+            or joined.endswith("\x1f")
+            or not joined
+        ):
+            index = next((i for i, v in enumerate(values) if not v), None)
+            if index is not None:
+                raise self.fail(path, ids, columns[self.field], index, "empty")
 
 
 @dataclass(frozen=True)
@@ -158,10 +167,11 @@ class Unique(Rule):
         if isinstance(values, np.ndarray) and values.dtype != object:
             if len(values) < 2:
                 return
-            order = np.argsort(values, kind="stable")
-            same = np.flatnonzero(values[order][1:] == values[order][:-1])
-            if not len(same):
+            ordered = np.sort(values, kind="stable")
+            if not (ordered[1:] == ordered[:-1]).any():
                 return
+            order = np.argsort(values, kind="stable")  # slow path: which row repeats first
+            same = np.flatnonzero(values[order][1:] == values[order][:-1])
             second = int(order[same + 1].min())
         else:
             if len(set(values)) == len(values):
