@@ -139,7 +139,7 @@ def _pairs(split: str, n: int) -> list[dict[str, str]]:
     return [
         {
             "flickr_id": str(1000 + k),
-            "pair_id": f"{1000 + k}.jpg#{split}{k}",
+            "pair_id": f"{1000 + k}.jpg#0r{split}{k}",  # release layout: <captionID>r...
             "caption_id": f"{1000 + k}.jpg#0",
             "gold_label": labels[k % 3],
             "premise": "A photo.",

@@ -24,6 +24,7 @@ from unify.converters.base import BuildContext, ProgressFactory
 from unify.converters.vgqa import add_vg_links, fill_vg_sizes
 from unify.errors import DataError, MissingRawFilesError
 from unify.leakage import LeakagePolicy, clean_tables, write_leakage
+from unify.rawio import DEFAULT_LIMITS, RawLimits
 from unify.reader import UnifiedFile
 from unify.schema import SCHEMA_VERSION
 from unify.table import SplitTable, TaskTable
@@ -42,6 +43,9 @@ class BuildOptions:
     clean: bool = True
     max_examples: int | None = None
     policy: LeakagePolicy = field(default_factory=LeakagePolicy)
+    #: Resource bounds of the raw parsers. Not recorded (nor in the fingerprint): they
+    #: decide whether a build succeeds, never what a successful build contains.
+    limits: RawLimits = DEFAULT_LIMITS
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -172,7 +176,12 @@ def _run_build(
     if missing:
         raise MissingRawFilesError(missing)
 
-    ctx = BuildContext(raw_root=raw_root, tasks=options.tasks, max_examples=options.max_examples)
+    ctx = BuildContext(
+        raw_root=raw_root,
+        tasks=options.tasks,
+        max_examples=options.max_examples,
+        limits=options.limits,
+    )
     if progress is not None:
         ctx.progress = progress
     tables: list[TaskTable] = []
@@ -187,6 +196,8 @@ def _run_build(
             _check_unique_ids(conv.name, split)
         tables.append(table)
         report[conv.name] = table.report
+        if table.report.get("accepted"):
+            report.setdefault("accepted", {})[conv.name] = table.report["accepted"]
     # VG's image_data.json also bridges COCO and Flickr photos (coco_id + flickr_id of one
     # record), so it is read whenever the build has keys of any universe it links.
     has_vg = any(k.startswith("vg:") for k in ctx.images.sizes)

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import click
@@ -25,6 +26,7 @@ from unify.converters import registry
 from unify.images import INTEGER_ID_UNIVERSES, KEY_OF_ID
 from unify.leakage import LeakagePolicy
 from unify.paths import input_dir, input_file, output_file
+from unify.rawio import DEFAULT_LIMITS, ORJSON_MAX_DEPTH, RawLimits
 from unify.reader import UnifiedFile, _plain
 from unify.tasks import UNIVERSES, all_tasks
 
@@ -68,6 +70,23 @@ class _Existing(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
         path = Path(value)
         return input_dir(path, self.what) if self.folder else input_file(path, self.what)
+
+
+class ByteSize(click.ParamType):
+    """A number of bytes, optionally with a K, M or G suffix (powers of 1024)."""
+
+    name = "bytes"
+    _UNITS = MappingProxyType({"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30})
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B")
+        unit = text[-1:] if text[-1:] in ("K", "M", "G") else ""
+        number = text[: len(text) - len(unit)]
+        if not number.isdigit() or int(number) < 1:
+            self.fail(f"{value!r} is not a positive number of bytes (e.g. 512M, 4G)", param, ctx)
+        return int(number) * self._UNITS[unit]
 
 
 RAW_FOLDER = _Existing("raw folder", folder=True)
@@ -138,6 +157,34 @@ def list_cmd(raw: Path | None) -> None:
     metavar="TASK",
     help="Leakage policy: do not clean against this task's evaluation images (repeatable).",
 )
+@click.option(
+    "--max-depth",
+    type=click.IntRange(1, ORJSON_MAX_DEPTH),
+    default=DEFAULT_LIMITS.max_depth,
+    show_default=True,
+    help="Refuse JSON or a pickle nested deeper than this.",
+)
+@click.option(
+    "--max-decompressed-bytes",
+    type=ByteSize(),
+    default="4G",
+    show_default=True,
+    help="Refuse a gzip file that inflates to more (K/M/G suffixes).",
+)
+@click.option(
+    "--max-line-bytes",
+    type=ByteSize(),
+    default="64M",
+    show_default=True,
+    help="Refuse a JSON Lines file with a longer line (K/M/G suffixes).",
+)
+@click.option(
+    "--max-pickle-expansion",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_LIMITS.max_pickle_expansion,
+    show_default=True,
+    help="Refuse a pickle whose shared references expand to more elements per byte.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary.")
 def build(
     names: tuple[str, ...],
@@ -149,6 +196,10 @@ def build(
     no_clean: bool,
     keep_train: tuple[str, ...],
     ignore_eval: tuple[str, ...],
+    max_depth: int,
+    max_decompressed_bytes: int,
+    max_line_bytes: int,
+    max_pickle_expansion: float,
     quiet: bool,
 ) -> None:
     """Convert NAMES (or --all) from their official raw files into one unified file."""
@@ -158,8 +209,19 @@ def build(
     tasks = resolve_tasks(names, all_tasks)
     _check_raw_inputs(raw, tasks)
     policy = LeakagePolicy(keep_train=frozenset(keep_train), ignore_eval=frozenset(ignore_eval))
+    limits = RawLimits(
+        max_depth=max_depth,
+        max_decompressed_bytes=max_decompressed_bytes,
+        max_line_bytes=max_line_bytes,
+        max_pickle_expansion=max_pickle_expansion,
+    )
     options = BuildOptions(
-        tasks=tasks, all=all_tasks, clean=not no_clean, max_examples=max_examples, policy=policy
+        tasks=tasks,
+        all=all_tasks,
+        clean=not no_clean,
+        max_examples=max_examples,
+        policy=policy,
+        limits=limits,
     )
     result = run_build(raw, out, options, progress=_progress_factory(quiet))
     emptied = result.report.get("leakage", {}).get("emptied_training_splits", [])

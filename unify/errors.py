@@ -53,3 +53,18 @@ class RecordError(DataError):
 
 class SchemaError(DataError):
     """A unified file is not one this version can read."""
+
+
+class LimitError(DataError):
+    """A raw file exceeds a resource bound of the build (``unify.rawio.RawLimits``).
+
+    The message names the file, what was exceeded and the ``unify build`` option that
+    raises the bound, for the rare genuine file that needs it.
+    """
+
+    def __init__(self, path: Path | str, detail: str, option: str, value: object) -> None:
+        self.path = Path(path)
+        self.option = option
+        super().__init__(
+            f"{path}: refused: {detail} (limit {option} {value}; raise it if the file is genuine)"
+        )

@@ -22,24 +22,35 @@ STRING opcodes, and its ``unicode`` as BINUNICODE):
 ``bytes`` values of protocol 3+ pickles are decoded as UTF-8 in both passes, so callers
 always get ``str`` text. The result says which pass succeeded (``decoding``), for the build
 report.
+
+Bounds (``RawLimits``): a pickle can reference one list from many places (the memo), so a
+file of 84 KB can stand for gigabytes of nested lists. The loaded object graph is walked
+level by level with ``gc.get_referents`` (C speed, no serialisation, shared objects never
+copied), counting every reference as it is reached: more than ``max_pickle_expansion``
+elements per byte of pickle is refused (a pickle that shares no list or dict holds fewer
+than one per byte), and so is nesting deeper than ``max_depth`` (which also stops a pickle
+that refers to itself).
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import pickle
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import orjson
-
-from unify.errors import DataError, MalformedFileError
+from unify.errors import DataError, LimitError, MalformedFileError
+from unify.rawio import DEFAULT_LIMITS, RawLimits
 
 Decoding = Literal["default", "bytes-utf8"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _ANY_PLAIN = _SCALARS | {bytes, list, dict, tuple}
+_CONTAINERS = frozenset({list, dict, tuple})
+_is_container = _CONTAINERS.__contains__
 #: Errors the C unpickler raises on corrupt or truncated input (UnicodeDecodeError, a
 #: ValueError, is handled before these).
 _CORRUPT = (
@@ -88,30 +99,72 @@ class _NoGlobalsUnpickler(pickle.Unpickler):
         raise UnsafePickleError(self._path, f"it holds a persistent id {pid!r:.60}")
 
 
-def load_plain(path: Path) -> PlainPickle:
+def load_plain(path: Path, limits: RawLimits = DEFAULT_LIMITS) -> PlainPickle:
     """Read ``path`` and load it with ``loads_plain``."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return loads_plain(data, path)
+    return loads_plain(data, path, limits)
 
 
-def loads_plain(data: bytes, path: Path | str) -> PlainPickle:
+def loads_plain(data: bytes, path: Path | str, limits: RawLimits = DEFAULT_LIMITS) -> PlainPickle:
     """Load pickle bytes read from ``path`` (named in every error) as plain data."""
+    decoding: Decoding = "default"
     try:
         value = _load(data, path, "ASCII")
-        return PlainPickle(_plain(value, path, ()), "default")
     except UnicodeDecodeError:
-        pass
-    try:
-        value = _load(data, path, "bytes")
-    except UnicodeDecodeError as exc:
-        # Only a BINUNICODE opcode with invalid UTF-8 can fail under encoding="bytes".
-        raise MalformedFileError(
-            path, f"a unicode string is not valid UTF-8 ({exc.reason})"
-        ) from None
-    return PlainPickle(_plain(value, path, ()), "bytes-utf8")
+        decoding = "bytes-utf8"
+        try:
+            value = _load(data, path, "bytes")
+        except UnicodeDecodeError as exc:
+            # Only a BINUNICODE opcode with invalid UTF-8 can fail under encoding="bytes".
+            raise MalformedFileError(
+                path, f"a unicode string is not valid UTF-8 ({exc.reason})"
+            ) from None
+    kinds = _check_graph(value, path, len(data), limits)
+    if kinds <= _CONTAINERS | _SCALARS:
+        return PlainPickle(value, decoding)
+    return PlainPickle(_plain(value, path, ()), decoding)
+
+
+def _check_graph(value: Any, path: Path | str, size: int, limits: RawLimits) -> set[type]:
+    """Walk the loaded graph level by level; return the kinds of object it holds.
+
+    Every reference counts, so a list reached from a thousand places counts a thousand
+    times: the expansion is measured before anything (a converter loop, a serialiser)
+    could pay for it. The walk itself is bounded by the same budget.
+    """
+    budget = max(size, 1) * limits.max_pickle_expansion
+    kinds = {type(value)}
+    level = [value] if _is_container(type(value)) else []
+    depth = total = 0
+    while level:
+        depth += 1
+        if depth > limits.max_depth:
+            _refuse_cycle(value, path)
+            raise LimitError(
+                path,
+                f"nested deeper than {limits.max_depth} levels (or it refers to itself)",
+                "--max-depth",
+                limits.max_depth,
+            )
+        total += sum(map(len, level))
+        if total > budget:
+            _refuse_cycle(value, path)
+            raise LimitError(
+                path,
+                f"its shared references expand to more than {int(budget)} elements "
+                f"({limits.max_pickle_expansion:g} per byte of its {size} bytes)",
+                "--max-pickle-expansion",
+                f"{limits.max_pickle_expansion:g}",
+            )
+        children = gc.get_referents(*level)
+        types = list(map(type, children))
+        found = set(types)
+        kinds |= found
+        level = list(compress(children, map(_is_container, types))) if found & _CONTAINERS else []
+    return kinds
 
 
 def _load(data: bytes, path: Path | str, encoding: str) -> Any:
@@ -136,33 +189,39 @@ def _where(trail: tuple[Any, ...]) -> str:
     return "".join(f"[{key!r}]" for key in trail) or "the top level"
 
 
+def _refuse_cycle(value: Any, path: Path | str) -> None:
+    """A list or dict that contains itself is no plain data at all: say so rather than
+    blame a limit. Depth-first over distinct containers (the slow path of a refusal)."""
+    done: set[int] = set()
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, leaving = stack.pop()
+        key = id(item)
+        if leaving:
+            on_path.discard(key)
+            done.add(key)
+            continue
+        if key in on_path:
+            raise MalformedFileError(path, "it refers to itself (a list or dict inside itself)")
+        if key in done or not _is_container(type(item)):
+            continue
+        on_path.add(key)
+        stack.append((item, True))
+        stack.extend((child, False) for child in gc.get_referents(item))
+
+
 def _plain(value: Any, path: Path | str, trail: tuple[Any, ...]) -> Any:
-    """Check that ``value`` is plain data; decode bytes as UTF-8. Walks containers only.
+    """Check that ``value`` is plain data; decode bytes as UTF-8. Walks containers only
+    (the graph is known to be finite, shallow enough and not too shared).
 
     Homogeneous lists of scalars (token lists, id lists) are accepted with one C-level
     type scan instead of a Python call per element.
     """
-    if _only_plain_text(value):
-        return value
     try:
         return _walk(value, path, trail)
     except RecursionError:
-        raise MalformedFileError(path, "nested too deeply (or refers to itself)") from None
-
-
-def _only_plain_text(value: Any) -> bool:
-    """Fast check, in C: only dicts, lists, tuples, text and numbers (no bytes, no sets).
-
-    orjson serialises exactly the plain kinds and raises on anything else (bytes, sets,
-    bytearrays, integers beyond 64 bits, self-references, very deep nesting), so a pickle
-    that loaded with the default decoding is accepted without a Python-level walk; only
-    when this fails does ``_walk`` run, to decode bytes or to name the offending position.
-    """
-    try:
-        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        return False
-    return True
+        raise MalformedFileError(path, "nested too deeply to decode") from None
 
 
 def _walk(value: Any, path: Path | str, trail: tuple[Any, ...]) -> Any:

@@ -20,7 +20,9 @@ import h5py
 import numpy as np
 
 from unify import __version__
+from unify.errors import DataError
 from unify.images import ImageRegistry, LinkSet
+from unify.rawio import unstorable
 from unify.schema import (
     GZIP_LEVEL,
     IMAGES,
@@ -69,9 +71,28 @@ def write_strings(group: h5py.Group, name: str, values: Sequence[str] | np.ndarr
         data = data.astype(object)
     n = len(data)
     chunks = (min(n, STRING_CHUNK_ROWS), *data.shape[1:]) if n else None
-    return group.create_dataset(
-        name, data=data, dtype=STR, chunks=chunks, maxshape=(None, *data.shape[1:]) if n else None
-    )
+    try:
+        return group.create_dataset(
+            name,
+            data=data,
+            dtype=STR,
+            chunks=chunks,
+            maxshape=(None, *data.shape[1:]) if n else None,
+        )
+    except (ValueError, TypeError, UnicodeEncodeError):
+        # The converters' rules refuse such text with the raw file named; this is the last
+        # guard, so that a value no rule foresaw is still one line, never a traceback.
+        raise DataError(f"{group.name.rstrip('/')}/{name}: {_bad_string(data)}") from None
+
+
+def _bad_string(data: np.ndarray) -> str:
+    for index, value in enumerate(data.reshape(-1)):
+        if not isinstance(value, str):
+            return f"row {index} is a {type(value).__name__}, not text: {value!r:.60}"
+        what = unstorable(value)
+        if what is not None:
+            return f"row {index} holds {what}, which HDF5 UTF-8 strings cannot store"
+    return "cannot be stored as HDF5 UTF-8 strings"
 
 
 def write_numbers(group: h5py.Group, name: str, values: np.ndarray) -> h5py.Dataset:

@@ -103,8 +103,13 @@ def test_duplicate_ids_are_rejected(raw: Path, tmp_path: Path) -> None:
     adoc = json.loads(ann.read_text())
     adoc["annotations"][1]["question_id"] = adoc["annotations"][0]["question_id"]
     ann.write_text(json.dumps(adoc))
-    with pytest.raises(DataError, match=r"vqa2/trainval: duplicate example ids"):
+    # The question file's own rule names file, record and field (it used to be caught only
+    # per split, as "vqa2/trainval: duplicate example ids").
+    with pytest.raises(RecordError) as err:
         build(raw, tmp_path / "o.h5", "vqa2", max_examples=50)
+    assert err.value.path == path and err.value.field == "question_id"
+    assert err.value.record == doc["questions"][0]["question_id"]
+    assert "duplicate question id" in str(err.value)
 
 
 def test_smoke_mode_takes_first_records_before_split_rules(tiny_raw: Path, tmp_path: Path) -> None:

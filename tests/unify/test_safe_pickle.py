@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from unify.errors import MalformedFileError
+from unify.errors import LimitError, MalformedFileError
+from unify.rawio import RawLimits
 from unify.safe_pickle import UnsafePickleError, load_plain, loads_plain
 from unify.sample.refer_format import dumps_py2
 
@@ -109,3 +110,49 @@ def test_keys_that_collide_once_decoded_and_self_references() -> None:
 def test_bytes_values_of_python3_pickles_become_text() -> None:
     loaded = loads_plain(pickle.dumps({"raw": b"THE LADY"}, protocol=3), "p.p")
     assert loaded.value == {"raw": "THE LADY"} and loaded.decoding == "default"
+
+
+def _shared(levels: int, width: int) -> list:
+    """A list of ``width`` references to one list of ``width`` references to ... (``levels``
+    deep): a pickle of a few kB that stands for ``width ** levels`` strings."""
+    value: list = ["x"] * width
+    for _ in range(levels - 1):
+        value = [value] * width
+    return value
+
+
+def test_shared_references_are_counted_not_expanded() -> None:
+    """The issue's bomb: under 10 kB of pickle, 10**12 elements once expanded. Refused by
+    counting references level by level (it used to be serialised whole, GBs, and killed)."""
+    data = pickle.dumps(_shared(4, 1000), protocol=2)
+    assert len(data) < 10_000
+    with pytest.raises(LimitError, match=r"--max-pickle-expansion 4\b") as err:
+        loads_plain(data, "bomb.p")
+    assert "its shared references expand to more than" in str(err.value)
+    assert "bomb.p: refused" in str(err.value)
+
+
+def test_sharing_within_the_budget_loads_and_the_budget_is_an_option() -> None:
+    row = ["the", "man"]
+    data = pickle.dumps([{"tokens": row}, {"tokens": row}], protocol=2)
+    assert loads_plain(data, "p.p").value == [{"tokens": row}, {"tokens": row}]
+    with pytest.raises(LimitError):
+        loads_plain(data, "p.p", RawLimits(max_pickle_expansion=0.05))
+
+
+def test_depth_is_bounded_by_the_option() -> None:
+    deep: list = []
+    for _ in range(20):
+        deep = [deep]
+    data = pickle.dumps(deep, protocol=2)
+    assert loads_plain(data, "d.p", RawLimits(max_depth=21)).value == deep
+    with pytest.raises(LimitError, match=r"nested deeper than 20 levels .*--max-depth 20"):
+        loads_plain(data, "d.p", RawLimits(max_depth=20))
+
+
+def test_a_cycle_is_named_as_such_within_any_limit() -> None:
+    cyclic: dict = {"a": []}
+    cyclic["a"].append(cyclic)
+    data = pickle.dumps([cyclic], protocol=2)
+    with pytest.raises(MalformedFileError, match="refers to itself"):
+        loads_plain(data, "c.p", RawLimits(max_pickle_expansion=1000))

@@ -10,15 +10,25 @@ and links, and writes the result, so a converter only maps raw records to column
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from unify.errors import DataError, RecordError
 from unify.images import ImageRegistry, LinkSet
-from unify.rawio import SourceLog, iter_json_items, iter_jsonl, load_json
+from unify.rawio import (
+    DEFAULT_LIMITS,
+    RawLimits,
+    SourceLog,
+    iter_json_array,
+    iter_json_items,
+    iter_jsonl,
+    load_json,
+)
+from unify.rules import Declared
 from unify.schema import Role
 from unify.table import TaskTable
 from unify.tasks import Split, TaskSpec
@@ -50,6 +60,8 @@ class BuildContext:
     raw_root: Path
     tasks: tuple[str, ...]
     max_examples: int | None = None
+    #: Resource bounds of every raw parser (``unify build`` options).
+    limits: RawLimits = DEFAULT_LIMITS
     images: ImageRegistry = field(default_factory=ImageRegistry)
     links: LinkSet = field(default_factory=LinkSet)
     vocabularies: dict[str, Vocabulary] = field(default_factory=dict)
@@ -85,6 +97,10 @@ class Converter(ABC):
     version: ClassVar[str]
     homepage: ClassVar[str]
     raw_files: ClassVar[tuple[RawFile, ...]]
+    #: The field rules of the release (``unify.rules``), by the part of the release they
+    #: apply to: rules checked on columns, and descriptions of rules checked inline on
+    #: the fast path; declared next to the field mapping, listed in docs/raw-layout.md.
+    field_rules: ClassVar[Mapping[str, tuple[Declared, ...]]] = MappingProxyType({})
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -124,18 +140,28 @@ class Converter(ABC):
             if rf.required and not present
         ]
 
+    def is_required(self, name: str) -> bool:
+        """Is ``name`` a required file of the release? A required file must hold records
+        (``unify.rules.require_records``); an optional one may be empty."""
+        return any(rf.name == name and rf.required for rf in self.raw_files)
+
     def has_file(self, ctx: BuildContext, name: str) -> bool:
         return self.file(ctx.raw_root, name).is_file()
 
     # Reading helpers: every read is recorded with its sha256 in the build's sources.
     def load_json(self, ctx: BuildContext, name: str) -> Any:
-        return load_json(self.file(ctx.raw_root, name), self.name, ctx.sources)
+        return load_json(self.file(ctx.raw_root, name), self.name, ctx.sources, ctx.limits)
 
     def iter_json_items(self, ctx: BuildContext, name: str) -> Iterator[tuple[str, Any]]:
-        return iter_json_items(self.file(ctx.raw_root, name), self.name, ctx.sources)
+        path = self.file(ctx.raw_root, name)
+        return iter_json_items(path, self.name, ctx.sources, ctx.limits)
+
+    def iter_json_array(self, ctx: BuildContext, name: str, prefix: str) -> Iterator[Any]:
+        path = self.file(ctx.raw_root, name)
+        return iter_json_array(path, prefix, self.name, ctx.sources, ctx.limits)
 
     def iter_jsonl(self, ctx: BuildContext, name: str) -> Iterator[tuple[int, Any]]:
-        return iter_jsonl(self.file(ctx.raw_root, name), self.name, ctx.sources)
+        return iter_jsonl(self.file(ctx.raw_root, name), self.name, ctx.sources, ctx.limits)
 
     def split_role(self, split: str) -> Role:
         return self.spec.role(split)

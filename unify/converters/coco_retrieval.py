@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import BuildContext, RawFile, require
-from unify.converters.karpathy import KarpathyConverter, KarpathySplit
+from unify.converters.karpathy import CAPTION_RULES, KarpathyConverter, KarpathySplit
 from unify.errors import DataError, RecordError
 from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
-from unify.rawio import iter_json_array
+from unify.rules import MAX_PIXELS, Range, Unique
 from unify.table import SplitTable
 from unify.tasks import Split
 
@@ -35,12 +36,26 @@ COCO_SUBSETS = ("train2014", "val2014")
 #: Per subset, the first present of these supplies the image records (same records).
 COCO_KINDS = ("captions", "instances")
 COCO_HOMEPAGE = "https://cocodataset.org/#download"
+ID_MAX = rules.INT64.max
+#: The image records of the optional COCO captions/instances files (checked inline).
+COCO_IMAGE_RULES = (
+    Unique("id", "image id"),
+    Range("id", 0, ID_MAX),
+    Range("width", 1, MAX_PIXELS),
+    Range("height", 1, MAX_PIXELS),
+)
 
 
 class CocoRetrieval(KarpathyConverter):
     karpathy_file = DATASET_FILE
     dataset_name = "coco"
     image_field = "cocoid"
+    field_rules = MappingProxyType(
+        {
+            "captions": (Range("cocoid", 0, ID_MAX), *CAPTION_RULES),
+            "COCO image records": COCO_IMAGE_RULES,
+        }
+    )
     split_of = MappingProxyType(
         {"train": "train", "restval": "train", "val": "val", "test": "test"}
     )
@@ -59,12 +74,13 @@ class CocoRetrieval(KarpathyConverter):
 
     def image_key(self, image: dict[str, Any]) -> str:
         cocoid = image["cocoid"]
-        if type(cocoid) is not int:
+        if type(cocoid) is not int or not 0 <= cocoid <= ID_MAX:
             raise TypeError("cocoid")
         return coco_key(cocoid)
 
     def explain_image_key(self, image: dict[str, Any], path: Path, record: str) -> None:
-        require(image, "cocoid", int, path, record)
+        cocoid = require(image, "cocoid", int, path, record)
+        Range("cocoid", 0, ID_MAX).check(path, [record], {"cocoid": [cocoid]})
 
     def split_table(self, decl: Split, part: KarpathySplit) -> SplitTable:
         table = super().split_table(decl, part)
@@ -105,21 +121,25 @@ class CocoRetrieval(KarpathyConverter):
         source = f"{self.task_dir(ctx.raw_root).name}/{name}"
         sizes = ctx.images.sizes
         count = links = sized = 0
-        records = iter_json_array(path, "images.item", self.name, ctx.sources)
+        seen: set[int] = set()
+        records = self.iter_json_array(ctx, name, "images.item")
         for index, rec in enumerate(ctx.progress(records, desc=f"{self.name} {name} images")):
             try:
                 image_id, url = rec["id"], rec.get("flickr_url")
                 width, height = rec.get("width"), rec.get("height")
                 ok = (
                     type(image_id) is int
+                    and 0 <= image_id <= ID_MAX
+                    and image_id not in seen
                     and (url is None or type(url) is str)
-                    and (width is None or type(width) is int)
-                    and (height is None or type(height) is int)
+                    and (width is None or (type(width) is int and 0 < width <= MAX_PIXELS))
+                    and (height is None or (type(height) is int and 0 < height <= MAX_PIXELS))
                 )
             except (KeyError, TypeError, AttributeError):
                 ok = False
             if not ok:
-                _explain_coco_image(rec, index, path)
+                _explain_coco_image(rec, index, path, seen)
+            seen.add(image_id)
             count += 1
             key = coco_key(image_id)
             photo = flickr_id_from_url(url) if url else None
@@ -142,12 +162,19 @@ def folds_1k(num_images: int) -> np.ndarray:
     return folds.astype(np.int8)
 
 
-def _explain_coco_image(rec: Any, index: int, path: Path) -> None:
+def _explain_coco_image(rec: Any, index: int, path: Path, seen: set[int]) -> None:
     """Slow path for a COCO image record: name the bad field and raise."""
     rid = rec.get("id") if isinstance(rec, dict) else None
     record = f"image {rid}" if type(rid) is int else f"image record #{index}"
-    require(rec, "id", int, path, record)
+    image_id = require(rec, "id", int, path, record)
     for key, kind in (("flickr_url", str), ("width", int), ("height", int)):
         if rec.get(key) is not None:
             require(rec, key, kind, path, record)
+    values: dict[str, list[Any]] = {"id": [image_id]}
+    for k in ("width", "height"):
+        if rec.get(k) is not None:
+            values[k] = [rec[k]]
+    rules.check(path, [record], values, [r for r in COCO_IMAGE_RULES if isinstance(r, Range)])
+    if image_id in seen:
+        raise RecordError(path, record, "id", f"duplicate image id {image_id}")
     raise RecordError(path, record, "id", "malformed image record")

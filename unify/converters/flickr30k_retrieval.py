@@ -14,19 +14,22 @@ from types import MappingProxyType
 from typing import Any
 
 from unify.converters.base import RawFile, require
-from unify.converters.karpathy import KarpathyConverter
+from unify.converters.karpathy import CAPTION_RULES, KarpathyConverter
 from unify.errors import RecordError
 from unify.images import flickr_key
 
 DATASET_FILE = "dataset_flickr30k.json"
 #: ``<Flickr photo id>.<extension>``; the release uses ``.jpg`` throughout.
-PHOTO_FILE = re.compile(r"(\d+)\.\w+")
+PHOTO_FILE = re.compile(r"(\d+)\.\w+", re.ASCII)
 
 
 class Flickr30kRetrieval(KarpathyConverter):
     karpathy_file = DATASET_FILE
     dataset_name = "flickr30k"
     image_field = "filename"
+    field_rules = MappingProxyType(
+        {"captions": ("`filename`: <Flickr photo id (ASCII digits)>.jpg", *CAPTION_RULES)}
+    )
     split_of = MappingProxyType({"train": "train", "val": "val", "test": "test"})
     raw_files = (
         RawFile(DATASET_FILE, True, "Karpathy split of Flickr30k captions (caption_datasets.zip)"),

@@ -20,14 +20,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import gqa_key
+from unify.rules import Digits, NonEmpty, Unique
 from unify.table import Ragged, SplitTable, TaskTable
 from unify.vocab import Vocabulary
 
@@ -40,6 +44,24 @@ NON_STEPS = ("exist", "query: name", "choose name")
 #: Choices file -> the balanced split whose questions it gives valid/plausible answers for.
 CHOICES = {"val_choices.json": "minval", "testdev_choices.json": "testdev"}
 CHOICE_FIELDS = (("valid", "valid_answers"), ("plausible", "plausible_answers"))
+
+#: Rules of every question file (the key of a record is its question id).
+QUESTION_RULES = (
+    NonEmpty("questionId"),
+    Digits("questionId"),
+    Unique("questionId", "question id"),
+)
+#: Checked inline on the fast path (documented with the rules): ``imageId`` is ASCII
+#: letters and digits (digits: a Visual Genome id), ``isBalanced`` a JSON boolean (the
+#: string "false" is not false), ``fullAnswer``/``groups.*`` a string or null, ``entailed``
+#: a list of question-id strings (never an object stored as its repr).
+INLINE_RULES = (
+    "`imageId`: ASCII letters and digits, never empty",
+    "`isBalanced`: a JSON boolean (absent: true)",
+    "`fullAnswer`, `groups.global`, `groups.local`: a string or null",
+    "`entailed`: a list of question-id strings",
+)
+CHOICE_RULES = ("`valid`, `plausible`: lists of answer strings",)
 
 ANSWERED_FIELDS = (
     "question",
@@ -68,6 +90,9 @@ def program_steps(semantic: list[dict[str, Any]]) -> int:
 class Gqa(Converter):
     version = "1.1.0"  # 1.1: steps; valid/plausible answers from the choices files
     homepage = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
+    field_rules = MappingProxyType(
+        {"question files": (*INLINE_RULES, *QUESTION_RULES), "choices files": CHOICE_RULES}
+    )
     raw_files = (
         RawFile("train_balanced_questions.json", True, "balanced training questions"),
         RawFile("val_balanced_questions.json", True, "balanced validation questions"),
@@ -96,7 +121,7 @@ class Gqa(Converter):
         )
         ctx.vocabularies[vocab.name] = vocab
 
-        val_ids = np.array([int(i) for i in val["id"]], dtype=object)
+        val_ids = np.array([int(i) for i in val["id"]], dtype=object)  # Digits: safe
         order = sorted(range(len(val_ids)), key=lambda i: val_ids[i])
         holdout = np.zeros(len(val_ids), dtype=bool)
         holdout[order[max(0, len(order) - MINVAL_SIZE) :]] = True
@@ -187,10 +212,11 @@ class Gqa(Converter):
                 f"({len(missing)} of its {len(wanted)} questions have none)",
             )
         rows = [found[q] for q in split.columns["id"]]
-        return {
+        out = {
             column: Ragged.from_lists(values=[row[k] for row in rows])
             for k, (_, column) in enumerate(CHOICE_FIELDS)
         }
+        return out
 
     def _read(
         self,
@@ -205,7 +231,9 @@ class Gqa(Converter):
         }
         intern: dict[str, str] = {}
         items: Iterable[tuple[str, Any]] = self.iter_json_items(ctx, name)
+        records = 0
         for qid, rec in ctx.limit(ctx.progress(items, desc=f"gqa {name}")):
+            records += 1
             row = _parse(rec, qid, path, answered)
             if keep_images is not None and row[1] not in keep_images:
                 continue
@@ -221,7 +249,26 @@ class Gqa(Converter):
                     )
         # Exhaust the stream in smoke mode so the file's digest is still complete.
         _drain(items)
+        if self.is_required(name):
+            rules.require_records(path, records, "questions")
+        self._check(path, cols)
         return cols
+
+    @staticmethod
+    def _check(path: Path, cols: dict[str, list[Any]]) -> None:
+        """The file's column rules; every row only on a failure."""
+        if set(map(type, chain.from_iterable(cols["entailed"]))) - {str}:
+            for qid, row in zip(cols["id"], cols["entailed"], strict=True):
+                for j, e in enumerate(row):
+                    if type(e) is not str:
+                        raise RecordError(
+                            path,
+                            qid,
+                            f"entailed[{j}]",
+                            f"expected a question id string, got {type(e).__name__} {e!r:.60}",
+                        )
+        columns: dict[str, Any] = {"questionId": cols["id"]}
+        rules.check(path, cols["id"], columns, QUESTION_RULES)
 
 
 def _drain(items: Iterator[Any] | Iterable[Any]) -> None:
@@ -234,19 +281,26 @@ def _parse(rec: Any, qid: str, path: Path, answered: bool) -> tuple[Any, ...]:
     try:
         image = rec["imageId"]
         question = rec["question"]
-        entailed = rec.get("entailed") or []
+        entailed = rec.get("entailed")
+        if entailed is None:
+            entailed = []
         balanced = rec.get("isBalanced", True)
         if answered:
             types, groups = rec["types"], rec["groups"]
+            full, group_global, group_local = (
+                rec.get("fullAnswer"),
+                groups.get("global"),
+                groups.get("local"),
+            )
             values = (
                 question,
                 rec["answer"],
-                rec.get("fullAnswer") or "",
+                "" if full is None else full,
                 types["structural"],
                 types["semantic"],
                 types["detailed"],
-                groups.get("global") or "",
-                groups.get("local") or "",
+                "" if group_global is None else group_global,
+                "" if group_local is None else group_local,
             )
             steps = program_steps(rec["semantic"])
         else:
@@ -254,34 +308,56 @@ def _parse(rec: Any, qid: str, path: Path, answered: bool) -> tuple[Any, ...]:
             steps = 0
         ok = (
             type(image) is str
+            and image.isascii()
+            and image.isalnum()
             and all(type(v) is str for v in values)
             and type(question) is str
-            and isinstance(entailed, list)
+            and type(entailed) is list
+            and type(balanced) is bool
         )
     except (KeyError, TypeError, AttributeError):
         ok = False
     if not ok:
-        require(rec, "imageId", str, path, qid)
-        require(rec, "question", str, path, qid)
-        if answered:
-            require(rec, "answer", str, path, qid)
-            types = require(rec, "types", dict, path, qid)
-            for key in ("structural", "semantic", "detailed"):
-                require(types, key, str, path, f"{qid} types")
-            groups = require(rec, "groups", dict, path, qid)
-            for key in ("global", "local"):
-                if groups.get(key) is not None:
-                    require(groups, key, str, path, f"{qid} groups")
-        if not isinstance(rec.get("entailed", []), list):
-            raise RecordError(path, qid, "entailed", "expected a list of question ids")
-        if answered:
-            semantic = require(rec, "semantic", list, path, qid)
-            if not _program_ok(semantic):
-                raise RecordError(
-                    path, qid, "semantic", "expected a list of {operation, argument} objects"
-                )
-        raise RecordError(path, qid, "fullAnswer", "expected a string")
-    return qid, gqa_key(image), bool(balanced), [str(e) for e in entailed], values, steps
+        _explain(rec, qid, path, answered)
+    return qid, gqa_key(image), balanced, entailed, values, steps
+
+
+def _explain(rec: Any, qid: str, path: Path, answered: bool) -> None:
+    """Slow path: name the bad field of a question record, and raise."""
+    image = require(rec, "imageId", str, path, qid)
+    if not (image.isascii() and image.isalnum()):
+        raise RecordError(
+            path, qid, "imageId", f"expected ASCII letters and digits, got {image!r:.60}"
+        )
+    require(rec, "question", str, path, qid)
+    if answered:
+        require(rec, "answer", str, path, qid)
+        types = require(rec, "types", dict, path, qid)
+        for key in ("structural", "semantic", "detailed"):
+            require(types, key, str, path, f"{qid} types")
+        groups = require(rec, "groups", dict, path, qid)
+        for key in ("global", "local"):
+            if groups.get(key) is not None:
+                require(groups, key, str, path, f"{qid} groups")
+        if rec.get("fullAnswer") is not None:
+            require(rec, "fullAnswer", str, path, qid)
+    if rec.get("entailed") is not None and not isinstance(rec["entailed"], list):
+        raise RecordError(path, qid, "entailed", "expected a list of question ids")
+    balanced = rec.get("isBalanced", True)
+    if type(balanced) is not bool:
+        raise RecordError(
+            path,
+            qid,
+            "isBalanced",
+            f"expected a JSON boolean, got {type(balanced).__name__} {balanced!r:.60}",
+        )
+    if answered:
+        semantic = require(rec, "semantic", list, path, qid)
+        if not _program_ok(semantic):
+            raise RecordError(
+                path, qid, "semantic", "expected a list of {operation, argument} objects"
+            )
+    raise RecordError(path, qid, "<record>", "malformed")  # pragma: no cover
 
 
 def _program_ok(semantic: Any) -> bool:

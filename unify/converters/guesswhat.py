@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import (
     BuildContext,
     Converter,
@@ -29,12 +31,29 @@ from unify.converters.base import (
 )
 from unify.errors import RecordError
 from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
+from unify.rules import MAX_PIXELS, Boxes, Range, Unique
 from unify.table import Ragged, SplitTable, TaskTable
 
 SPLIT_NAMES = ("train", "valid", "test")
 FILE = "guesswhat.{}.jsonl.gz"
 STATUSES = ("success", "failure", "incomplete")
 _NUMBER = (int, float)
+ID_MAX = rules.INT64.max
+
+GAME_RULES = (
+    Unique("id", "game id"),
+    Range("id", 0, ID_MAX),
+    "`status`: one of success, failure, incomplete",
+    "`object_id`: the id of one of the game's objects",
+    "`objects[].id`: unique within the game",
+    f"`image.width`, `image.height`: 1 to {MAX_PIXELS}, the same in every game of the image",
+    Range("image.id", 0, ID_MAX),
+    Unique("qas.id", "question id"),
+    Range("qas.id", 0, ID_MAX),
+    Range("objects.id", 0, ID_MAX),
+    Range("objects.category_id", 0, int(np.iinfo(np.int32).max)),
+    Boxes("objects.bbox"),
+)
 
 
 class GuessWhat(Converter):
@@ -43,12 +62,19 @@ class GuessWhat(Converter):
     raw_files = tuple(
         RawFile(FILE.format(s), True, f"{s} games (gzip JSON Lines)") for s in SPLIT_NAMES
     )
+    field_rules = MappingProxyType({"games": GAME_RULES})
 
     def convert(self, ctx: BuildContext) -> TaskTable:
         splits: list[SplitTable] = []
-        report: dict[str, Any] = {"status": {}, "flickr_links": {}, "images_without_flickr_id": {}}
+        report: dict[str, Any] = {
+            "status": {},
+            "flickr_links": {},
+            "images_without_flickr_id": {},
+            "accepted": {"boxes_beyond_image": {}},
+        }
         for split in SPLIT_NAMES:
-            table, links, no_flickr = self._read(ctx, split, FILE.format(split))
+            table, links, no_flickr, beyond = self._read(ctx, split, FILE.format(split))
+            report["accepted"]["boxes_beyond_image"][split] = beyond
             splits.append(table)
             statuses = table.columns["status"]
             report["status"][split] = {s: statuses.count(s) for s in STATUSES}
@@ -68,7 +94,7 @@ class GuessWhat(Converter):
         for _ in items:
             pass
 
-    def _read(self, ctx: BuildContext, split: str, file: str) -> tuple[SplitTable, int, int]:
+    def _read(self, ctx: BuildContext, split: str, file: str) -> tuple[SplitTable, int, int, int]:
         path = self.file(ctx.raw_root, file)
         source = f"{self.name}/{file}"
         ids: list[int] = []
@@ -86,7 +112,9 @@ class GuessWhat(Converter):
         boxes: list[list[float]] = []
         category_ids: list[int] = []
         categories: list[str] = []
-        seen_images: set[int] = set()
+        seen_images: dict[int, tuple[int, int]] = {}
+        image_ids: list[int] = []
+        image_sizes: list[tuple[int, int]] = []
         links = no_flickr = 0
         intern: dict[str, str] = {}
         for lineno, game in self._records(ctx, file):
@@ -109,6 +137,9 @@ class GuessWhat(Converter):
                     and type(image_id) is int
                     and type(width) is int
                     and type(height) is int
+                    and 0 < width <= MAX_PIXELS
+                    and 0 < height <= MAX_PIXELS
+                    and seen_images.get(image_id, (width, height)) == (width, height)
                     and all(type(v) is int for v in g_qa_ids)
                     and all(type(v) is str for v in g_questions)
                     and all(type(v) is str for v in g_answers)
@@ -124,7 +155,7 @@ class GuessWhat(Converter):
             except (KeyError, TypeError, AttributeError, ValueError):
                 ok = False
             if not ok:
-                _explain(game, path, lineno)
+                _explain(game, path, lineno, seen_images)
             ids.append(gid)
             key = coco_key(image_id)
             images.append(key)
@@ -140,8 +171,10 @@ class GuessWhat(Converter):
             boxes.extend(g_boxes)
             category_ids.extend(g_cat_ids)
             categories.extend(intern.setdefault(c, c) for c in g_cats)
+            image_ids.append(image_id)
+            image_sizes.append((width, height))
             if image_id not in seen_images:
-                seen_images.add(image_id)
+                seen_images[image_id] = (width, height)
                 ctx.images.add(key, width, height)
                 url = image.get("flickr_url")
                 photo = flickr_id_from_url(url) if isinstance(url, str) else None
@@ -150,31 +183,57 @@ class GuessWhat(Converter):
                 else:
                     ctx.links.add(LINK_COCO_FLICKR, key, flickr_key(photo), source)
                     links += 1
+        rules.require_records(path, len(ids), "games")
+        qa_offsets, obj_offsets = _offsets(qa_lengths), _offsets(obj_lengths)
+        box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        int64 = np.int64
+        checked = {
+            "id": rules.int_array(ids, int64, path, "id", ids),
+            "image.id": rules.int_array(image_ids, int64, path, "image.id", ids),
+            "qas.id": Ragged(
+                qa_offsets, {"v": rules.int_array(qa_ids, int64, path, "qas.id", ids, qa_offsets)}
+            ),
+            "objects.id": Ragged(
+                obj_offsets,
+                {"v": rules.int_array(obj_ids, int64, path, "objects.id", ids, obj_offsets)},
+            ),
+            "objects.category_id": Ragged(
+                obj_offsets,
+                {
+                    "v": rules.int_array(
+                        category_ids, np.int32, path, "objects.category_id", ids, obj_offsets
+                    )
+                },
+            ),
+            "objects.bbox": Ragged(obj_offsets, {"v": box_array}),
+        }
+        rules.check(path, ids, checked, GAME_RULES)
+        beyond = _beyond_image(box_array, obj_lengths, image_sizes)
         columns: dict[str, Any] = {
-            "id": np.asarray(ids, dtype=np.int64),
+            "id": checked["id"],
             "image": images,
             "status": statuses,
             "object_id": np.asarray(object_ids, dtype=np.int64),
             "dialogue": Ragged(
-                _offsets(qa_lengths),
+                qa_offsets,
                 {
-                    "qa_ids": np.asarray(qa_ids, dtype=np.int64),
+                    "qa_ids": checked["qas.id"].values["v"],
                     "questions": questions,
                     "answers": answers,
                 },
             ),
             "objects": Ragged(
-                _offsets(obj_lengths),
+                obj_offsets,
                 {
-                    "ids": np.asarray(obj_ids, dtype=np.int64),
-                    "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                    "category_ids": np.asarray(category_ids, dtype=np.int32),
+                    "ids": checked["objects.id"].values["v"],
+                    "boxes": box_array.astype(np.float32),
+                    "category_ids": checked["objects.category_id"].values["v"],
                     "categories": categories,
                 },
             ),
             "label": np.asarray(labels, dtype=np.int32),
         }
-        return SplitTable(split, self.split_role(split), columns), links, no_flickr
+        return SplitTable(split, self.split_role(split), columns), links, no_flickr, beyond
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -183,7 +242,18 @@ def _offsets(lengths: list[int]) -> np.ndarray:
     return offsets
 
 
-def _explain(game: Any, path: Path, lineno: int) -> None:
+def _beyond_image(
+    boxes: np.ndarray, obj_lengths: list[int], image_sizes: list[tuple[int, int]]
+) -> int:
+    """How many object boxes reach past the edge of their game's image (accepted)."""
+    if not len(boxes):
+        return 0
+    sizes = np.repeat(np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2), obj_lengths, 0)
+    x, y, w, h = boxes.T
+    return int(((x < 0) | (y < 0) | (x + w > sizes[:, 0]) | (y + h > sizes[:, 1])).sum())
+
+
+def _explain(game: Any, path: Path, lineno: int, seen: dict[int, tuple[int, int]]) -> None:
     """Slow path: name the game and the field that is wrong, and raise."""
     rid: object = f"line {lineno}"
     if isinstance(game, dict) and type(game.get("id")) is int:
@@ -197,6 +267,18 @@ def _explain(game: Any, path: Path, lineno: int) -> None:
     target = require(game, "object_id", int, path, rid)
     image = require(game, "image", dict, path, rid)
     require_items(image, (("id", int), ("width", int), ("height", int)), path, rid, "image")
+    for key in ("width", "height"):
+        if not 0 < image[key] <= MAX_PIXELS:
+            raise RecordError(path, rid, f"image.{key}", f"{image[key]} is outside 1..{MAX_PIXELS}")
+    known = seen.get(image["id"])
+    if known is not None and known != (image["width"], image["height"]):
+        raise RecordError(
+            path,
+            rid,
+            "image.width",
+            f"image {image['id']} is {image['width']}x{image['height']} here but "
+            f"{known[0]}x{known[1]} in an earlier game",
+        )
     qas = require(game, "qas", list, path, rid)
     for i, qa in enumerate(qas):
         require_items(qa, (("id", int), ("question", str), ("answer", str)), path, rid, f"qas[{i}]")

@@ -22,18 +22,28 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import BuildContext, Converter, require
 from unify.errors import DataError, RecordError
+from unify.rules import Range, Same, Unique
 from unify.table import SplitTable, TaskTable
 from unify.tasks import Split
 
 HOMEPAGE = "https://cs.stanford.edu/people/karpathy/deepimagesent/"
 #: Split array of every retrieval split: the split's image keys in release order.
 CANDIDATES = "candidates"
+
+#: Rules of every caption of a Karpathy file (all splits together).
+CAPTION_RULES = (
+    Unique("sentid", "caption id"),
+    Range("sentid", 0, rules.INT64.max),
+    Same("imgid", "image imgid", "a caption's imgid is its image record's"),
+)
 
 
 @dataclass
@@ -58,6 +68,7 @@ class KarpathyConverter(Converter):
 
     version = "1.0.0"
     homepage = HOMEPAGE
+    field_rules = MappingProxyType({"captions": CAPTION_RULES})
 
     karpathy_file: ClassVar[str]
     dataset_name: ClassVar[str]
@@ -128,8 +139,9 @@ class KarpathyConverter(Converter):
                 part = parts[split_of[release_split]]
                 key = self.image_key(img)
                 sentences = img["sentences"]
+                imgid = img.get("imgid")
                 ok = type(sentences) is list
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, AttributeError):
                 ok = False
             if not ok:
                 self._explain_image(img, index, path)
@@ -146,17 +158,31 @@ class KarpathyConverter(Converter):
             for j, sent in enumerate(sentences):
                 try:
                     sid, raw, toks = sent["sentid"], sent["raw"], sent["tokens"]
-                    ok = type(sid) is int and type(raw) is str and type(toks) is list
+                    ok = (
+                        type(sid) is int
+                        and type(raw) is str
+                        and type(toks) is list
+                        and sent.get("imgid", imgid) == imgid
+                    )
                     joined = " ".join(toks) if ok else ""
-                except (KeyError, TypeError):
+                except (KeyError, TypeError, AttributeError):
                     ok = False
                 if not ok:
-                    _explain_sentence(sent, j, self.image_label(img, index), path)
+                    _explain_sentence(sent, j, self.image_label(img, index), path, imgid)
                 part.ids.append(sid)
                 part.images.append(key)
                 part.captions.append(raw)
                 part.tokens.append(joined)
+        rules.require_records(path, len(seen), "image records")
+        self._check_captions(path, parts)
         return parts, release_counts
+
+    @staticmethod
+    def _check_captions(path: Path, parts: Mapping[str, KarpathySplit]) -> None:
+        """The caption rules over the whole file (an id is unique across splits)."""
+        ids = [i for part in parts.values() for i in part.ids]
+        columns = {"sentid": rules.int_array(ids, np.int64, path, "sentid", ids)}
+        rules.check(path, ids, columns, CAPTION_RULES)
 
     def image_label(self, img: Any, index: int) -> str:
         """How error messages name an image record: its identity field, else its position."""
@@ -183,7 +209,7 @@ class KarpathyConverter(Converter):
         raise RecordError(path, label, "sentences", "malformed image record")
 
 
-def _explain_sentence(sent: Any, j: int, image_label: str, path: Path) -> None:
+def _explain_sentence(sent: Any, j: int, image_label: str, path: Path, imgid: Any) -> None:
     """Slow path: find the bad field of a sentence and raise."""
     sid = sent.get("sentid") if isinstance(sent, dict) else None
     record = f"sentence {sid}" if type(sid) is int else f"{image_label} sentences[{j}]"
@@ -195,4 +221,11 @@ def _explain_sentence(sent: Any, j: int, image_label: str, path: Path) -> None:
             raise RecordError(
                 path, record, f"tokens[{k}]", f"expected str, got {type(token).__name__}"
             )
+    if sent.get("imgid", imgid) != imgid:
+        raise RecordError(
+            path,
+            record,
+            "imgid",
+            f"{sent['imgid']!r:.40} differs from its image record's imgid {imgid!r:.40}",
+        )
     raise RecordError(path, record, "sentences", "malformed sentence")

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
+from unify.rules import Unique
 from unify.table import SplitTable, TaskTable
 
 #: (split, file, required); the split is also the first field of every identifier.
@@ -36,6 +39,12 @@ FILES: tuple[tuple[str, str, bool], ...] = (
 SPLIT_NAMES = tuple(split for split, _, _ in FILES)
 #: The release's label strings, exactly (the official scorer lower-cases predictions only).
 LABELS = {"False": 0, "True": 1}
+
+RECORD_RULES = (
+    "`identifier`: split-set-pair-sentence, its split the file's",
+    Unique("identifier", "identifier"),
+    "`label`: the string 'True' or 'False' (a JSON boolean is refused)",
+)
 
 
 def image_keys(identifier_stem: str) -> tuple[str, str]:
@@ -54,6 +63,7 @@ class Nlvr2(Converter):
     raw_files = tuple(
         RawFile(file, required, f"{split} examples (JSON Lines)") for split, file, required in FILES
     )
+    field_rules = MappingProxyType({"examples": RECORD_RULES})
 
     def convert(self, ctx: BuildContext) -> TaskTable:
         splits: list[SplitTable] = []
@@ -110,6 +120,9 @@ class Nlvr2(Converter):
             sentences.append(sentence)
             labels.append(label)
             keys.append(sentence_key(parts))
+        if self.is_required(file):
+            rules.require_records(path, len(ids), "examples")
+        rules.check(path, ids, {"identifier": ids}, RECORD_RULES)
         return SplitTable(
             split,
             self.split_role(split),

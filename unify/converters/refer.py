@@ -22,10 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import (
     BuildContext,
     Converter,
@@ -36,6 +38,7 @@ from unify.converters.base import (
 from unify.errors import RecordError
 from unify.images import LINK_COCO_FLICKR, coco_key, flickr_id_from_url, flickr_key
 from unify.rawio import read_bytes
+from unify.rules import MAX_PIXELS, Boxes, Range, Same, Text, Unique
 from unify.safe_pickle import PlainPickle, loads_plain
 from unify.table import Ragged, SplitTable, TaskTable
 
@@ -45,6 +48,29 @@ REFS_UMD = "refs(umd).p"
 HOMEPAGE = "https://github.com/lichengunc/refer"
 
 _NUMBER = (int, float)
+ID_MAX = rules.INT64.max
+INT32_MAX = int(np.iinfo(np.int32).max)
+
+#: The refs pickle, per sentence (one example) and per ref.
+REF_RULES = (
+    Unique("sent_id", "sentence id"),
+    Range("sent_id", 0, ID_MAX),
+    "`ref_id`: unique in the file",
+    Range("ref_id", 0, ID_MAX),
+    "`split`: one of the task's splits",
+    "`image_id`: an image of instances.json",
+    "`ann_id`: an annotation of instances.json, on the ref's image",
+    Same("category_id", "annotation category_id", "the ref's category is its annotation's"),
+    Text("sent"),
+    Text("raw"),
+)
+#: instances.json (checked inline while read, except the boxes).
+INSTANCES_RULES = (
+    "`images[].id`, `annotations[].id`: unique in the file, 0 or more",
+    f"`images[].width`, `images[].height`: 1 to {MAX_PIXELS}",
+    "`annotations[].category_id`: 0 to 2**31-1",
+    Boxes("bbox"),
+)
 
 #: (ref_id, ann_id, image_id, category_id, split index, sentences)
 RefFields = tuple[int, int, int, int, int, list[Any]]
@@ -64,6 +90,8 @@ class Instances:
     category_ids: np.ndarray  # int32 [A]
     #: image id -> (first row, number of rows) in the grouped arrays
     image_rows: dict[int, tuple[int, int]]
+    #: annotations whose box reaches past the edge of their image (accepted, counted)
+    beyond_image: int = 0
 
 
 class ReferConverter(Converter):
@@ -72,11 +100,12 @@ class ReferConverter(Converter):
     refs_file: ClassVar[str]
     version = "1.1.0"  # 1.1: bbox and region boxes stored as float64
     homepage = HOMEPAGE
+    field_rules = MappingProxyType({"refs pickle": REF_RULES, INSTANCES: INSTANCES_RULES})
 
     def load_pickle(self, ctx: BuildContext, name: str) -> PlainPickle:
         """Read a pickle through the source log (hashed) and load it as plain data."""
         path = self.file(ctx.raw_root, name)
-        return loads_plain(read_bytes(path, self.name, ctx.sources), path)
+        return loads_plain(read_bytes(path, self.name, ctx.sources), path, ctx.limits)
 
     def convert(self, ctx: BuildContext) -> TaskTable:
         inst = self._read_instances(ctx)
@@ -111,20 +140,30 @@ class ReferConverter(Converter):
             category_ids.append(fields[3])
             split_of.append(fields[4])
 
+        rules.require_records(refs_path, ref_count, "refs")
         image_arr = np.asarray(image_ids, dtype=np.int64)
         ann_arr = np.asarray(ann_ids, dtype=np.int64)
         target_rows = np.fromiter(
             (inst.ann_row[a] for a in ann_ids), dtype=np.int64, count=len(ann_ids)
         )
+        columns = {
+            "sent_id": rules.int_array(ids, np.int64, refs_path, "sent_id", ids),
+            "ref_id": rules.int_array(ref_ids, np.int64, refs_path, "ref_id", ids),
+            "category_id": rules.int_array(category_ids, np.int32, refs_path, "category_id", ids),
+            "annotation category_id": inst.category_ids[target_rows],
+            "sent": sentences,
+            "raw": raws,
+        }
+        rules.check(refs_path, ids, columns, REF_RULES)
         full = SplitTable(
             "all",
             "train",
             {
-                "id": np.asarray(ids, dtype=np.int64),
+                "id": columns["sent_id"],
                 "image": [coco_key(i) for i in image_ids],
-                "ref_id": np.asarray(ref_ids, dtype=np.int64),
+                "ref_id": columns["ref_id"],
                 "ann_id": ann_arr,
-                "category_id": np.asarray(category_ids, dtype=np.int32),
+                "category_id": columns["category_id"],
                 "sentence": sentences,
                 "raw": raws,
                 "bbox": inst.boxes[target_rows].reshape(-1, 4),
@@ -143,6 +182,9 @@ class ReferConverter(Converter):
             "images": len(set(image_ids)),
             "refs_pickle_decoding": loaded.decoding,
             "coco_flickr_links": links,
+            # Accepted knowingly (docs/raw-layout.md): COCO boxes computed from polygons can
+            # end past the image edge; counted, not refused.
+            "accepted": {"boxes_beyond_image": inst.beyond_image},
         }
         return TaskTable(self.name, self.task_attrs(), splits, report)
 
@@ -154,8 +196,12 @@ class ReferConverter(Converter):
         inst: Instances,
     ) -> Iterator[tuple[RefFields, bool, int, str, str]]:
         """(ref fields, first sentence of its ref?, sent_id, sent, raw) in release order."""
+        seen: set[int] = set()
         for index, ref in enumerate(refs):
             fields = _ref_fields(ref, index, path, split_index, inst)
+            if fields[0] in seen:
+                raise RecordError(path, fields[0], "ref_id", f"duplicate ref id {fields[0]}")
+            seen.add(fields[0])
             for j, sent in enumerate(fields[5]):
                 try:
                     sent_id, text, raw = sent["sent_id"], sent["sent"], sent["raw"]
@@ -180,8 +226,11 @@ class ReferConverter(Converter):
                 url = img.get("flickr_url")
                 ok = (
                     type(image_id) is int
+                    and 0 <= image_id <= ID_MAX
                     and type(width) is int
+                    and 0 < width <= MAX_PIXELS
                     and type(height) is int
+                    and 0 < height <= MAX_PIXELS
                     and (url is None or type(url) is str)
                 )
             except (KeyError, TypeError, AttributeError):
@@ -191,6 +240,12 @@ class ReferConverter(Converter):
                 for key in ("id", "width", "height"):
                     require(img, key, int, path, rid)
                 require(img, "flickr_url", str, path, rid)
+                for rule in (
+                    Range("id", 0, ID_MAX),
+                    Range("width", 1, MAX_PIXELS),
+                    Range("height", 1, MAX_PIXELS),
+                ):
+                    rule.check(path, [rid], {rule.field: [img[rule.field]]})
             if image_id in sizes:
                 raise RecordError(path, f"image {image_id}", "id", "duplicate image id")
             sizes[image_id] = (width, height)
@@ -213,8 +268,11 @@ class ReferConverter(Converter):
                 )
                 ok = (
                     type(aid) is int
+                    and 0 <= aid <= ID_MAX
                     and type(image_id) is int
+                    and 0 <= image_id <= ID_MAX
                     and type(cat) is int
+                    and 0 <= cat <= INT32_MAX
                     and type(bbox) is list
                     and len(bbox) == 4
                     and all(type(v) is float or type(v) is int for v in bbox)
@@ -225,6 +283,8 @@ class ReferConverter(Converter):
                 _explain_annotation(ann, i, path)
             ann_ids[i], ann_images[i], category_ids[i] = aid, image_id, cat
             boxes[i] = bbox
+        rules.check(path, _AnnotationLabels(ann_ids), {"bbox": boxes}, INSTANCES_RULES)
+        beyond = _beyond_image(ann_images, boxes, sizes)
 
         order = np.argsort(ann_images, kind="stable")
         ann_ids, ann_images = ann_ids[order], ann_images[order]
@@ -239,7 +299,9 @@ class ReferConverter(Converter):
         image_rows = {
             int(ann_images[s]): (int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)
         }
-        return Instances(sizes, urls, ann_row, ann_ids, ann_images, boxes, category_ids, image_rows)
+        return Instances(
+            sizes, urls, ann_row, ann_ids, ann_images, boxes, category_ids, image_rows, beyond
+        )
 
     def _register_images(self, ctx: BuildContext, image_ids: list[int], inst: Instances) -> int:
         """Sizes into /images; flickr_url photo ids into /links (COCO <-> Flickr)."""
@@ -324,11 +386,41 @@ def _explain_sentence(sent: Any, ref_id: int, j: int, path: Path) -> None:
     raise RecordError(path, ref_id, f"sentences[{j}]", "malformed")
 
 
+class _AnnotationLabels:
+    """Record names of instances.json annotations by row: "annotation <id>"."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self._ids = ids
+
+    def __getitem__(self, row: int) -> str:
+        return f"annotation {int(self._ids[row])}"
+
+
+def _beyond_image(
+    ann_images: np.ndarray, boxes: np.ndarray, sizes: dict[int, tuple[int, int]]
+) -> int:
+    """How many boxes (of annotations on a listed image) reach past the image's edge."""
+    if not len(boxes) or not sizes:
+        return 0
+    known = np.fromiter(sizes, dtype=np.int64, count=len(sizes))
+    order = np.argsort(known)
+    known = known[order]
+    dims = np.asarray(list(sizes.values()), dtype=np.float64).reshape(-1, 2)[order]
+    pos = np.minimum(np.searchsorted(known, ann_images), len(known) - 1)
+    listed = known[pos] == ann_images
+    width, height = dims[pos, 0], dims[pos, 1]
+    x, y, w, h = boxes.T
+    beyond = (x < 0) | (y < 0) | (x + w > width) | (y + h > height)
+    return int((beyond & listed).sum())
+
+
 def _explain_annotation(ann: Any, index: int, path: Path) -> None:
     """Slow path: name the bad field of an instances.json annotation, and raise."""
     rid = f"annotation {ann.get('id', f'#{index}')}" if isinstance(ann, dict) else f"#{index}"
     for key in ("id", "image_id", "category_id"):
         require(ann, key, int, path, rid)
+    for key, high in (("id", ID_MAX), ("image_id", ID_MAX), ("category_id", INT32_MAX)):
+        Range(key, 0, high).check(path, [rid], {key: [ann[key]]})
     bbox = require(ann, "bbox", list, path, rid)
     if len(bbox) != 4 or not all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in bbox):
         raise RecordError(path, rid, "bbox", f"expected 4 numbers [x, y, w, h], got {bbox!r:.80}")

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import RecordError
 from unify.images import flickr_key
+from unify.rules import NonEmpty, Unique
 from unify.table import SplitTable, TaskTable
 
 SPLIT_NAMES = ("train", "dev", "test")
@@ -43,11 +46,21 @@ IMAGE_FIELDS = ("Flikr30kID", "Flickr30K_ID")
 #: Split array of the pair ids dropped for a gold "-" label (absent when there are none).
 DROPPED_ARRAY = "dropped_gold_dash"
 
+PAIR_RULES = (
+    NonEmpty("pairID"),
+    "`pairID`: starts with its `captionID`",
+    Unique("pairID", "pair id"),
+    "`Flikr30kID` / `Flickr30K_ID`: <Flickr photo id (ASCII digits)>[.jpg]",
+    "`captionID`: <the pair's image file name>#<n>",
+    "`gold_label`: contradiction, neutral, entailment, or '-' (dropped, counted)",
+)
+
 
 class SnliVe(Converter):
     version = "1.1.0"  # 1.1: ids of dropped "-" pairs kept as a split array
     homepage = "https://github.com/necla-ml/SNLI-VE"
     raw_files = tuple(RawFile(FILE.format(s), True, f"{s} pairs (JSON Lines)") for s in SPLIT_NAMES)
+    field_rules = MappingProxyType({"pairs": PAIR_RULES})
 
     def convert(self, ctx: BuildContext) -> TaskTable:
         splits: list[SplitTable] = []
@@ -59,6 +72,8 @@ class SnliVe(Converter):
         report = {
             "counts": {s.name: s.num_examples for s in splits},
             "dropped_gold_dash": dropped,
+            # Accepted knowingly: the release has none; a copy's "-" pairs are dropped.
+            "accepted": {"dropped_gold_dash": dropped},
             "label_counts": {
                 s.name: dict(
                     zip(
@@ -92,15 +107,19 @@ class SnliVe(Converter):
         caption_ids: list[str] = []
         labels: list[int] = []
         dropped: list[str] = []
-        #: Raw image name -> key: about 18 pairs share an image, parse each name once.
-        key_of: dict[str, str] = {}
+        #: Raw image name -> (key, caption id prefix): about 18 pairs share an image.
+        key_of: dict[str, tuple[str, str]] = {}
+        records = 0
         for lineno, rec in self._records(ctx, file):
+            records += 1
             try:
                 pair_id, gold = rec["pairID"], rec["gold_label"]
                 raw_image = rec.get("Flikr30kID")
                 if raw_image is None:
                     raw_image = rec["Flickr30K_ID"]
-                key = key_of.get(raw_image) or key_of.setdefault(raw_image, _image_key(raw_image))
+                key, prefix = key_of.get(raw_image) or key_of.setdefault(
+                    raw_image, _image_key(raw_image)
+                )
                 hypothesis, premise, caption_id = (
                     rec["sentence2"],
                     rec["sentence1"],
@@ -113,6 +132,8 @@ class SnliVe(Converter):
                     and type(premise) is str
                     and type(caption_id) is str
                     and (label >= 0 or gold == NO_GOLD)
+                    and caption_id.startswith(prefix)
+                    and pair_id.startswith(caption_id)
                 )
             except (KeyError, TypeError, AttributeError, ValueError):
                 ok = False
@@ -127,6 +148,9 @@ class SnliVe(Converter):
             premises.append(premise)
             caption_ids.append(caption_id)
             labels.append(label)
+        rules.require_records(path, records, "pairs")
+        every = ids + dropped if dropped else ids
+        rules.check(path, every, {"pairID": every}, PAIR_RULES)
         table = SplitTable(
             split,
             self.split_role(split),
@@ -143,12 +167,13 @@ class SnliVe(Converter):
         return table, len(dropped)
 
 
-def _image_key(raw: str) -> str:
-    """``flickr:<stem>`` from "2248275918.jpg" or "2248275918"; ValueError otherwise."""
+def _image_key(raw: str) -> tuple[str, str]:
+    """(``flickr:<stem>``, the caption id prefix ``<stem>.jpg#``) from "2248275918.jpg"
+    or "2248275918"; ValueError otherwise."""
     stem = raw[: -len(".jpg")] if raw.endswith(".jpg") else raw
-    if not stem.isdigit():
+    if not (stem.isascii() and stem.isdigit()):
         raise ValueError(raw)
-    return flickr_key(stem)
+    return flickr_key(stem), f"{stem}.jpg#"
 
 
 def _explain(rec: Any, path: Path, lineno: int) -> None:
@@ -172,6 +197,21 @@ def _explain(rec: Any, path: Path, lineno: int) -> None:
         ) from None
     for field in ("sentence1", "sentence2", "captionID"):
         require(rec, field, str, path, rid)
+    prefix = _image_key(raw)[1]
+    if not rec["captionID"].startswith(prefix):
+        raise RecordError(
+            path,
+            rid,
+            "captionID",
+            f"{rec['captionID']!r:.60} is not a caption of the pair's image ({prefix}<n>)",
+        )
+    if not rec["pairID"].startswith(rec["captionID"]):
+        raise RecordError(
+            path,
+            rid,
+            "pairID",
+            f"{rec['pairID']!r:.60} does not start with its captionID {rec['captionID']!r:.60}",
+        )
     gold = require(rec, "gold_label", str, path, rid)
     if gold not in LABELS and gold != NO_GOLD:
         raise RecordError(

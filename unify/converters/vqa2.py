@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from unify import rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import DataError, RecordError
 from unify.images import coco_key
+from unify.rules import Allowed, Count, Range, Same, Unique
 from unify.table import Ragged, SplitTable, TaskTable
 from unify.text import normalize_answer
 from unify.vocab import Vocabulary
@@ -31,11 +34,31 @@ SOFT_SCORES = (0.0, 0.3, 0.6, 0.9, 1.0)
 QUESTIONS = "v2_OpenEnded_mscoco_{}_questions.json"
 ANNOTATIONS = "v2_mscoco_{}_annotations.json"
 TEST_SUBSETS = (("test", "test2015"), ("test-dev", "test-dev2015"))
+#: Every annotation has this many human answers (the accuracy is min(#agreeing / 3, 1)).
+NUM_ANSWERS = 10
+#: The answer types the release uses (and the scorer reports a column for).
+ANSWER_TYPES = ("yes/no", "number", "other")
+ID_MAX = rules.INT64.max
+
+QUESTION_RULES = (
+    Unique("question_id", "question id"),
+    Range("question_id", 0, ID_MAX),
+    Range("image_id", 0, ID_MAX),
+)
+ANNOTATION_RULES = (
+    Unique("question_id", "annotation of the question"),
+    Same("image_id", "question image_id", "the annotation's image is its question's"),
+    Count("answers", NUM_ANSWERS),
+    Allowed("answer_type", ANSWER_TYPES),
+)
 
 
 class Vqa2(Converter):
     version = "1.0.0"
     homepage = "https://visualqa.org/download.html"
+    field_rules = MappingProxyType(
+        {"questions files": QUESTION_RULES, "annotations files": ANNOTATION_RULES}
+    )
     raw_files = (
         RawFile(QUESTIONS.format("train2014"), True, "train questions"),
         RawFile(ANNOTATIONS.format("train2014"), True, "train annotations"),
@@ -47,8 +70,17 @@ class Vqa2(Converter):
 
     def convert(self, ctx: BuildContext) -> TaskTable:
         train, val = (self._read_answered(ctx, subset) for subset in ("train2014", "val2014"))
+        both = np.intersect1d(train["id_array"], val["id_array"])
+        if len(both):
+            raise RecordError(
+                self.file(ctx.raw_root, QUESTIONS.format("val2014")),
+                int(both[0]),
+                "question_id",
+                f"duplicate question id {int(both[0])}: also a train2014 question",
+            )
         n_train = len(train["id"])
-        cols = {key: train[key] + val[key] for key in train if key != "image_id"}
+        cols = {key: train[key] + val[key] for key in train if key not in ("image_id", "id_array")}
+        id_array = np.concatenate([train["id_array"], val["id_array"]])
         del train["answers"], val["answers"]
         counts = Counter(normalize_answer(a) for a in cols["mc"])
         vocab = Vocabulary.from_counts(
@@ -61,7 +93,7 @@ class Vqa2(Converter):
             "all",
             "train",
             {
-                "id": np.asarray(cols["id"], dtype=np.int64),
+                "id": id_array,
                 "image": np.array(cols["image"], dtype=object),
                 "subset": np.array(cols["subset"], dtype=object),
                 "question": np.array(cols["question"], dtype=object),
@@ -99,7 +131,7 @@ class Vqa2(Converter):
                     split_name,
                     "eval",
                     {
-                        "id": np.asarray(part["id"], dtype=np.int64),
+                        "id": part["id_array"],
                         "image": part["image"],
                         "subset": part["subset"],
                         "question": part["question"],
@@ -132,8 +164,17 @@ class Vqa2(Converter):
             ids.append(qid)
             image_ids.append(image_id)
             texts.append(text)
+        if self.is_required(name):
+            rules.require_records(path, len(ids), "questions")
+        columns = {
+            "question_id": rules.int_array(ids, np.int64, path, "question_id", ids),
+            "image_id": rules.int_array(image_ids, np.int64, path, "image_id", ids),
+            "question": texts,
+        }
+        rules.check(path, ids, columns, QUESTION_RULES)
         return {
             "id": ids,
+            "id_array": columns["question_id"],
             "image": [coco_key(i) for i in image_ids],
             "image_id": image_ids,
             "question": texts,
@@ -152,6 +193,9 @@ class Vqa2(Converter):
                 by_id[ann["question_id"]] = ann
             except (KeyError, TypeError):
                 require(ann, "question_id", int, ann_path, f"#{i}")
+        if len(by_id) != len(annotations):
+            _explain_duplicate(annotations, ann_path)
+        rules.require_records(ann_path, len(annotations), "annotations")
         del doc, annotations
         if ctx.max_examples is None and len(by_id) != len(part["id"]):
             extra = sorted(set(by_id) - set(part["id"]))[:5]
@@ -176,7 +220,8 @@ class Vqa2(Converter):
                     type(qtype) is str
                     and type(atype) is str
                     and type(mc) is str
-                    and len(raw) > 0
+                    and len(raw) == NUM_ANSWERS
+                    and type(ann["image_id"]) is int
                     and ann["image_id"] == image_id
                 )
                 if ok:  # interning also rejects unhashable answers (lists, objects)
@@ -200,6 +245,9 @@ class Vqa2(Converter):
                             f"answers[{j}].answer",
                             f"expected str, got {type(a).__name__} {a!r:.60}",
                         )
+        # Answer types: checked once per distinct value; every row only on a failure.
+        if set(atypes) - set(ANSWER_TYPES):
+            rules.check(ann_path, part["id"], {"answer_type": atypes}, ANNOTATION_RULES)
         part.update(question_type=qtypes, answer_type=atypes, mc=mcs, answers=answers)
         return part
 
@@ -213,8 +261,10 @@ def _explain_annotation(ann: Any, path: Path, qid: int, image_key: str) -> None:
     if coco_key(image_id) != image_key:
         raise RecordError(path, qid, "image_id", f"{image_id} differs from the question's image")
     answers = require(ann, "answers", list, path, qid)
-    if not answers:
-        raise RecordError(path, qid, "answers", "empty list")
+    if len(answers) != NUM_ANSWERS:
+        raise RecordError(
+            path, qid, "answers", f"{len(answers)} items, expected exactly {NUM_ANSWERS}"
+        )
     for j, answer in enumerate(answers):
         if not isinstance(answer, dict) or "answer" not in answer:
             raise RecordError(path, qid, f"answers[{j}]", "expected an object with 'answer'")
@@ -227,6 +277,16 @@ def _explain_annotation(ann: Any, path: Path, qid: int, image_key: str) -> None:
                 f"expected str, got {type(value).__name__} {value!r:.60}",
             )
     raise RecordError(path, qid, "answers", "malformed")
+
+
+def _explain_duplicate(annotations: list[Any], path: Path) -> None:
+    """Two annotations of one question: the second would silently replace the first."""
+    seen: set[int] = set()
+    for ann in annotations:
+        qid = ann["question_id"]
+        if qid in seen:
+            raise RecordError(path, qid, "question_id", "a second annotation of this question")
+        seen.add(qid)
 
 
 def soft_targets(answers: Ragged, vocab: Vocabulary) -> Ragged:

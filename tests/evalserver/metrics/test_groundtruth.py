@@ -25,24 +25,38 @@ from unify import tasks
 from unify.converters.nlvr2 import sentence_key
 from unify.errors import DataError, SchemaError
 from unify.reader import UnifiedFile
+from unify.sample.vqa2_format import write_vqa2
+
+QUESTIONS = "v2_OpenEnded_mscoco_val2014_questions.json"
 
 
 @pytest.fixture(scope="module")
 def golden_h5(golden_dir: Path, tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """vqa2 val = the golden VQA annotations; nlvr2 dev = the golden NLVR2 dev file; the
-    other files those converters need come from the tiny sample."""
+    other files those converters need come from the tiny sample (vqa2 train: two questions
+    whose ids the golden val file does not use; question ids are unique across subsets)."""
     raw = tmp_path_factory.mktemp("golden_raw")
     vqa = golden_dir / "vqa2_synthetic_n2000"
     for name in (
-        "v2_OpenEnded_mscoco_val2014_questions.json",
+        QUESTIONS,
         "v2_mscoco_val2014_annotations.json",
     ):
         place(vqa / name, raw / "vqa2" / name)
-    for name in (
-        "v2_OpenEnded_mscoco_train2014_questions.json",
-        "v2_mscoco_train2014_annotations.json",
-    ):
-        place(tiny_raw / "vqa2" / name, raw / "vqa2" / name)
+    val_ids = {q["question_id"] for q in json.loads((vqa / QUESTIONS).read_text())["questions"]}
+    train = [
+        {
+            "question_id": qid,
+            "image_id": 9,
+            "question": "What is it?",
+            "question_type": "what",
+            "answer_type": "other",
+            "multiple_choice_answer": "cat",
+            "answers": ["cat"] * 10,
+        }
+        for qid in (1, 2)
+    ]
+    assert not val_ids & {1, 2}
+    write_vqa2(raw / "vqa2", "train2014", train)
     place(golden_dir / "nlvr2_synthetic_dev" / "dev.json", raw / "nlvr2" / "dev.json")
     for name in ("train.json", "test1.json"):
         place(tiny_raw / "nlvr2" / name, raw / "nlvr2" / name)
