@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from unify import __version__
+from unify.checksums import seal, stamped
 from unify.images import ImageRegistry, LinkSet
 from unify.schema import (
     GZIP_LEVEL,
@@ -69,23 +70,33 @@ def write_strings(group: h5py.Group, name: str, values: Sequence[str] | np.ndarr
         data = data.astype(object)
     n = len(data)
     chunks = (min(n, STRING_CHUNK_ROWS), *data.shape[1:]) if n else None
-    return group.create_dataset(
-        name, data=data, dtype=STR, chunks=chunks, maxshape=(None, *data.shape[1:]) if n else None
+    return stamped(
+        group.create_dataset(
+            name,
+            data=data,
+            dtype=STR,
+            chunks=chunks,
+            maxshape=(None, *data.shape[1:]) if n else None,
+        ),
+        data,
     )
 
 
 def write_numbers(group: h5py.Group, name: str, values: np.ndarray) -> h5py.Dataset:
     n = len(values)
     if n == 0:
-        return group.create_dataset(name, data=values)
+        return stamped(group.create_dataset(name, data=values), values)
     chunks = (min(n, NUMERIC_CHUNK_ROWS), *values.shape[1:])
-    return group.create_dataset(
-        name,
-        data=values,
-        chunks=chunks,
-        compression="gzip",
-        compression_opts=GZIP_LEVEL,
-        shuffle=True,
+    return stamped(
+        group.create_dataset(
+            name,
+            data=values,
+            chunks=chunks,
+            compression="gzip",
+            compression_opts=GZIP_LEVEL,
+            shuffle=True,
+        ),
+        values,
     )
 
 
@@ -208,3 +219,4 @@ def write_unified(
                 write_split(tg, split, index, width)
         if finish is not None:
             finish(f, index)
+        seal(f)  # every dataset's checksum, listed (unify.checksums; `unify verify`)
