@@ -143,6 +143,12 @@ def stamped(ds: h5py.Dataset, values: Any) -> h5py.Dataset:
     return ds
 
 
+def restamp(ds: h5py.Dataset) -> None:
+    """Record the checksum of what ``ds`` holds now, after a deliberate edit (otherwise
+    the edit is indistinguishable from damage)."""
+    ds.attrs[ATTR] = digest_dataset(ds)
+
+
 def seal(f: h5py.File) -> None:
     """Stamp every dataset that has no checksum yet and list them all in the root
     attribute (called at the end of a build, and after a feature import)."""

@@ -36,6 +36,7 @@ from unify.schema import FEATURES, IMAGES, LINKS, OFFSETS, SCHEMA_MAJOR, TASKS, 
 from unify.verify import (
     IMAGE_SPLIT_ARRAYS,
     READ_ERRORS,
+    Problem,
     check,
     damaged,
     feature_problems,
@@ -325,19 +326,34 @@ class SplitView:
         item = self.group[name]
         if isinstance(item, h5py.Group):
             raise TypeError(f"{self.task}/{self.name}/{name} is ragged; use ragged()")
-        values = self.file.read(item, sel)
-        if self._holds_images(name):
-            self.file.check_image_rows(item.name, values)
-        return values
+        checks = self.file.image_rows_problems(item.name) if self._holds_images(name) else None
+        return self.file.read(item, sel, checks)
 
     def ragged(self, name: str) -> RaggedColumn:
         """A whole ragged column, read from the file (offsets and checksums checked)."""
         group = self.group[name]
-        offsets = self.file.read(group[OFFSETS])
+        offsets = self._offsets(group)
         values = {k: self.file.read(group[k]) for k in group if k != OFFSETS}
-        length = len(next(iter(values.values()))) if values else 0
-        check(self.file.path, offsets_problems(f"{group.name}/{OFFSETS}", offsets, length))
         return RaggedColumn(offsets, values)
+
+    def _offsets(self, group: h5py.Group) -> np.ndarray:
+        """A ragged field's offsets, checked against its values' length."""
+        first = next((k for k in group if k != OFFSETS), None)
+        length = group[first].shape[0] if first is not None else 0
+        path = f"{group.name}/{OFFSETS}"
+        return self.file.read(group[OFFSETS], checks=lambda o: offsets_problems(path, o, length))
+
+    def check(self) -> SplitView:
+        """Check now what readers of this split rely on: image rows (``image`` and image
+        split arrays) inside /images and ragged offsets (with ``checksums``, those
+        datasets against their checksums too). Commands that describe or score a file
+        call it, so that a damaged split is refused even where they need no values."""
+        for name in self.group:
+            if self._holds_images(name):
+                self.column(name)
+            elif name in self.fields and self.is_ragged(name):
+                self._offsets(self.group[name])
+        return self
 
     def _holds_images(self, name: str) -> bool:
         return name == "image" or (name in IMAGE_SPLIT_ARRAYS and name in self.arrays)
@@ -358,7 +374,7 @@ class SplitView:
         item = self.group[name]
         if isinstance(column, Plain):
             if self._holds_images(name) and isinstance(column.values, np.ndarray):
-                self.file.check_image_rows(item.name, column.values)
+                check(self.file.path, self.file.image_rows_problems(item.name)(column.values))
             self.file.check_digest(item, column.values)
         else:
             self.file.check_digest(item[OFFSETS], column.offsets)
@@ -398,12 +414,7 @@ class SplitView:
         direct = self._direct.get(name)
         if direct is None:
             item = self.group[name]
-            offsets = None
-            if isinstance(item, h5py.Group):
-                offsets = self.file.read(item[OFFSETS])
-                values = next((item[k] for k in item if k != OFFSETS), None)
-                length = values.shape[0] if values is not None else 0
-                check(self.file.path, offsets_problems(f"{item.name}/{OFFSETS}", offsets, length))
+            offsets = self._offsets(item) if isinstance(item, h5py.Group) else None
             direct = self._direct[name] = _Direct(item, offsets, str(self.file.path))
         return direct
 
@@ -432,7 +443,10 @@ class SplitView:
         lookup = self._features
         for j in index if isinstance(index, list) else (index,):
             if not 0 <= j < len(keys):  # a negative row would silently wrap around
-                check(self.file.path, image_problems(f"{self.group.name}/image", [j], len(keys)))
+                raise SchemaError(
+                    f"{self.file.path}: {self.group.name}/image: row {i}: {index}, outside "
+                    f"/images (0..{len(keys) - 1})"
+                )
         if isinstance(index, list):
             ex["image"] = [keys[j] for j in index]
             if lookup is not None:
@@ -520,11 +534,20 @@ class UnifiedFile:
         self._checked_tasks: set[str] = set()
         self._feature_sets: dict[str, FeatureSet] = {}
 
-    def read(self, ds: h5py.Dataset, sel: Any = slice(None)) -> np.ndarray:
-        """Values of ``ds`` (strings as ``str``); a damaged dataset is a ``SchemaError``
-        naming it, and a whole dataset is compared with its checksum (``checksums``)."""
+    def read(
+        self,
+        ds: h5py.Dataset,
+        sel: Any = slice(None),
+        checks: Callable[[np.ndarray], list[Problem]] | None = None,
+    ) -> np.ndarray:
+        """Values of ``ds`` (strings as ``str``). A damaged dataset is a ``SchemaError``
+        naming it: a failed read, a value problem found by ``checks`` (named before a
+        checksum, being more precise), or, with ``checksums``, a whole dataset whose
+        values differ from its checksum."""
         with reading(self.path, ds.name):
             values = _decode(ds, sel)
+        if checks is not None:
+            check(self.path, checks(values))
         if isinstance(sel, slice) and sel == slice(None):
             self.check_digest(ds, values)
         return values
@@ -540,9 +563,11 @@ class UnifiedFile:
                 "damaged (flipped bytes?); see `unify verify`"
             )
 
-    def check_image_rows(self, path: str, rows: np.ndarray) -> None:
-        """Image rows must index /images (a negative one would wrap to another image)."""
-        check(self.path, image_problems(path, rows, self.h5[IMAGES]["key"].shape[0]))
+    def image_rows_problems(self, path: str) -> Callable[[np.ndarray], list[Problem]]:
+        """The check of image rows read from ``path``: inside /images (a negative row would
+        silently wrap around to another image)."""
+        n_images = self.h5[IMAGES]["key"].shape[0]
+        return lambda rows: image_problems(path, rows, n_images)
 
     def _check_task(self, task: str) -> None:
         """The structure of a task's splits, checked when the task is first used."""
@@ -628,9 +653,7 @@ class UnifiedFile:
         """Every image key, in row order: checked sorted and unique (the binary searches of
         ``image_index`` and ``universe_ranges`` rely on it)."""
         ds = self.h5[IMAGES]["key"]
-        keys = self.read(ds)
-        check(self.path, key_problems(ds.name, keys))
-        return keys
+        return self.read(ds, checks=lambda keys: key_problems(ds.name, keys))
 
     @cached_property
     def universe_ranges(self) -> dict[str, tuple[int, int]]:

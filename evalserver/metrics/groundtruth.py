@@ -120,7 +120,7 @@ def load_groundtruth(
         )
     if isinstance(source, UnifiedFile):
         return _load(source, spec, chosen.name, chosen.splits, builder)
-    with UnifiedFile(Path(source)) as uf:
+    with UnifiedFile(Path(source), checksums=True) as uf:
         return _load(uf, spec, chosen.name, chosen.splits, builder)
 
 
