@@ -23,7 +23,7 @@ import numpy as np
 
 from unify.errors import SchemaError
 from unify.schema import OFFSETS
-from unify.verify import READ_ERRORS, check, detail, offsets_problems
+from unify.structure import READ_ERRORS, check, detail, offsets_problems
 
 #: Rows read per HDF5 call while loading a whole column (bounds the temporary objects).
 LOAD_BLOCK = 1 << 18

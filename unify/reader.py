@@ -33,7 +33,7 @@ from unify import checksums as sums
 from unify.columns import Column, ColumnCache, DirectRows, Plain, Ragged, load_column
 from unify.errors import DataError, SchemaError
 from unify.schema import FEATURES, IMAGES, LINKS, OFFSETS, SCHEMA_MAJOR, TASKS, VOCAB
-from unify.verify import (
+from unify.structure import (
     IMAGE_SPLIT_ARRAYS,
     READ_ERRORS,
     Problem,
