@@ -39,6 +39,7 @@ from unify.structure import (
     Problem,
     check,
     damaged,
+    detail,
     feature_problems,
     file_problems,
     image_problems,
@@ -89,14 +90,18 @@ class _Direct:
 
     item: h5py.Dataset | h5py.Group
     offsets: np.ndarray | None = None
-    file: str = ""
+    where: str = ""  # "file: /hdf5/path", for the message when a read fails
 
     def value(self, i: int) -> Any:
-        with reading(self.file, self.item.name):
+        try:
             if self.offsets is None:
                 return _plain(_decode(self.item, i))
             start, end = int(self.offsets[i]), int(self.offsets[i + 1])
             row = {k: _decode(self.item[k], slice(start, end)) for k in self.item if k != OFFSETS}
+        except READ_ERRORS as exc:
+            raise SchemaError(
+                f"{self.where}: cannot be read, the file is damaged ({detail(exc)})"
+            ) from None
         if list(row) == ["values"]:
             values = row["values"]
             return values.tolist() if values.dtype == object else values
@@ -115,6 +120,7 @@ class FeatureSet:
     offsets: np.ndarray  # int64 [M + 1]
     boxes: DirectRows
     features: DirectRows
+    where: str = ""  # "file: /features/<name>", for the message when a read fails
 
     def read(self, image_index: int) -> dict[str, np.ndarray] | None:
         """Boxes (x1, y1, x2, y2) and float16 features of one image; None if it has none."""
@@ -124,11 +130,15 @@ class FeatureSet:
         if row < 0:
             return None
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
-        with reading(self.boxes.ds.file.filename, f"/{FEATURES}/{self.name}"):
+        try:  # not a context manager: this runs per image, in microseconds
             return {
                 "boxes": self.boxes.read(start, end),
                 "features": self.features.read(start, end),
             }
+        except READ_ERRORS as exc:
+            raise SchemaError(
+                f"{self.where}: cannot be read, the file is damaged ({detail(exc)})"
+            ) from None
 
     def close(self) -> None:
         self.boxes.close()
@@ -415,7 +425,7 @@ class SplitView:
         if direct is None:
             item = self.group[name]
             offsets = self._offsets(item) if isinstance(item, h5py.Group) else None
-            direct = self._direct[name] = _Direct(item, offsets, str(self.file.path))
+            direct = self._direct[name] = _Direct(item, offsets, f"{self.file.path}: {item.name}")
         return direct
 
     def example(self, i: int) -> dict[str, Any]:
@@ -707,6 +717,7 @@ class UnifiedFile:
                 offsets=offsets,
                 boxes=boxes,
                 features=feats,
+                where=f"{self.path}: {where}",
             )
         return fs
 

@@ -414,3 +414,44 @@ def test_feature_import_refuses_a_damaged_file(
         + result.stderr.split("row 10 ", 1)[1].strip()
     )
     assert path.read_bytes() == before
+
+
+def test_a_damaged_feature_set_is_refused(featured_h5: Path, tmp_path: Path) -> None:  # noqa: F811
+    path = tmp_path / "featured.h5"
+    shutil.copyfile(featured_h5, path)
+    with h5py.File(path, "r+") as f:
+        group = f["features/bottomup_coco"]
+        first = int(group["image"][0])
+        group["row"][first] = 3  # the image now claims another image's regions
+    with UnifiedFile(path) as uf, pytest.raises(SchemaError) as caught:
+        uf.feature_set("bottomup_coco")
+    assert str(caught.value) == (
+        f"{path}: /features/bottomup_coco/row: does not point back at the rows of image"
+    )
+    # Region features are read straight from the file: only their checksum sees a flip
+    # (near the chunk's start: the rest of a first chunk may lie past the dataset's rows).
+    shutil.copyfile(featured_h5, path)
+    flip_in_chunk(path, "features/bottomup_coco/features", 0.001)
+    report = verify_file(path)
+    assert [(p.path, p.what.split(":")[0]) for p in report.problems] == [
+        ("/features/bottomup_coco/features", "content differs from its checksum")
+    ]
+
+
+def test_the_installed_command_prints_one_line(tiny_h5: Path, tmp_path: Path) -> None:
+    """Outside click's test runner too: the real entry point, a fresh interpreter."""
+    import subprocess
+    import sys
+
+    path = _damaged(tiny_h5, tmp_path, CASES[8])  # a negative image row
+    proc = subprocess.run(
+        [sys.executable, "-m", "unify.cli", "info", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: {path}: /tasks/flickr30k_retrieval/test/image: 1 row(s) outside /images "
+        f"(0..3039), e.g. row 3: -1"
+    ]
