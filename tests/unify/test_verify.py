@@ -455,3 +455,45 @@ def test_the_installed_command_prints_one_line(tiny_h5: Path, tmp_path: Path) ->
         f"error: {path}: /tasks/flickr30k_retrieval/test/image: 1 row(s) outside /images "
         f"(0..3039), e.g. row 3: -1"
     ]
+
+
+def _retype_every_bbox(f: h5py.File) -> None:
+    """Consistently, checksums restamped: a file written that way, not a damaged one."""
+    for split in f["tasks/refcoco"].values():
+        boxes = split["bbox"][()]
+        del split["bbox"]
+        split.create_dataset("bbox", data=boxes.astype(np.float32))
+        checksums.restamp(split["bbox"])
+    checksums.seal(f)
+
+
+def _label_past_the_candidates(f: h5py.File) -> None:
+    label = f["tasks/visual7w/test/label"]
+    label[0] = 9
+    checksums.restamp(label)
+
+
+@pytest.mark.parametrize(
+    ("edit", "task", "says"),
+    [
+        (_retype_every_bbox, "refcoco", "refcoco/val/bbox is float32, not float64"),
+        (_label_past_the_candidates, "visual7w", "label must index the candidates"),
+    ],
+    ids=["bbox float32 everywhere", "visual7w label past its candidates"],
+)
+def test_a_ground_truth_the_metric_refuses_is_one_line(
+    edit: Callable[[h5py.File], None], task: str, says: str, tiny_h5: Path, tmp_path: Path
+) -> None:
+    """Files whose structure holds but whose values a scorer cannot use (the metric's own
+    checks raise): one line, exit 1, not a traceback."""
+    predictions = tmp_path / "p.json"
+    predictions.write_bytes(chance_submission(load_groundtruth(tiny_h5, task)))
+    path = tmp_path / "edited.h5"
+    shutil.copyfile(tiny_h5, path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    result = invoke(evalserver_main, "score", predictions, "--data", path, "--task", task)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: cannot read the ground truth")
+    assert f"the ground truth is unusable: {says}" in lines[0]
