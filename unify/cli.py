@@ -1,10 +1,10 @@
-"""The ``unify`` command: list, build, info, leaks, features import, sample.
+"""The ``unify`` command: list, build, info, leaks, verify, features import, sample.
 
 Exit codes: 0 ok; 1 data error (bad or missing raw input, a path that cannot be read or
-written, an unreadable unified file); 2 usage error (bad options or task names, an output
-that exists without ``--force``); 3 ``unify leaks`` found leaking examples. Every error is
-one message naming the file (``unify.paths`` checks paths before any work), never a
-traceback.
+written, an unreadable or damaged unified file); 2 usage error (bad options or task names,
+an output that exists without ``--force``); 3 ``unify leaks`` found leaking examples. Every
+error is one message naming the file (``unify.paths`` checks paths before any work), never
+a traceback.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def build_summary(uf: UnifiedFile) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(file: Path, as_json: bool) -> None:
     """Schema version, build options, tasks, splits, vocabularies and sources of FILE."""
-    with UnifiedFile(file) as uf:
+    with UnifiedFile(file, checksums=True) as uf:
         summary = describe(uf)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
@@ -327,7 +327,7 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
     for task in uf.tasks:
         splits = {}
         for split in uf.splits(task):
-            view = uf.split(task, split)
+            view = uf.split(task, split).check()  # a damaged split is refused, not described
             splits[split] = {"role": view.role, "num_examples": view.num_examples}
         tasks[task] = {"attrs": uf.task_attrs(task), "splits": splits}
     return {
@@ -388,7 +388,7 @@ def leaks(file: Path, against: tuple[Path, ...], universe: str | None, as_json: 
     if universe is not None:
         to_key = KEY_OF_ID[universe]
         sets = [(f"against:{p.name}", [to_key(str(i)) for i in read_id_list(p)]) for p in against]
-    with UnifiedFile(file) as uf:
+    with UnifiedFile(file, checksums=True) as uf:
         result = check_file(uf, sets)
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
@@ -421,6 +421,36 @@ def leaks(file: Path, against: tuple[Path, ...], universe: str | None, as_json: 
         sys.exit(3)
 
 
+@main.command()
+@click.argument("file", type=UNIFIED_FILE)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify(file: Path, as_json: bool) -> None:
+    """Check FILE completely: structure, value ranges and every dataset's checksum.
+
+    Exit 0 when FILE is sound, 1 when it is damaged (every problem listed, one per line).
+    """
+    from unify.verify import verify_file
+
+    report = verify_file(file)
+    if as_json:
+        click.echo(json.dumps(report.as_record(), indent=2, sort_keys=True))
+    else:
+        for problem in report.problems:
+            click.echo(problem.line(file))
+        sums = {
+            "match": "every checksum matches",
+            "absent": "no checksums to compare (built before checksums)",
+            "damaged": "checksums do not match",
+        }[report.checksums]
+        verdict = "ok" if report.ok else f"damaged, {len(report.problems)} problem(s)"
+        click.echo(
+            f"{file}: {verdict}: schema {report.schema_version or '?'}, "
+            f"{report.datasets} datasets; {sums}"
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
 @main.group()
 def features() -> None:
     """Region features of the images of a unified file."""
@@ -447,7 +477,8 @@ def features_import(
     # FILE is rewritten (a copy replaces it): its folder must take a new file, and an
     # existing feature set of that name is replaced only with --force (a usage error).
     output_file(file, force=True, what="unified file")
-    with UnifiedFile(file) as uf:
+    with UnifiedFile(file, checksums=True) as uf:
+        _ = uf.image_keys  # checked (sorted, unique, checksum): features attach by key
         if name in uf.feature_names() and not force:
             raise click.UsageError(f"{file}: features {name!r} exist; use --force to replace them")
     report = import_features(

@@ -21,7 +21,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from unify.errors import SchemaError
 from unify.schema import OFFSETS
+from unify.structure import READ_ERRORS, check, detail, offsets_problems
 
 #: Rows read per HDF5 call while loading a whole column (bounds the temporary objects).
 LOAD_BLOCK = 1 << 18
@@ -34,14 +36,17 @@ class PackedStrings:
     columns work too: row ``i`` owns strings ``i * k : (i + 1) * k``.
     """
 
-    __slots__ = ("_at", "data", "offsets", "shape", "width")
+    __slots__ = ("_at", "data", "offsets", "shape", "where", "width")
 
-    def __init__(self, data: bytes, offsets: np.ndarray, shape: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, data: bytes, offsets: np.ndarray, shape: tuple[int, ...] = (), where: str = ""
+    ) -> None:
         self.data = data
         self.offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         self._at = memoryview(self.offsets)  # indexes to Python ints, ~5x faster than numpy
         self.shape = shape
         self.width = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        self.where = where  # "file: /hdf5/path", for the message of a damaged value
 
     @classmethod
     def from_bytes(cls, values: Iterable[bytes], shape: tuple[int, ...] = ()) -> PackedStrings:
@@ -66,7 +71,7 @@ class PackedStrings:
         offsets = np.zeros(sum(len(x) for x in lengths) + 1, dtype=np.int64)
         if lengths:
             np.cumsum(np.concatenate(lengths), out=offsets[1:])
-        return cls(b"".join(chunks), offsets, shape)
+        return cls(b"".join(chunks), offsets, shape, f"{ds.file.filename}: {ds.name}")
 
     def __len__(self) -> int:
         return (len(self.offsets) - 1) // self.width
@@ -78,15 +83,28 @@ class PackedStrings:
     def string(self, k: int) -> str:
         """The k-th string of the flat buffer."""
         at = self._at
-        return self.data[at[k] : at[k + 1]].decode("utf-8")
+        try:
+            return self.data[at[k] : at[k + 1]].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._damaged(k, exc) from None
 
     def strings(self, a: int, b: int) -> np.ndarray:
         """Flat strings ``a:b`` as an object array of ``str`` (what h5py's asstr gives)."""
         out = np.empty(max(0, b - a), dtype=object)
         data, o = self.data, self.offsets[a : b + 1].tolist()
-        for j in range(len(out)):
-            out[j] = data[o[j] : o[j + 1]].decode("utf-8")
+        try:
+            for j in range(len(out)):
+                out[j] = data[o[j] : o[j + 1]].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._damaged(a + j, exc) from None
         return out
+
+    def _damaged(self, k: int, exc: UnicodeDecodeError) -> SchemaError:
+        """Bytes that are not UTF-8 can only come from damage (HDF5 stored UTF-8)."""
+        where = self.where or "a packed string column"
+        return SchemaError(
+            f"{where}: value {k} is not UTF-8 text, the file is damaged ({exc.reason})"
+        )
 
     def row(self, i: int) -> Any:
         """Row ``i``: a ``str``, or nested lists of ``str`` for ``[N, k]`` columns."""
@@ -187,16 +205,32 @@ def load_column(
     item: h5py.Dataset | h5py.Group, start: int = 0, stop: int | None = None, packed: bool = True
 ) -> Column:
     """Rows ``start:stop`` of a plain dataset or a ragged group, in memory (``packed``:
-    strings as ``PackedStrings``, else as an object array of ``str``)."""
-    if isinstance(item, h5py.Group):
-        n = item[OFFSETS].shape[0] - 1
-        stop = n if stop is None else stop
-        offsets = item[OFFSETS][start : stop + 1]
-        a, b = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (0, 0)
-        values = {k: load_values(item[k], slice(a, b), packed) for k in item if k != OFFSETS}
-        return Ragged(offsets, values, base=a)
-    stop = item.shape[0] if stop is None else stop
-    return Plain(load_values(item, slice(start, stop), packed))
+    strings as ``PackedStrings``, else as an object array of ``str``).
+
+    A read that fails (damaged data) is a ``SchemaError`` naming the file and dataset, and
+    ragged offsets are checked (from 0, monotone, ending at the values' length) before they
+    are used to slice anything.
+    """
+    try:
+        if isinstance(item, h5py.Group):
+            names = [k for k in item if k != OFFSETS]
+            n = item[OFFSETS].shape[0] - 1
+            stop = n if stop is None else stop
+            offsets = item[OFFSETS][start : stop + 1]
+            n_values = item[names[0]].shape[0] if names else 0
+            where = f"{item.name}/{OFFSETS}"
+            problems = offsets_problems(where, offsets, n_values, start == 0, stop == n)
+            check(item.file.filename, problems)
+            a, b = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (0, 0)
+            values = {k: load_values(item[k], slice(a, b), packed) for k in names}
+            return Ragged(offsets, values, base=a)
+        stop = item.shape[0] if stop is None else stop
+        return Plain(load_values(item, slice(start, stop), packed))
+    except READ_ERRORS as exc:
+        raise SchemaError(
+            f"{item.file.filename}: {item.name}: cannot be read, the file is damaged "
+            f"({detail(exc)})"
+        ) from None
 
 
 class ColumnCache:

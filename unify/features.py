@@ -27,6 +27,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from unify import checksums
 from unify.errors import DataError, MalformedFileError
 from unify.images import KEY_OF_ID
 from unify.schema import FEATURES, IMAGES
@@ -130,6 +131,9 @@ class _Appender:
         self.sizes: list[tuple[int, int]] = []
         self.counts: list[int] = []
         self._pending: list[_Row] = []
+        # Hashed as written: reading gigabytes of features back for a checksum would cost
+        # as much as the import.
+        self.digests = {"boxes": checksums.Digest(), "features": checksums.Digest()}
 
     def add(self, index: int, row: _Row) -> None:
         self.image.append(index)
@@ -149,7 +153,15 @@ class _Appender:
         self.features.resize(start + len(boxes), axis=0)
         self.boxes[start:] = boxes
         self.features[start:] = feats
+        self.digests["boxes"].numbers(boxes)
+        self.digests["features"].numbers(feats)
         self._pending.clear()
+
+    def stamp(self) -> None:
+        """Record the checksums of boxes and features (after the last ``flush``)."""
+        for name, digest in self.digests.items():
+            ds = getattr(self, name)
+            ds.attrs[checksums.ATTR] = digest.hexdigest(ds.dtype, ds.shape)
 
 
 def import_features(
@@ -228,6 +240,9 @@ def import_features(
             row_of[image] = np.arange(len(image), dtype=np.int32)
             group.create_dataset("row", data=row_of)
             report.images, report.boxes = len(image), int(offsets[-1])
+            if checksums.ROOT_ATTR in f.attrs:  # a file built without checksums stays so
+                appender.stamp()
+                checksums.seal(f)
             group.attrs.update(
                 {
                     "universe": universe,

@@ -518,7 +518,7 @@ def check_file(
     images = []
     for task in uf.tasks:
         for split in uf.splits(task):
-            view = uf.split(task, split)
+            view = uf.split(task, split).check()  # image rows inside /images, offsets
             images.append(
                 SplitImages(task, split, view.role, view.column("image").astype(np.int64))
             )

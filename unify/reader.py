@@ -29,9 +29,25 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 
+from unify import checksums as sums
 from unify.columns import Column, ColumnCache, DirectRows, Plain, Ragged, load_column
 from unify.errors import DataError, SchemaError
 from unify.schema import FEATURES, IMAGES, LINKS, OFFSETS, SCHEMA_MAJOR, TASKS, VOCAB
+from unify.structure import (
+    IMAGE_SPLIT_ARRAYS,
+    READ_ERRORS,
+    Problem,
+    check,
+    damaged,
+    detail,
+    feature_problems,
+    file_problems,
+    image_problems,
+    key_problems,
+    offsets_problems,
+    reading,
+    task_problems,
+)
 
 ITER_BLOCK = 4096
 
@@ -74,12 +90,18 @@ class _Direct:
 
     item: h5py.Dataset | h5py.Group
     offsets: np.ndarray | None = None
+    where: str = ""  # "file: /hdf5/path", for the message when a read fails
 
     def value(self, i: int) -> Any:
-        if self.offsets is None:
-            return _plain(_decode(self.item, i))
-        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
-        row = {k: _decode(self.item[k], slice(start, end)) for k in self.item if k != OFFSETS}
+        try:
+            if self.offsets is None:
+                return _plain(_decode(self.item, i))
+            start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            row = {k: _decode(self.item[k], slice(start, end)) for k in self.item if k != OFFSETS}
+        except READ_ERRORS as exc:
+            raise SchemaError(
+                f"{self.where}: cannot be read, the file is damaged ({detail(exc)})"
+            ) from None
         if list(row) == ["values"]:
             values = row["values"]
             return values.tolist() if values.dtype == object else values
@@ -98,6 +120,7 @@ class FeatureSet:
     offsets: np.ndarray  # int64 [M + 1]
     boxes: DirectRows
     features: DirectRows
+    where: str = ""  # "file: /features/<name>", for the message when a read fails
 
     def read(self, image_index: int) -> dict[str, np.ndarray] | None:
         """Boxes (x1, y1, x2, y2) and float16 features of one image; None if it has none."""
@@ -107,7 +130,15 @@ class FeatureSet:
         if row < 0:
             return None
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
-        return {"boxes": self.boxes.read(start, end), "features": self.features.read(start, end)}
+        try:  # not a context manager: this runs per image, in microseconds
+            return {
+                "boxes": self.boxes.read(start, end),
+                "features": self.features.read(start, end),
+            }
+        except READ_ERRORS as exc:
+            raise SchemaError(
+                f"{self.where}: cannot be read, the file is damaged ({detail(exc)})"
+            ) from None
 
     def close(self) -> None:
         self.boxes.close()
@@ -237,6 +268,7 @@ class SplitView:
         else:
             self._cache = ColumnCache() if cache else None
         self._direct: dict[str, _Direct] = {}
+        self._checked: set[str] = set()
         self._resolved: list[tuple[str, Column | _Direct]] | None = None
         clash = set(ADDED_KEYS) & set(self.fields)
         if clash:
@@ -299,24 +331,66 @@ class SplitView:
         return isinstance(self.group[name], h5py.Group)
 
     def column(self, name: str, sel: Any = slice(None)) -> np.ndarray:
-        """A plain column (strings decoded to ``str``), read from the file."""
+        """A plain column (strings decoded to ``str``), read from the file; image rows are
+        checked against /images (and a whole column against its checksum)."""
         item = self.group[name]
         if isinstance(item, h5py.Group):
             raise TypeError(f"{self.task}/{self.name}/{name} is ragged; use ragged()")
-        return _decode(item, sel)
+        checks = self.file.image_rows_problems(item.name) if self._holds_images(name) else None
+        return self.file.read(item, sel, checks)
 
     def ragged(self, name: str) -> RaggedColumn:
-        """A whole ragged column, read from the file."""
+        """A whole ragged column, read from the file (offsets and checksums checked)."""
         group = self.group[name]
-        offsets = group[OFFSETS][:]
-        values = {k: _decode(group[k]) for k in group if k != OFFSETS}
+        offsets = self._offsets(group)
+        values = {k: self.file.read(group[k]) for k in group if k != OFFSETS}
         return RaggedColumn(offsets, values)
+
+    def _offsets(self, group: h5py.Group) -> np.ndarray:
+        """A ragged field's offsets, checked against its values' length."""
+        first = next((k for k in group if k != OFFSETS), None)
+        length = group[first].shape[0] if first is not None else 0
+        path = f"{group.name}/{OFFSETS}"
+        return self.file.read(group[OFFSETS], checks=lambda o: offsets_problems(path, o, length))
+
+    def check(self) -> SplitView:
+        """Check now what readers of this split rely on: image rows (``image`` and image
+        split arrays) inside /images and ragged offsets (with ``checksums``, those
+        datasets against their checksums too). Commands that describe or score a file
+        call it, so that a damaged split is refused even where they need no values."""
+        for name in self.group:
+            if self._holds_images(name):
+                self.column(name)
+            elif name in self.fields and self.is_ragged(name):
+                self._offsets(self.group[name])
+        return self
+
+    def _holds_images(self, name: str) -> bool:
+        return name == "image" or (name in IMAGE_SPLIT_ARRAYS and name in self.arrays)
 
     def cached(self, name: str) -> Column:
         """Column ``name`` held in memory (loaded on first use, kept for the process)."""
         if self._cache is None:
-            return load_column(self.group[name])
-        return self._cache.get(self.group, name)
+            column = load_column(self.group[name])
+        else:
+            column = self._cache.get(self.group, name)
+        if name not in self._checked:
+            self._check_loaded(name, column)
+        return column
+
+    def _check_loaded(self, name: str, column: Column) -> None:
+        """What loading a whole column checks beyond ``load_column``'s own checks (read
+        errors, offsets): image rows inside /images; checksums when the file asks."""
+        item = self.group[name]
+        if isinstance(column, Plain):
+            if self._holds_images(name) and isinstance(column.values, np.ndarray):
+                check(self.file.path, self.file.image_rows_problems(item.name)(column.values))
+            self.file.check_digest(item, column.values)
+        else:
+            self.file.check_digest(item[OFFSETS], column.offsets)
+            for key, values in column.values.items():
+                self.file.check_digest(item[key], values)
+        self._checked.add(name)
 
     def numbers(self, name: str) -> np.ndarray:
         """A plain numeric column as a numpy array, held in memory."""
@@ -346,12 +420,12 @@ class SplitView:
 
     def _column(self, name: str) -> Column | _Direct:
         if self._cache is not None:
-            return self._cache.get(self.group, name)
+            return self.cached(name)
         direct = self._direct.get(name)
         if direct is None:
             item = self.group[name]
-            offsets = item[OFFSETS][:] if isinstance(item, h5py.Group) else None
-            direct = self._direct[name] = _Direct(item, offsets)
+            offsets = self._offsets(item) if isinstance(item, h5py.Group) else None
+            direct = self._direct[name] = _Direct(item, offsets, f"{self.file.path}: {item.name}")
         return direct
 
     def example(self, i: int) -> dict[str, Any]:
@@ -377,6 +451,12 @@ class SplitView:
         ex["image_index"] = index
         keys = self.file.image_keys
         lookup = self._features
+        for j in index if isinstance(index, list) else (index,):
+            if not 0 <= j < len(keys):  # a negative row would silently wrap around
+                raise SchemaError(
+                    f"{self.file.path}: {self.group.name}/image: row {i}: {index}, outside "
+                    f"/images (0..{len(keys) - 1})"
+                )
         if isinstance(index, list):
             ex["image"] = [keys[j] for j in index]
             if lookup is not None:
@@ -436,21 +516,77 @@ class UnifiedFile:
     images.
     """
 
-    def __init__(self, path: Path | str, *, chunk_cache_bytes: int | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, chunk_cache_bytes: int | None = None, checksums: bool = False
+    ) -> None:
         self.path = Path(path)
         try:
             self.h5 = h5py.File(self.path, "r", rdcc_nbytes=chunk_cache_bytes)
-        except (OSError, FileNotFoundError) as exc:
+        except READ_ERRORS as exc:
             raise SchemaError(f"{self.path}: cannot open as HDF5: {exc}") from None
-        version = str(self.h5.attrs.get("schema_version", ""))
-        if not version or version.split(".")[0] != str(SCHEMA_MAJOR):
+        try:
+            version = str(self.h5.attrs.get("schema_version", ""))
+        except READ_ERRORS:
+            version = ""  # file_problems names the damage
+        if version and version.split(".")[0] != str(SCHEMA_MAJOR):
             self.h5.close()
             raise SchemaError(
-                f"{self.path}: schema version {version or 'missing'} is not "
+                f"{self.path}: schema version {version} is not "
                 f"readable by this vl12 (schema {SCHEMA_MAJOR}.x)"
             )
+        problems = file_problems(self.h5)
+        if problems:
+            self.h5.close()
+            raise damaged(self.path, problems)
         self.schema_version = version
+        #: Compare every dataset loaded whole with its checksum (files built with them).
+        self.checksums = checksums and sums.ROOT_ATTR in self.h5.attrs
+        self._checked_tasks: set[str] = set()
         self._feature_sets: dict[str, FeatureSet] = {}
+
+    def read(
+        self,
+        ds: h5py.Dataset,
+        sel: Any = slice(None),
+        checks: Callable[[np.ndarray], list[Problem]] | None = None,
+    ) -> np.ndarray:
+        """Values of ``ds`` (strings as ``str``). A damaged dataset is a ``SchemaError``
+        naming it: a failed read, a value problem found by ``checks`` (named before a
+        checksum, being more precise), or, with ``checksums``, a whole dataset whose
+        values differ from its checksum."""
+        with reading(self.path, ds.name):
+            values = _decode(ds, sel)
+        if checks is not None:
+            check(self.path, checks(values))
+        if isinstance(sel, slice) and sel == slice(None):
+            self.check_digest(ds, values)
+        return values
+
+    def check_digest(self, ds: h5py.Dataset, values: Any) -> None:
+        """With ``checksums``: the values of the whole ``ds`` must match its checksum."""
+        if not self.checksums:
+            return
+        want = ds.attrs.get(sums.ATTR)
+        if want is not None and sums.digest_values(values, ds.dtype, ds.shape) != want:
+            raise SchemaError(
+                f"{self.path}: {ds.name}: content differs from its checksum: the file is "
+                "damaged (flipped bytes?); see `unify verify`"
+            )
+
+    def image_rows_problems(self, path: str) -> Callable[[np.ndarray], list[Problem]]:
+        """The check of image rows read from ``path``: inside /images (a negative row would
+        silently wrap around to another image)."""
+        n_images = self.h5[IMAGES]["key"].shape[0]
+        return lambda rows: image_problems(path, rows, n_images)
+
+    def _check_task(self, task: str) -> None:
+        """The structure of a task's splits, checked when the task is first used."""
+        if task in self._checked_tasks or task not in self.h5[TASKS]:
+            return
+        problems = task_problems(self.h5, task)
+        if problems:
+            raise damaged(self.path, problems)
+        self._checked_tasks.add(task)
 
     def close(self) -> None:
         for fs in self._feature_sets.values():
@@ -485,9 +621,11 @@ class UnifiedFile:
         return list(self.h5[TASKS].keys())
 
     def task_attrs(self, task: str) -> dict[str, Any]:
+        self._check_task(task)
         return {k: _plain(v) for k, v in self.h5[TASKS][task].attrs.items()}
 
     def splits(self, task: str) -> list[str]:
+        self._check_task(task)
         return list(self.h5[TASKS][task].keys())
 
     def split(
@@ -504,6 +642,7 @@ class UnifiedFile:
         """A split; see ``SplitView`` for ``features``, ``targets``, ``select``, ``cache``."""
         if task not in self.h5[TASKS]:
             raise KeyError(f"task {task!r} not in {self.path} (tasks: {', '.join(self.tasks)})")
+        self._check_task(task)
         if name not in self.h5[TASKS][task]:
             raise KeyError(
                 f"split {name!r} not in task {task!r} (splits: {', '.join(self.splits(task))})"
@@ -521,7 +660,10 @@ class UnifiedFile:
 
     @cached_property
     def image_keys(self) -> np.ndarray:
-        return _decode(self.h5[IMAGES]["key"])
+        """Every image key, in row order: checked sorted and unique (the binary searches of
+        ``image_index`` and ``universe_ranges`` rely on it)."""
+        ds = self.h5[IMAGES]["key"]
+        return self.read(ds, checks=lambda keys: key_problems(ds.name, keys))
 
     @cached_property
     def universe_ranges(self) -> dict[str, tuple[int, int]]:
@@ -557,14 +699,25 @@ class UnifiedFile:
                     f"(features: {', '.join(self.feature_names()) or 'none'})"
                 )
             g = self.h5[FEATURES][name]
+            row, offsets, image = (self.read(g[k]) for k in ("row", "offsets", "image"))
+            where = f"/{FEATURES}/{name}"
+            n_images = self.h5[IMAGES]["key"].shape[0]
+            check(
+                self.path,
+                feature_problems(where, image, offsets, row, g["boxes"].shape[0], n_images),
+            )
+            with reading(self.path, where):
+                boxes = DirectRows(g["boxes"], str(self.path))
+                feats = DirectRows(g["features"], str(self.path))
             fs = self._feature_sets[name] = FeatureSet(
                 name=name,
                 universe=str(g.attrs.get("universe", "")),
                 dim=int(g.attrs.get("dim", g["features"].shape[1])),
-                row=g["row"][:],
-                offsets=g["offsets"][:],
-                boxes=DirectRows(g["boxes"], str(self.path)),
-                features=DirectRows(g["features"], str(self.path)),
+                row=row,
+                offsets=offsets,
+                boxes=boxes,
+                features=feats,
+                where=f"{self.path}: {where}",
             )
         return fs
 
@@ -576,14 +729,14 @@ class UnifiedFile:
         return list(self.h5[VOCAB].keys())
 
     def vocab(self, name: str) -> list[str]:
-        return _decode(self.h5[VOCAB][name]).tolist()
+        return self.read(self.h5[VOCAB][name]).tolist()
 
     def vocab_attrs(self, name: str) -> dict[str, Any]:
         return {k: _plain(v) for k, v in self.h5[VOCAB][name].attrs.items()}
 
     def links(self) -> dict[str, np.ndarray]:
         g = self.h5[LINKS]
-        return {k: _decode(g[k]) for k in ("key_a", "key_b", "type", "source")}
+        return {k: self.read(g[k]) for k in ("key_a", "key_b", "type", "source")}
 
 
 def open_unified(path: Path | str) -> UnifiedFile:

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from unify import __version__
+from unify.checksums import seal, stamped
 from unify.errors import DataError
 from unify.images import ImageRegistry, LinkSet
 from unify.rawio import unstorable
@@ -72,7 +73,7 @@ def write_strings(group: h5py.Group, name: str, values: Sequence[str] | np.ndarr
     n = len(data)
     chunks = (min(n, STRING_CHUNK_ROWS), *data.shape[1:]) if n else None
     try:
-        return group.create_dataset(
+        dataset = group.create_dataset(
             name,
             data=data,
             dtype=STR,
@@ -83,6 +84,7 @@ def write_strings(group: h5py.Group, name: str, values: Sequence[str] | np.ndarr
         # The converters' rules refuse such text with the raw file named; this is the last
         # guard, so that a value no rule foresaw is still one line, never a traceback.
         raise DataError(f"{group.name.rstrip('/')}/{name}: {_bad_string(data)}") from None
+    return stamped(dataset, data)
 
 
 def _bad_string(data: np.ndarray) -> str:
@@ -98,15 +100,18 @@ def _bad_string(data: np.ndarray) -> str:
 def write_numbers(group: h5py.Group, name: str, values: np.ndarray) -> h5py.Dataset:
     n = len(values)
     if n == 0:
-        return group.create_dataset(name, data=values)
+        return stamped(group.create_dataset(name, data=values), values)
     chunks = (min(n, NUMERIC_CHUNK_ROWS), *values.shape[1:])
-    return group.create_dataset(
-        name,
-        data=values,
-        chunks=chunks,
-        compression="gzip",
-        compression_opts=GZIP_LEVEL,
-        shuffle=True,
+    return stamped(
+        group.create_dataset(
+            name,
+            data=values,
+            chunks=chunks,
+            compression="gzip",
+            compression_opts=GZIP_LEVEL,
+            shuffle=True,
+        ),
+        values,
     )
 
 
@@ -229,3 +234,4 @@ def write_unified(
                 write_split(tg, split, index, width)
         if finish is not None:
             finish(f, index)
+        seal(f)  # every dataset's checksum, listed (unify.checksums; `unify verify`)

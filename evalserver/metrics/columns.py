@@ -19,11 +19,16 @@ __all__ = ["column", "eval_splits", "ragged", "require_schema", "split_view"]
 
 
 def split_view(uf: UnifiedFile, task: str, split: str) -> SplitView:
-    """``/tasks/<task>/<split>``; a ``SchemaError`` listing what the file holds otherwise."""
+    """``/tasks/<task>/<split>``; a ``SchemaError`` listing what the file holds otherwise.
+
+    The split's image rows and ragged offsets are checked first (``SplitView.check``): a
+    damaged split is refused even where the metric reads neither.
+    """
     try:
-        return uf.split(task, split)
+        view = uf.split(task, split)
     except KeyError as exc:
         raise SchemaError(f"{uf.path}: {exc.args[0]}") from None
+    return view.check()
 
 
 def eval_splits(uf: UnifiedFile, task: str) -> tuple[str, ...]:

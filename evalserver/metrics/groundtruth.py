@@ -120,7 +120,7 @@ def load_groundtruth(
         )
     if isinstance(source, UnifiedFile):
         return _load(source, spec, chosen.name, chosen.splits, builder)
-    with UnifiedFile(Path(source)) as uf:
+    with UnifiedFile(Path(source), checksums=True) as uf:
         return _load(uf, spec, chosen.name, chosen.splits, builder)
 
 
@@ -137,7 +137,11 @@ def _load(
             f"{uf.path}: task {spec.name!r} was built for metric {built!r}, but this vl12 "
             f"scores it with {spec.metric!r}; rebuild the file"
         )
-    data = builder(uf, spec.name, splits)
+    try:
+        data = builder(uf, spec.name, splits)
+    except (ValueError, IndexError) as exc:  # the metric refuses what the file holds
+        why = " ".join(str(exc).split()).removeprefix(f"{uf.path}: ")
+        raise SchemaError(f"{uf.path}: the ground truth is unusable: {why}") from None
     return GroundTruth(
         spec.name, phase, splits, spec.metric, data, str(uf.path), file_fingerprint(uf)
     )

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from tests.unify import leakage_trees as T
 from tests.unify.helpers import build
 from unify.build import BuildOptions, run_build
+from unify.checksums import restamp
 from unify.cli import main
 from unify.errors import DataError, MalformedFileError
 from unify.leakage import (
@@ -550,13 +551,19 @@ def test_nlvr2_is_untouched_when_other_tasks_leak(built: Callable) -> None:
 
 def test_leaks_recomputes_from_the_file_not_from_the_build(built: Callable, tmp_path: Path) -> None:
     """A clean file whose NLVR2 dev pair is edited to reuse a training pair's image: the
-    file's own report still says clean, `unify leaks` finds the within-NLVR2 leak."""
+    file's own report still says clean, `unify leaks` finds the within-NLVR2 leak.
+
+    The edit must restamp the column's checksum: an edit that does not is damage."""
     path = tmp_path / "edited.h5"
     shutil.copyfile(built("same_key"), path)
     with h5py.File(path, "r+") as f:
         keys = f["images"]["key"].asstr()[:].tolist()
         image = f["tasks"]["nlvr2"]["dev"]["image"]
         image[0] = [keys.index("nlvr2:dev-1-0-img0"), keys.index("nlvr2:train-1-0-img1")]
+    code, _, err = run("leaks", path)
+    assert code == 1 and "/tasks/nlvr2/dev/image: content differs from its checksum" in err
+    with h5py.File(path, "r+") as f:
+        restamp(f["tasks"]["nlvr2"]["dev"]["image"])
     assert all(p["train_task"] != "nlvr2" for p in report_of(path)["pairs"])
     code, text, _ = run("leaks", path, "--json")
     assert code == 3
