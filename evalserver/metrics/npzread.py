@@ -1,0 +1,208 @@
+"""Reading named arrays from an uploaded ``.npz`` without trusting it.
+
+``numpy.load`` on a participant's archive can be made to allocate terabytes (a ``.npy``
+header is free to declare any shape: numpy allocates before reading and raises a
+traceback), to inflate a small zip member into gigabytes (a zip bomb), or to unpickle
+(object arrays, refused by ``allow_pickle=False`` only once the header was read). Here the
+archive is checked before any array is allocated:
+
+- every member's DECLARED uncompressed size, and their sum, against
+  ``Limits.max_decompressed_bytes``;
+- each ``.npy`` header, read with numpy's own header readers (``read_magic``,
+  ``read_array_header_1_0/2_0``, which never allocate the array): an object dtype (a
+  pickle) is refused; the declared shape x itemsize must equal the member's size;
+- duplicate or encrypted members are refused.
+
+Only then are the arrays read, in steps, straight into their final buffer (no second copy).
+The caller checks shapes and dtypes against the ground truth from the headers alone
+(``NpzArchive.headers``) before calling ``read``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib import format as npy
+
+from evalserver.metrics.limits import Limits, format_size
+from evalserver.metrics.problems import Problem, ProblemLog, ValidationError
+
+__all__ = ["ArrayHeader", "NpzArchive"]
+
+#: Bytes copied per step when reading an array.
+_STEP = 1 << 24
+#: What can go wrong inside zipfile / zlib / numpy's header parser on a hostile archive.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    ValueError,
+    TypeError,
+    SyntaxError,
+    RecursionError,
+    MemoryError,
+    OverflowError,
+    NotImplementedError,
+    RuntimeError,
+    KeyError,
+    IndexError,
+)
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What a member's ``.npy`` header declares (nothing was allocated yet)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    data_offset: int  # bytes of magic + header before the data
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class NpzArchive:
+    """The arrays ``keys`` of an ``.npz`` (zip) content, headers checked, data unread.
+
+    Raises ``ValidationError`` for an unreadable archive or member, a missing array
+    (location: the array's name), a duplicate, an object dtype, a header that does not fit
+    the member, or declared sizes beyond the limit. Other members are never opened.
+    """
+
+    def __init__(self, data: bytes, keys: Sequence[str], limits: Limits) -> None:
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            infos = self._zip.infolist()
+        except _READ_ERRORS as exc:
+            raise ValidationError.one(f"not a readable .npz file: {_reason(exc)}") from None
+        self._members = self._find(infos, keys)
+        declared = sum(info.file_size for info in self._members.values())
+        if declared > limits.max_decompressed_bytes:
+            sizes = ", ".join(
+                f"{key} {format_size(info.file_size)}" for key, info in self._members.items()
+            )
+            raise ValidationError.one(
+                f"the .npz declares {format_size(declared)} of arrays ({sizes}), more than "
+                f"the limit of {format_size(limits.max_decompressed_bytes)} "
+                "(Limits.max_decompressed_bytes); nothing was decompressed"
+            )
+        self.headers = {key: self._header(key, info) for key, info in self._members.items()}
+
+    def _find(
+        self, infos: list[zipfile.ZipInfo], keys: Sequence[str]
+    ) -> dict[str, zipfile.ZipInfo]:
+        """Each key's member (``key.npy``, or ``key`` as numpy also accepts)."""
+        problems = ProblemLog()
+        held = sorted({info.filename.removesuffix(".npy") for info in infos})
+        found: dict[str, zipfile.ZipInfo] = {}
+        for key in keys:
+            matches = [info for info in infos if info.filename in (f"{key}.npy", key)]
+            if not matches:
+                problems.add(f"the .npz has no array {key!r} (it holds {held[:20]})", key)
+            elif len(matches) > 1:
+                problems.add(
+                    f"the .npz holds {len(matches)} members named {matches[0].filename!r}: "
+                    "which one is meant is ambiguous",
+                    key,
+                )
+            elif matches[0].flag_bits & 0x1:
+                problems.add("the array is encrypted in the archive", key)
+            else:
+                found[key] = matches[0]
+        problems.raise_if_any()
+        return found
+
+    def _header(self, key: str, info: zipfile.ZipInfo) -> ArrayHeader:
+        try:
+            with self._zip.open(info) as stream:
+                version = npy.read_magic(stream)
+                if version == (1, 0):
+                    shape, fortran, dtype = npy.read_array_header_1_0(stream)
+                elif version in ((2, 0), (3, 0)):
+                    shape, fortran, dtype = npy.read_array_header_2_0(stream)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                offset = stream.tell()
+        except _READ_ERRORS as exc:
+            raise ValidationError(
+                [Problem(f"not a readable .npy array: {_reason(exc)}", key)]
+            ) from None
+        if dtype.hasobject:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"dtype {dtype} holds Python objects (a pickle), which are never "
+                        "loaded: save a numeric array",
+                        key,
+                    )
+                ]
+            )
+        if any(d < 0 for d in shape):
+            raise ValidationError([Problem(f"the .npy header declares shape {shape}", key)])
+        header = ArrayHeader(tuple(int(d) for d in shape), dtype, bool(fortran), offset)
+        held = info.file_size - offset
+        if header.nbytes != held:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"the .npy header declares shape {header.shape} of {dtype} "
+                        f"({format_size(header.nbytes)}), but the member holds "
+                        f"{format_size(max(held, 0))} of data",
+                        key,
+                    )
+                ]
+            )
+        return header
+
+    def read(self, key: str) -> np.ndarray:
+        """The array ``key``, read in steps into its own buffer (a damaged member is a
+        ``ValidationError`` naming it)."""
+        header = self.headers[key]
+        raw = np.empty(header.nbytes, dtype=np.uint8)
+        target = memoryview(raw)
+        try:
+            with self._zip.open(self._members[key]) as stream:
+                stream.seek(header.data_offset)
+                done = 0
+                while done < header.nbytes:
+                    got = stream.readinto(target[done : done + _STEP])
+                    if not got:
+                        raise EOFError("the member ends early")
+                    done += got
+                if stream.read(1):
+                    raise ValueError("the member holds more data than its header declares")
+        except _READ_ERRORS as exc:
+            raise ValidationError(
+                [Problem(f"cannot read the array: {_reason(exc)}", key)]
+            ) from None
+        order = "F" if header.fortran_order else "C"
+        return raw.view(header.dtype).reshape(header.shape, order=order)
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __enter__(self) -> NpzArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first if len(first) <= 200 else first[:197] + "..."

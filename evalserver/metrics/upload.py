@@ -1,0 +1,531 @@
+"""Reading an upload within bounds: bytes, gzip, what a file is, text encoding, JSON shape.
+
+Everything here runs on a participant's file before it is parsed, and every failure is a
+``ValidationError`` that says what is wrong and where (byte, line, column, record), never
+a traceback:
+
+- ``read_upload``: the file's bytes, at most ``Limits.max_bytes`` stored; gzip (detected
+  by content) is decompressed as a stream in bounded steps and stops at
+  ``Limits.decompressed_limit`` (a 4 MB gzip bomb no longer takes 8 GB of memory);
+- ``what_binary``: an HDF5 file, a pickle, an image ... named instead of "not valid JSON";
+- ``utf8_error``: the real byte position of invalid UTF-8 (a JSON parser says "char 0");
+- ``measure_json``: nesting depth, number of top-level records and of values, counted by
+  a vectorised scan of the raw bytes (strings and escapes respected) before any Python
+  object is built, so that 1 GB of ``[{},{},...]`` is refused instead of parsed;
+- ``load_json``: ``orjson.loads`` whose errors name the record and the real position;
+- ``record_spans``: the bytes of given records, to quote a number exactly as written.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import orjson
+
+from evalserver.metrics.limits import Bounds, Limits, format_size
+from evalserver.metrics.problems import Problem, ValidationError
+
+__all__ = [
+    "GZIP_MAGIC",
+    "JsonShape",
+    "Source",
+    "line_column",
+    "load_json",
+    "measure_json",
+    "read_upload",
+    "record_of",
+    "record_spans",
+    "utf8_error",
+    "what_binary",
+]
+
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
+
+GZIP_MAGIC = b"\x1f\x8b"
+#: Bytes handed to zlib per step, and most bytes it may return per step.
+_IN_STEP = 1 << 18
+_OUT_STEP = 1 << 20
+#: Concatenated gzip members are fine (bgzip writes one per 64 KiB), but each costs a few
+#: microseconds: past the first few, each must bring at least this much content.
+_FREE_MEMBERS, _MEMBER_BYTES = 16, 4096
+#: Bytes read from a stream per step, and scanned per step (bounds temporary arrays).
+_READ_STEP = 1 << 24
+_SCAN_STEP = 1 << 22
+
+
+# --------------------------------------------------------------------------- bytes
+
+
+def read_upload(source: Source, limits: Limits) -> bytes:
+    """The file's content: read within ``limits.max_bytes``, gunzipped (by content, not by
+    name) within ``limits.decompressed_limit``. A missing file is the caller's error
+    (``OSError``), not a problem of the submission; an empty one is a problem."""
+    stored = _read_stored(source, limits.max_bytes)
+    if not stored:
+        raise ValidationError.one("the file is empty (0 bytes)")
+    if stored[:2] != GZIP_MAGIC:
+        return stored
+    data = _gunzip(stored, limits)
+    if not data:
+        raise ValidationError.one("the file is empty once decompressed (0 bytes in the gzip)")
+    return data
+
+
+def _too_big(size: int | None, limit: int) -> ValidationError:
+    what = f"the file is {format_size(size)}" if size is not None else "the file is larger"
+    return ValidationError.one(
+        f"{what}, more than the limit of {format_size(limit)} (Limits.max_bytes)"
+    )
+
+
+def _read_stored(source: Source, limit: int) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if len(data) > limit:
+            raise _too_big(len(data), limit)
+        return data
+    if hasattr(source, "read"):
+        return _read_stream(source, limit)  # type: ignore[arg-type]
+    with Path(source).open("rb") as handle:  # type: ignore[arg-type]
+        info = os.fstat(handle.fileno())
+        if info.st_size > limit:
+            raise _too_big(info.st_size, limit)
+        return _read_stream(handle, limit)
+
+
+def _read_stream(stream: BinaryIO, limit: int) -> bytes:
+    """At most ``limit`` bytes; one more means too big (a FIFO or a growing file alike)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(_READ_STEP, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_big(None, limit)
+    return b"".join(chunks)
+
+
+def _gunzip(stored: bytes, limits: Limits) -> bytes:
+    """Every gzip member of ``stored``, decompressed in steps of at most 1 MiB of output.
+
+    Two passes: the first only counts the output and stops as soon as it passes the limit,
+    so a bomb costs time (bounded by the limit) but no memory; the second keeps it.
+    """
+    limit = limits.decompressed_limit(len(stored))
+    for _ in _gunzip_steps(stored, limit, limits):
+        pass
+    return b"".join(_gunzip_steps(stored, limit, limits))
+
+
+def _gunzip_steps(stored: bytes, limit: int, limits: Limits) -> Iterator[bytes]:
+    size = members = 0
+    view = memoryview(stored)
+    start = 0
+    try:
+        while True:
+            unzip = zlib.decompressobj(wbits=31)  # a gzip header and trailer (CRC) required
+            position = start
+            pending: bytes | memoryview = b""
+            while not unzip.eof:
+                if not pending:
+                    if position >= len(stored):
+                        raise ValidationError.one(
+                            "not a valid gzip file: the compressed stream ends early "
+                            "(a truncated upload?)"
+                        )
+                    pending = view[position : position + _IN_STEP]
+                    position += len(pending)
+                chunk = unzip.decompress(pending, _OUT_STEP)
+                pending = unzip.unconsumed_tail
+                size += len(chunk)
+                if size > limit:
+                    raise _bomb(limit, limits, len(stored))
+                yield chunk
+            start = position - len(unzip.unused_data)  # the next member, if any
+            if start >= len(stored):
+                return
+            members += 1
+            if members > _FREE_MEMBERS and members * _MEMBER_BYTES > size:
+                raise ValidationError.one(
+                    f"not a valid gzip file: {members:,} concatenated gzip members for only "
+                    f"{size:,} bytes of content (at most one per {format_size(_MEMBER_BYTES)})"
+                )
+            if stored[start : start + 2] != GZIP_MAGIC:
+                if not stored[start:].strip(b"\0"):  # gzip(1) tolerates zero padding
+                    return
+                raise ValidationError.one(
+                    f"not a valid gzip file: {len(stored) - start:,} bytes of something else "
+                    "after the compressed data"
+                )
+    except zlib.error as exc:
+        raise ValidationError.one(f"not a valid gzip file: {exc}") from None
+
+
+def _bomb(limit: int, limits: Limits, stored: int) -> ValidationError:
+    if limit == limits.max_decompressed_bytes:
+        why = "Limits.max_decompressed_bytes"
+    else:
+        why = (
+            f"{limits.max_expansion} times its compressed size of {format_size(stored)}, "
+            "Limits.max_expansion: a compression bomb?"
+        )
+    return ValidationError.one(
+        f"the decompressed file is larger than {format_size(limit)} ({why}); "
+        "decompression was stopped there"
+    )
+
+
+# --------------------------------------------------------------------------- what it is
+
+#: (offset, magic bytes, what a file starting with them is)
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89HDF\r\n\x1a\n", "an HDF5 file (a unified data file?)"),
+    (0, b"PK\x03\x04", "a zip archive (an .npz?)"),
+    (0, b"PK\x05\x06", "an empty zip archive"),
+    (0, b"\x93NUMPY", "a NumPy .npy array"),
+    (0, b"\x80\x02", "a Python pickle"),
+    (0, b"\x80\x03", "a Python pickle"),
+    (0, b"\x80\x04\x95", "a Python pickle"),
+    (0, b"\x80\x05\x95", "a Python pickle"),
+    (0, b"\xfd7zXZ\x00", "xz-compressed data (only gzip is read)"),
+    (0, b"(\xb5/\xfd", "zstd-compressed data (only gzip is read)"),
+    (0, b"7z\xbc\xaf'\x1c", "a 7-Zip archive"),
+    (0, b"Rar!\x1a\x07", "a RAR archive"),
+    (0, b"%PDF-", "a PDF document"),
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"SQLite format 3\x00", "an SQLite database"),
+    (0, b"\x7fELF", "an executable"),
+    (0, b"\xff\xfe", "UTF-16 text (save it as UTF-8)"),
+    (0, b"\xfe\xff", "UTF-16 text (save it as UTF-8)"),
+    (257, b"ustar", "a tar archive"),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+
+
+def what_binary(data: bytes) -> str | None:
+    """What a file of a known non-text kind is ("an HDF5 file ..."), else None."""
+    for offset, magic, name in _MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    if _BZIP2.match(data[:10]):
+        return "bzip2-compressed data (only gzip is read)"
+    return None
+
+
+def refuse_binary(data: bytes, expected: str, *, allowed: tuple[str, ...] = ()) -> None:
+    """A ``ValidationError`` if ``data`` is a known binary kind (other than ``allowed``
+    magic prefixes): "this is an HDF5 file ..., not a VQA results JSON"."""
+    if any(data.startswith(magic) for magic in allowed):
+        return
+    kind = what_binary(data)
+    if kind is not None:
+        raise ValidationError.one(f"this is {kind}, not {expected}")
+
+
+# --------------------------------------------------------------------------- text
+
+
+def line_column(data: bytes, position: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of byte ``position``."""
+    line = data.count(b"\n", 0, position) + 1
+    start = data.rfind(b"\n", 0, position) + 1
+    column = len(data[start:position].decode("utf-8", "replace")) + 1
+    return line, column
+
+
+def utf8_error(data: bytes) -> tuple[int, str] | None:
+    """(byte position, reason) of the first invalid UTF-8 sequence, else None.
+
+    Decoded in steps (memory stays small); an encoded surrogate (``ED A0 80``) is invalid
+    UTF-8 here as everywhere.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    for start in range(0, len(data), _SCAN_STEP):
+        buffered = len(decoder.getstate()[0])
+        stop = start + _SCAN_STEP
+        try:
+            decoder.decode(view[start:stop], final=stop >= len(data))
+        except UnicodeDecodeError as exc:
+            return start - buffered + exc.start, exc.reason
+    return None
+
+
+def utf8_problem(data: bytes, position: int, reason: str, where: str | None = None) -> Problem:
+    line, column = line_column(data, position)
+    shown = data[position : position + 4].hex(" ")
+    return Problem(
+        f"not UTF-8 text at byte {position:,} (line {line}, column {column}): {reason} in "
+        f"the bytes {shown}",
+        where,
+    )
+
+
+# --------------------------------------------------------------------------- JSON shape
+
+# Byte classes of the structural scan: 1 opens, 2 closes, 3 separates.
+_CLASS = np.zeros(256, dtype=np.uint8)
+_CLASS[[ord("["), ord("{")]] = 1
+_CLASS[[ord("]"), ord("}")]] = 2
+_CLASS[ord(",")] = 3
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_SPACE = re.compile(rb"[ \t\r\n]*")
+
+
+@dataclass(frozen=True)
+class _Step:
+    """The structural bytes of one step of the scan, outside strings."""
+
+    base: int  # offset of the step in the file
+    positions: np.ndarray  # int64, relative to base
+    classes: np.ndarray  # uint8: 1 open, 2 close, 3 comma
+    depths: np.ndarray  # int64: nesting depth after each byte
+
+
+def _structure(data: bytes, stop: int | None = None) -> Iterator[_Step]:
+    """The structural bytes of ``data[:stop]`` outside JSON strings, step by step.
+
+    Vectorised: a quote is escaped when an odd run of backslashes precedes it; a byte is
+    inside a string when an odd number of unescaped quotes precede it. Invalid JSON (a
+    backslash outside a string) may confuse the count; the parser reports such a file
+    anyway.
+    """
+    end = len(data) if stop is None else min(stop, len(data))
+    parity = 0  # unescaped quotes so far, mod 2
+    escape_first = False  # the previous step ended with an unfinished escape
+    depth = 0
+    for base in range(0, end, _SCAN_STEP):
+        chunk = np.frombuffer(data, np.uint8, min(_SCAN_STEP, end - base), base)
+        escaped = np.zeros(0, dtype=np.int64)
+        slashes = np.flatnonzero(chunk == _BACKSLASH)
+        if escape_first and len(slashes) and slashes[0] == 0:
+            slashes = slashes[1:]  # this backslash is itself escaped
+        if len(slashes):
+            breaks = np.flatnonzero(np.diff(slashes) != 1)
+            starts = slashes[np.r_[0, breaks + 1]]
+            ends = slashes[np.r_[breaks, len(slashes) - 1]]
+            escaped = ends[(ends - starts) % 2 == 0] + 1  # odd run: escapes the next byte
+        if escape_first:
+            escaped = np.r_[0, escaped]
+        escape_first = bool(len(escaped)) and escaped[-1] == len(chunk)
+        quotes = np.flatnonzero(chunk == _QUOTE)
+        if len(escaped) and len(quotes):
+            quotes = quotes[~np.isin(quotes, escaped)]
+        classes = _CLASS[chunk]
+        positions = np.flatnonzero(classes)
+        outside = (np.searchsorted(quotes, positions) + parity) % 2 == 0
+        positions = positions[outside]
+        classes = classes[positions]
+        parity = (parity + len(quotes)) % 2
+        steps = (classes == 1).astype(np.int64) - (classes == 2)
+        depths = depth + np.cumsum(steps)
+        if len(depths):
+            depth = int(depths[-1])
+        yield _Step(base, positions, classes, depths)
+
+
+@dataclass(frozen=True)
+class JsonShape:
+    """What a JSON text holds, counted without parsing it.
+
+    ``records``: elements of the top-level array (None when the top level is not an
+    array); ``values``: about how many values there are; ``depth``: the deepest nesting
+    seen; ``deep_at``: the byte where nesting first passed the limit (the scan stops
+    there; None if it did not).
+    """
+
+    records: int | None
+    values: int
+    depth: int
+    deep_at: int | None = None
+    deep_record: int | None = None
+
+
+def measure_json(data: bytes, max_depth: int, max_values: int | None = None) -> JsonShape:
+    """Depth, records and values of ``data``; stops at the first byte nested deeper than
+    ``max_depth`` and once more than ``max_values`` values were counted."""
+    head = data.lstrip(b" \t\r\n")[:1]
+    is_array = head == b"["
+    commas = opens = depth = 0
+    records = 0
+    first_record = _first_record(data) if is_array else None
+    for step in _structure(data):
+        over = np.flatnonzero(step.depths > max_depth) if len(step.depths) else []
+        if len(over):
+            at = int(over[0])
+            top = (step.classes[:at] == 3) & (step.depths[:at] == 1)
+            records += int(np.count_nonzero(top))
+            deep_at = step.base + int(step.positions[at])
+            record = records + 1 if is_array and first_record is not None else None
+            return JsonShape(
+                records if is_array else None, commas + opens, max_depth + 1, deep_at, record
+            )
+        commas += int(np.count_nonzero(step.classes == 3))
+        opens += int(np.count_nonzero(step.classes == 1))
+        records += int(np.count_nonzero((step.classes == 3) & (step.depths == 1)))
+        if len(step.depths):
+            depth = max(depth, int(step.depths.max()))
+        if max_values is not None and commas + opens > max_values:
+            break
+    if is_array:
+        records = records + 1 if first_record is not None else 0
+    return JsonShape(records if is_array else None, commas + opens + 1, depth)
+
+
+def _first_record(data: bytes) -> int | None:
+    """Byte offset of the first element of the top-level array, None if it is empty."""
+    start = data.index(b"[") + 1
+    match = _SPACE.match(data, start)
+    position = match.end() if match else start
+    if position >= len(data) or data[position : position + 1] == b"]":
+        return None
+    return position
+
+
+def record_of(data: bytes, position: int) -> int | None:
+    """The 1-based top-level record that holds byte ``position`` (None: not in one)."""
+    if data.lstrip(b" \t\r\n")[:1] != b"[":
+        return None
+    first = _first_record(data)
+    if first is None or position < first:
+        return None
+    records = 1
+    for step in _structure(data, position):
+        records += int(np.count_nonzero((step.classes == 3) & (step.depths == 1)))
+    return records
+
+
+def record_spans(data: bytes, numbers: set[int]) -> dict[int, tuple[int, int]]:
+    """Byte spans ``(start, stop)`` of the top-level records ``numbers`` (1-based)."""
+    first = _first_record(data) if data.lstrip(b" \t\r\n")[:1] == b"[" else None
+    if first is None or not numbers:
+        return {}
+    bounds = [first]
+    wanted_stop = max(numbers)
+    for step in _structure(data):
+        top = step.positions[
+            ((step.classes == 3) & (step.depths == 1)) | ((step.classes == 2) & (step.depths == 0))
+        ]
+        bounds.extend((top + step.base + 1).tolist())
+        if len(bounds) > wanted_stop:
+            break
+    spans = {}
+    for n in numbers:
+        if n < len(bounds):
+            spans[n] = (bounds[n - 1], bounds[n] - 1)
+    return spans
+
+
+class _Literal(str):
+    """A number as written in the file (json's parse_float / big parse_int hook)."""
+
+
+def exact_records(data: bytes, numbers: set[int]) -> dict[int, Any]:
+    """Records ``numbers`` parsed again with numbers kept as written: integers of any size
+    as ``int`` (under 100 digits) and everything else as its text (``_Literal``), so that a
+    message can quote ``1180591620717411303424`` instead of ``1.1805916207174113e+21``."""
+    import json
+
+    out: dict[int, Any] = {}
+    for n, (start, stop) in record_spans(data, numbers).items():
+        try:
+            out[n] = json.loads(
+                data[start:stop],
+                parse_float=_Literal,
+                parse_int=lambda s: int(s) if len(s) < 100 else _Literal(s),
+            )
+        except (ValueError, RecursionError):
+            continue
+    return out
+
+
+def is_literal(value: Any) -> bool:
+    return isinstance(value, _Literal)
+
+
+# --------------------------------------------------------------------------- JSON parse
+
+
+def load_json(data: bytes, bounds: Bounds, what: str) -> Any:
+    """``data`` parsed, after its shape was checked against ``bounds``; every failure is a
+    ``ValidationError`` naming the record and the position."""
+    limits = bounds.limits
+    max_values = limits.max_values
+    shape = measure_json(data, limits.max_depth, max_values)
+    if shape.deep_at is not None:
+        line, column = line_column(data, shape.deep_at)
+        where = f"record {shape.deep_record}" if shape.deep_record else None
+        raise ValidationError(
+            [
+                Problem(
+                    f"JSON nested deeper than {limits.max_depth} levels at byte "
+                    f"{shape.deep_at:,} (line {line}, column {column}; Limits.max_depth)",
+                    where,
+                )
+            ]
+        )
+    if shape.values > max_values:
+        raise ValidationError.one(
+            f"the file holds more than {max_values:,} JSON values (Limits.max_values); "
+            f"{what} needs far fewer"
+        )
+    if shape.records is not None:
+        reason = bounds.too_many_rows(shape.records, "records")
+        if reason:
+            raise ValidationError.one(reason)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        message, position = str(exc), exc.pos
+        doc = exc.doc
+        del exc
+    raise ValidationError([_json_problem(data, message, position, doc)])
+
+
+def _json_problem(data: bytes, message: str, position: int, doc: Any) -> Problem:
+    if "not valid UTF-8" in message:
+        found = utf8_error(data)
+        if found is not None:
+            record = record_of(data, found[0])
+            return utf8_problem(data, found[0], found[1], f"record {record}" if record else None)
+    offset = _byte_offset(data, doc, position)
+    record = record_of(data, offset)
+    where = f"record {record}" if record else None
+    if "surrogate" in message:
+        escape = re.match(rb"\\u[0-9A-Fa-f]{4}", data[offset : offset + 6])
+        text = escape.group().decode() if escape else "\\u...."
+        line, column = line_column(data, offset)
+        return Problem(
+            f"a string holds the lone surrogate escape {text} at byte {offset:,} (line {line}, "
+            f"column {column}): half of a UTF-16 pair, not a character",
+            where,
+        )
+    suffix = f" (in record {record})" if record else ""
+    return Problem(f"not valid JSON: {message}{suffix}")
+
+
+def _byte_offset(data: bytes, doc: Any, position: int) -> int:
+    """Byte offset of character ``position`` (orjson counts characters of the decoded
+    document): the ``position``-th byte that does not continue a UTF-8 sequence."""
+    if isinstance(doc, str) and doc[:position].isascii():
+        return position
+    seen = 0
+    for base in range(0, len(data), _SCAN_STEP):
+        chunk = np.frombuffer(data, np.uint8, min(_SCAN_STEP, len(data) - base), base)
+        starts = np.flatnonzero((chunk & 0xC0) != 0x80)
+        if seen + len(starts) > position:
+            return base + int(starts[position - seen])
+        seen += len(starts)
+    return len(data)
