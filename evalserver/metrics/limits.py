@@ -58,9 +58,14 @@ class Limits:
         32, "Deepest JSON nesting (the formats need 3; extra keys may nest a little)."
     )
     max_values: int = _option(
-        1 << 26,
+        1 << 25,
         "Most values in a file: JSON values (numbers, strings, arrays, objects) or CSV "
-        "lines, counted before parsing (a parsed value costs about 50 bytes of memory).",
+        "lines (a parsed value costs about 50 bytes of memory).",
+    )
+    max_values_per_row: int = _option(
+        8,
+        "With a ground truth, most JSON values per accepted row besides a ranked list's "
+        "ids (a record of the formats holds 3 to 7; extra keys count).",
     )
     max_rows_per_example: float = _option(
         2.0,
@@ -142,6 +147,16 @@ class Bounds:
         return self.rows_for(self.expected.columns)
 
     @property
+    def max_json_values(self) -> int:
+        """Values a JSON file may hold: ``max_values``, and with a ground truth at most
+        ``max_values_per_row`` per accepted row (plus the columns a ranked list names)."""
+        rows = self.max_rows
+        if rows is None:
+            return self.limits.max_values
+        per_row = self.limits.max_values_per_row + (self.max_columns or 0)
+        return min(self.limits.max_values, rows * per_row)
+
+    @property
     def max_id_chars(self) -> int:
         return self.limits.max_id_chars
 
@@ -156,7 +171,7 @@ class Bounds:
         if limit is None or count <= limit:
             return None
         assert self.expected is not None
-        about = "" if exact else "about "
+        about = "" if exact else "at least "
         return (
             f"the file holds {about}{count:,} {unit}, but the ground truth has "
             f"{self.expected.rows:,} ids: more than {limit:,} rows "

@@ -351,6 +351,12 @@ def _parse_json_rows(
         if id_field not in record:
             log.add(f"missing key {id_field!r}", where)
             continue
+        if len(record) > 2 and _too_deep(record, value_field, bounds):
+            log.add(
+                f"JSON nested deeper than {bounds.limits.max_depth} levels (Limits.max_depth)",
+                where,
+            )
+            continue
         rid = record[id_field]
         reason = _check_id(rid, id_kind, id_field, bounds)
         if reason:
@@ -385,6 +391,18 @@ def _parse_json_rows(
         _quote_as_written(data, numeric, id_field, log)
     positions_array = np.asarray(positions, dtype=np.int64)
     return id_array(ids, id_kind), values, positions_array, id_array(rejected, id_kind)
+
+
+def _too_deep(record: dict, value_field: str, bounds: Bounds) -> bool:
+    """Whether an extra key of ``record`` nests deeper than the limit (the value fields'
+    own checks refuse any nesting they do not expect); the array holds the record (depth
+    1), the record its values (depth 2)."""
+    levels = bounds.limits.max_depth - 2
+    return any(
+        type(v) in (dict, list) and upload.nesting_exceeds(v, levels)
+        for k, v in record.items()
+        if k != value_field
+    )
 
 
 def _quote_as_written(

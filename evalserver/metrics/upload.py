@@ -53,6 +53,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 #: Bytes handed to zlib per step, and most bytes it may return per step.
 _IN_STEP = 1 << 18
 _OUT_STEP = 1 << 20
+#: Decompressed bytes kept on the first pass: this many per stored byte, plus a base.
+_KEEP_RATIO, _KEEP_BASE = 16, 1 << 24
 #: Concatenated gzip members are fine (bgzip writes one per 64 KiB), but each costs a few
 #: microseconds: past the first few, each must bring at least this much content.
 _FREE_MEMBERS, _MEMBER_BYTES = 16, 4096
@@ -80,9 +82,13 @@ def read_upload(source: Source, limits: Limits) -> bytes:
 
 
 def _too_big(size: int | None, limit: int) -> ValidationError:
-    what = f"the file is {format_size(size)}" if size is not None else "the file is larger"
+    if size is None:
+        return ValidationError.one(
+            f"the file is larger than the limit of {format_size(limit)} (Limits.max_bytes)"
+        )
     return ValidationError.one(
-        f"{what}, more than the limit of {format_size(limit)} (Limits.max_bytes)"
+        f"the file is {format_size(size)}, more than the limit of {format_size(limit)} "
+        "(Limits.max_bytes)"
     )
 
 
@@ -95,10 +101,18 @@ def _read_stored(source: Source, limit: int) -> bytes:
     if hasattr(source, "read"):
         return _read_stream(source, limit)  # type: ignore[arg-type]
     with Path(source).open("rb") as handle:  # type: ignore[arg-type]
-        info = os.fstat(handle.fileno())
-        if info.st_size > limit:
-            raise _too_big(info.st_size, limit)
-        return _read_stream(handle, limit)
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise _too_big(size, limit)
+        if size == 0:  # not a regular file (a FIFO), or empty: read it in bounded steps
+            return _read_stream(handle, limit)
+        data = handle.read(size)  # one buffer the size of the file, no copy
+        extra = handle.read(1)
+        if not extra:
+            return data
+        if len(data) + 1 > limit:  # it grew while read
+            raise _too_big(None, limit)
+        return data + extra + _read_stream(handle, limit - len(data) - 1)
 
 
 def _read_stream(stream: BinaryIO, limit: int) -> bytes:
@@ -119,12 +133,23 @@ def _read_stream(stream: BinaryIO, limit: int) -> bytes:
 def _gunzip(stored: bytes, limits: Limits) -> bytes:
     """Every gzip member of ``stored``, decompressed in steps of at most 1 MiB of output.
 
-    Two passes: the first only counts the output and stops as soon as it passes the limit,
-    so a bomb costs time (bounded by the limit) but no memory; the second keeps it.
+    One pass keeps the output while it stays under ``_KEEP_RATIO`` times the stored size
+    (files compress far less: floats about 1.1x, text 5-15x); past that it only counts,
+    stops as soon as the limit is passed (a bomb costs time bounded by the limit, and
+    memory bounded by the file's size), and a second pass keeps what fits the limit.
     """
     limit = limits.decompressed_limit(len(stored))
-    for _ in _gunzip_steps(stored, limit, limits):
-        pass
+    keep = _KEEP_RATIO * len(stored) + _KEEP_BASE
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in _gunzip_steps(stored, limit, limits):
+        size += len(chunk)
+        if size <= keep:
+            chunks.append(chunk)
+        elif chunks:
+            chunks = []  # a high ratio: count the rest, keep nothing
+    if size <= keep:
+        return b"".join(chunks)
     return b"".join(_gunzip_steps(stored, limit, limits))
 
 
@@ -275,32 +300,38 @@ def utf8_problem(data: bytes, position: int, reason: str, where: str | None = No
 
 # --------------------------------------------------------------------------- JSON shape
 
-# Byte classes of the structural scan: 1 opens, 2 closes, 3 separates.
+# Byte classes of the structural scan: 1 opens, 2 closes, 3 separates; and the change of
+# nesting depth each class makes.
 _CLASS = np.zeros(256, dtype=np.uint8)
 _CLASS[[ord("["), ord("{")]] = 1
 _CLASS[[ord("]"), ord("}")]] = 2
 _CLASS[ord(",")] = 3
+_DELTA = np.array([0, 1, -1, 0], dtype=np.int8)
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _SPACE = re.compile(rb"[ \t\r\n]*")
 
 
 @dataclass(frozen=True)
 class _Step:
-    """The structural bytes of one step of the scan, outside strings."""
+    """One step of the scan: per byte, its class outside strings (0 inside a string or
+    not structural) and the nesting depth after it."""
 
     base: int  # offset of the step in the file
-    positions: np.ndarray  # int64, relative to base
-    classes: np.ndarray  # uint8: 1 open, 2 close, 3 comma
-    depths: np.ndarray  # int64: nesting depth after each byte
+    classes: np.ndarray  # uint8 per byte
+    depths: np.ndarray  # int32 per byte
+
+    def top_separators(self) -> np.ndarray:
+        """Bool per byte: a comma between top-level records."""
+        return (self.classes == 3) & (self.depths == 1)
 
 
 def _structure(data: bytes, stop: int | None = None) -> Iterator[_Step]:
-    """The structural bytes of ``data[:stop]`` outside JSON strings, step by step.
+    """The structure of ``data[:stop]`` outside JSON strings, in steps of 4 MiB.
 
-    Vectorised: a quote is escaped when an odd run of backslashes precedes it; a byte is
-    inside a string when an odd number of unescaped quotes precede it. Invalid JSON (a
-    backslash outside a string) may confuse the count; the parser reports such a file
-    anyway.
+    Vectorised per byte: a quote is escaped when an odd run of backslashes precedes it; a
+    byte is inside a string when the unescaped quotes up to it are odd in number (an
+    exclusive-or scan). Invalid JSON (a backslash outside a string) may confuse the count;
+    the parser reports such a file anyway.
     """
     end = len(data) if stop is None else min(stop, len(data))
     parity = 0  # unescaped quotes so far, mod 2
@@ -308,10 +339,11 @@ def _structure(data: bytes, stop: int | None = None) -> Iterator[_Step]:
     depth = 0
     for base in range(0, end, _SCAN_STEP):
         chunk = np.frombuffer(data, np.uint8, min(_SCAN_STEP, end - base), base)
-        escaped = np.zeros(0, dtype=np.int64)
+        quotes = chunk == _QUOTE
         slashes = np.flatnonzero(chunk == _BACKSLASH)
         if escape_first and len(slashes) and slashes[0] == 0:
             slashes = slashes[1:]  # this backslash is itself escaped
+        escaped = np.zeros(0, dtype=np.int64)
         if len(slashes):
             breaks = np.flatnonzero(np.diff(slashes) != 1)
             starts = slashes[np.r_[0, breaks + 1]]
@@ -320,20 +352,18 @@ def _structure(data: bytes, stop: int | None = None) -> Iterator[_Step]:
         if escape_first:
             escaped = np.r_[0, escaped]
         escape_first = bool(len(escaped)) and escaped[-1] == len(chunk)
-        quotes = np.flatnonzero(chunk == _QUOTE)
-        if len(escaped) and len(quotes):
-            quotes = quotes[~np.isin(quotes, escaped)]
+        if len(escaped):
+            quotes[escaped[escaped < len(chunk)]] = False
+        inside = np.bitwise_xor.accumulate(quotes.view(np.uint8))
+        if parity:
+            inside ^= 1
+        parity = int(inside[-1])
         classes = _CLASS[chunk]
-        positions = np.flatnonzero(classes)
-        outside = (np.searchsorted(quotes, positions) + parity) % 2 == 0
-        positions = positions[outside]
-        classes = classes[positions]
-        parity = (parity + len(quotes)) % 2
-        steps = (classes == 1).astype(np.int64) - (classes == 2)
-        depths = depth + np.cumsum(steps)
-        if len(depths):
-            depth = int(depths[-1])
-        yield _Step(base, positions, classes, depths)
+        classes[inside.view(bool)] = 0
+        depths = np.cumsum(_DELTA[classes], dtype=np.int32)
+        depths += depth
+        depth = int(depths[-1])
+        yield _Step(base, classes, depths)
 
 
 @dataclass(frozen=True)
@@ -342,46 +372,59 @@ class JsonShape:
 
     ``records``: elements of the top-level array (None when the top level is not an
     array); ``values``: about how many values there are; ``depth``: the deepest nesting
-    seen; ``deep_at``: the byte where nesting first passed the limit (the scan stops
-    there; None if it did not).
+    seen; ``deep_at``: the byte where nesting first passed the limit, ``deep_record`` the
+    record holding it; ``scanned``: bytes looked at (the scan stops at the first excess).
     """
 
     records: int | None
     values: int
     depth: int
+    scanned: int
     deep_at: int | None = None
     deep_record: int | None = None
 
 
-def measure_json(data: bytes, max_depth: int, max_values: int | None = None) -> JsonShape:
+def measure_json(
+    data: bytes,
+    max_depth: int,
+    max_values: int | None = None,
+    max_records: int | None = None,
+) -> JsonShape:
     """Depth, records and values of ``data``; stops at the first byte nested deeper than
-    ``max_depth`` and once more than ``max_values`` values were counted."""
-    head = data.lstrip(b" \t\r\n")[:1]
-    is_array = head == b"["
-    commas = opens = depth = 0
-    records = 0
-    first_record = _first_record(data) if is_array else None
+    ``max_depth``, and once more than ``max_values`` values or ``max_records`` records
+    were counted (the counts then say "more than")."""
+    is_array = data.lstrip(b" \t\r\n")[:1] == b"["
+    first = _first_record(data) if is_array else None
+    has_records = first is not None
+    commas = opens = depth = records = 0
+    scanned = 0
     for step in _structure(data):
-        over = np.flatnonzero(step.depths > max_depth) if len(step.depths) else []
-        if len(over):
-            at = int(over[0])
-            top = (step.classes[:at] == 3) & (step.depths[:at] == 1)
-            records += int(np.count_nonzero(top))
-            deep_at = step.base + int(step.positions[at])
-            record = records + 1 if is_array and first_record is not None else None
+        scanned = step.base + len(step.classes)
+        top = step.top_separators()
+        peak = int(step.depths.max())
+        if peak > max_depth:
+            at = int(np.argmax(step.depths > max_depth))
+            records += int(np.count_nonzero(top[:at]))
+            record = records + 1 if has_records else None
             return JsonShape(
-                records if is_array else None, commas + opens, max_depth + 1, deep_at, record
+                records if is_array else None,
+                commas + opens,
+                peak,
+                step.base + at + 1,
+                step.base + at,
+                record,
             )
+        depth = max(depth, peak)
         commas += int(np.count_nonzero(step.classes == 3))
         opens += int(np.count_nonzero(step.classes == 1))
-        records += int(np.count_nonzero((step.classes == 3) & (step.depths == 1)))
-        if len(step.depths):
-            depth = max(depth, int(step.depths.max()))
+        records += int(np.count_nonzero(top))
         if max_values is not None and commas + opens > max_values:
             break
+        if max_records is not None and records > max_records:
+            break
     if is_array:
-        records = records + 1 if first_record is not None else 0
-    return JsonShape(records if is_array else None, commas + opens + 1, depth)
+        records = records + 1 if has_records else 0
+    return JsonShape(records if is_array else None, commas + opens + 1, depth, scanned)
 
 
 def _first_record(data: bytes) -> int | None:
@@ -403,7 +446,7 @@ def record_of(data: bytes, position: int) -> int | None:
         return None
     records = 1
     for step in _structure(data, position):
-        records += int(np.count_nonzero((step.classes == 3) & (step.depths == 1)))
+        records += int(np.count_nonzero(step.top_separators()))
     return records
 
 
@@ -413,19 +456,13 @@ def record_spans(data: bytes, numbers: set[int]) -> dict[int, tuple[int, int]]:
     if first is None or not numbers:
         return {}
     bounds = [first]
-    wanted_stop = max(numbers)
+    wanted = max(numbers)
     for step in _structure(data):
-        top = step.positions[
-            ((step.classes == 3) & (step.depths == 1)) | ((step.classes == 2) & (step.depths == 0))
-        ]
-        bounds.extend((top + step.base + 1).tolist())
-        if len(bounds) > wanted_stop:
+        ends = step.top_separators() | ((step.classes == 2) & (step.depths == 0))
+        bounds.extend((np.flatnonzero(ends) + step.base + 1).tolist())
+        if len(bounds) > wanted:
             break
-    spans = {}
-    for n in numbers:
-        if n < len(bounds):
-            spans[n] = (bounds[n - 1], bounds[n] - 1)
-    return spans
+    return {n: (bounds[n - 1], bounds[n] - 1) for n in numbers if n < len(bounds)}
 
 
 class _Literal(str):
@@ -459,39 +496,87 @@ def is_literal(value: Any) -> bool:
 
 
 def load_json(data: bytes, bounds: Bounds, what: str) -> Any:
-    """``data`` parsed, after its shape was checked against ``bounds``; every failure is a
-    ``ValidationError`` naming the record and the position."""
+    """``data`` parsed, once its size in values and records is known to fit ``bounds``;
+    every failure is a ``ValidationError`` naming the record and the position.
+
+    Fast path: counting the bytes ``,`` ``[`` ``{`` (C speed) bounds the number of values
+    from above; only when that bound passes ``bounds.max_json_values`` is the exact
+    structure scanned (``measure_json``), which also stops a flood of records early.
+    Nesting beyond ``Limits.max_depth`` is found by the scan, by orjson's own limit (1024,
+    located by the scan) or, for nesting under that, in the parsed records.
+    """
     limits = bounds.limits
-    max_values = limits.max_values
-    shape = measure_json(data, limits.max_depth, max_values)
-    if shape.deep_at is not None:
-        line, column = line_column(data, shape.deep_at)
-        where = f"record {shape.deep_record}" if shape.deep_record else None
-        raise ValidationError(
-            [
-                Problem(
-                    f"JSON nested deeper than {limits.max_depth} levels at byte "
-                    f"{shape.deep_at:,} (line {line}, column {column}; Limits.max_depth)",
-                    where,
-                )
-            ]
+    budget = bounds.max_json_values
+    ceiling = data.count(b",") + data.count(b"[") + data.count(b"{") + 1
+    if ceiling > budget:
+        _check_shape(
+            data, measure_json(data, limits.max_depth, budget, bounds.max_rows), bounds, what
         )
-    if shape.values > max_values:
-        raise ValidationError.one(
-            f"the file holds more than {max_values:,} JSON values (Limits.max_values); "
-            f"{what} needs far fewer"
-        )
-    if shape.records is not None:
-        reason = bounds.too_many_rows(shape.records, "records")
-        if reason:
-            raise ValidationError.one(reason)
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         message, position = str(exc), exc.pos
         doc = exc.doc
         del exc
+    else:
+        if isinstance(value, list):
+            reason = bounds.too_many_rows(len(value), "records")
+            if reason:
+                raise ValidationError.one(reason)
+        return value
+    if "depth limit" in message:
+        _check_shape(data, measure_json(data, limits.max_depth), bounds, what)
     raise ValidationError([_json_problem(data, message, position, doc)])
+
+
+def _check_shape(data: bytes, shape: JsonShape, bounds: Bounds, what: str) -> None:
+    """A ``ValidationError`` if ``shape`` is beyond ``bounds`` (the first problem: text
+    that is not UTF-8 before the point where the scan stopped comes first)."""
+    limits = bounds.limits
+    budget = bounds.max_json_values
+    problem: Problem | None = None
+    if shape.deep_at is not None:
+        line, column = line_column(data, shape.deep_at)
+        where = f"record {shape.deep_record}" if shape.deep_record else None
+        problem = Problem(
+            f"JSON nested deeper than {limits.max_depth} levels at byte {shape.deep_at:,} "
+            f"(line {line}, column {column}; Limits.max_depth)",
+            where,
+        )
+    elif shape.records is not None and bounds.too_many_rows(shape.records, "records"):
+        complete = shape.scanned >= len(data)
+        problem = Problem(bounds.too_many_rows(shape.records, "records", exact=complete) or "")
+    elif shape.values > budget:
+        per_row = ""
+        if budget < limits.max_values:
+            per_row = f", {limits.max_values_per_row} per accepted row"
+        problem = Problem(
+            f"the file holds more than {budget:,} JSON values (Limits.max_values{per_row}); "
+            f"{what} needs far fewer"
+        )
+    if problem is not None:
+        found = utf8_error(data[: shape.scanned])
+        if found is not None:
+            problem = utf8_problem(data, *found)
+        raise ValidationError([problem])
+
+
+def nesting_exceeds(value: Any, levels: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests containers more than ``levels`` deep (a
+    scalar: 0, ``[]``: 1, ``[[1]]``: 2); stops at the first container too deep."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        if depth > levels:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
 
 
 def _json_problem(data: bytes, message: str, position: int, doc: Any) -> Problem:

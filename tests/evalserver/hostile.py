@@ -211,8 +211,8 @@ def deep_json(depth: int) -> bytes:
 
 
 def deep_record(depth: int) -> bytes:
-    """A valid-looking record whose answer is nested ``depth`` levels deep."""
-    return b'[{"question_id": 1, "answer": ' + deep_json(depth) + b"}]"
+    """A valid record with an extra key nested ``depth`` levels deep."""
+    return b'[{"question_id": 1, "answer": "yes", "extra": ' + deep_json(depth) + b"}]"
 
 
 def gzip_members(count: int) -> bytes:
