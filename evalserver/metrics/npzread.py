@@ -13,7 +13,8 @@ archive is checked before any array is allocated:
   pickle) is refused; the declared shape x itemsize must equal the member's size;
 - duplicate or encrypted members are refused.
 
-Only then are the arrays read, in steps, straight into their final buffer (no second copy).
+Only then are the arrays read: a stored member (``np.savez``) as a view of the upload's
+bytes after its CRC is checked (no copy), a compressed one in steps into its own buffer.
 The caller checks shapes and dtypes against the ground truth from the headers alone
 (``NpzArchive.headers``) before calling ``read``.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -84,6 +86,7 @@ class NpzArchive:
     """
 
     def __init__(self, data: bytes, keys: Sequence[str], limits: Limits) -> None:
+        self._data = data
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
@@ -169,26 +172,62 @@ class NpzArchive:
         return header
 
     def read(self, key: str) -> np.ndarray:
-        """The array ``key``, read in steps into its own buffer (a damaged member is a
-        ``ValidationError`` naming it)."""
+        """The array ``key`` (a damaged member is a ``ValidationError`` naming it).
+
+        A stored (uncompressed) member, as ``np.savez`` writes it, becomes a read-only view
+        of the upload's bytes once its CRC is checked: no copy, so the file's memory is not
+        paid twice. A compressed or misaligned one is read in steps into its own buffer.
+        """
         header = self.headers[key]
-        raw = np.empty(header.nbytes, dtype=np.uint8)
-        target = memoryview(raw)
+        info = self._members[key]
         try:
-            with self._zip.open(self._members[key]) as stream:
-                stream.seek(header.data_offset)
-                done = 0
-                while done < header.nbytes:
-                    got = stream.readinto(target[done : done + _STEP])
-                    if not got:
-                        raise EOFError("the member ends early")
-                    done += got
-                if stream.read(1):
-                    raise ValueError("the member holds more data than its header declares")
+            start = self._stored_data(info)
+            if start is not None:
+                offset = start + header.data_offset
+                if offset % max(1, header.dtype.alignment) == 0:
+                    return self._view(header, offset)
+            return self._copy(header, info)
         except _READ_ERRORS as exc:
             raise ValidationError(
                 [Problem(f"cannot read the array: {_reason(exc)}", key)]
             ) from None
+
+    def _stored_data(self, info: zipfile.ZipInfo) -> int | None:
+        """Where a stored member's bytes start in the upload (its CRC checked), else None."""
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        at = info.header_offset
+        if self._data[at : at + 4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile("no local header where the directory says")
+        name_length, extra_length = struct.unpack("<HH", self._data[at + 26 : at + 30])
+        start = at + 30 + name_length + extra_length
+        stop = start + info.file_size
+        if info.compress_size != info.file_size or stop > len(self._data):
+            raise zipfile.BadZipFile("the member runs past the end of the archive")
+        if zlib.crc32(memoryview(self._data)[start:stop]) != info.CRC:
+            raise zipfile.BadZipFile("bad CRC-32: the member is damaged")
+        return start
+
+    def _view(self, header: ArrayHeader, offset: int) -> np.ndarray:
+        count = math.prod(header.shape)
+        flat = np.frombuffer(self._data, dtype=header.dtype, count=count, offset=offset)
+        order = "F" if header.fortran_order else "C"
+        return flat.reshape(header.shape, order=order)
+
+    def _copy(self, header: ArrayHeader, info: zipfile.ZipInfo) -> np.ndarray:
+        raw = np.empty(header.nbytes, dtype=np.uint8)
+        target = memoryview(raw)
+        with self._zip.open(info) as stream:
+            stream.seek(header.data_offset)
+            done = 0
+            while done < header.nbytes:
+                chunk = stream.read(min(_STEP, header.nbytes - done))
+                if not chunk:
+                    raise EOFError("the member ends early")
+                target[done : done + len(chunk)] = chunk
+                done += len(chunk)
+            if stream.read(1):
+                raise ValueError("the member holds more data than its header declares")
         order = "F" if header.fortran_order else "C"
         return raw.view(header.dtype).reshape(header.shape, order=order)
 

@@ -316,7 +316,16 @@ def id_array(ids: Sequence[Any], kind: type) -> np.ndarray:
     return np.asarray(ids, dtype=str).reshape(-1)
 
 
-ValueCheck = Callable[[Any, Bounds], tuple[Any, str | None]]
+ValueCheck = Callable[[Any], tuple[Any, str | None]]
+_MISSING = object()
+
+
+def _id_test(id_kind: type, bounds: Bounds) -> Callable[[Any], bool]:
+    """A fast yes for a good id (the common case); any no is diagnosed by ``_check_id``."""
+    if id_kind is int:
+        return lambda rid: type(rid) is int and _INT_MIN <= rid <= _INT_MAX
+    longest = min(bounds.max_id_chars, bounds.matchable_id_chars or bounds.max_id_chars)
+    return lambda rid: type(rid) is str and 0 < len(rid) <= longest and rid.isprintable()
 
 
 def _parse_json_rows(
@@ -334,7 +343,8 @@ def _parse_json_rows(
     """Walk a JSON array of records; keep good rows, log every bad one.
 
     Returns ids, values, positions of the good rows and the ids of rows rejected for a bad
-    value (their id was fine).
+    value (their id was fine). A good record takes the fast path (a few type tests); any
+    other is diagnosed in full by ``_diagnose``.
     """
     records = _records(data, example, what, bounds)
     rejected: list[Any] = []
@@ -343,54 +353,90 @@ def _parse_json_rows(
     positions: list[int] = []
     #: Listed problems about a non-integer number id: (index in the log, record number).
     numeric: list[tuple[int, int]] = []
+    good_id = _id_test(id_kind, bounds)
     for number, record in enumerate(records, start=1):
-        where = f"record {number}"
-        if type(record) is not dict:
-            log.add(f"expected an object like {example}, got {_type_name(record)}", where)
-            continue
-        if id_field not in record:
-            log.add(f"missing key {id_field!r}", where)
-            continue
-        if len(record) > 2 and _too_deep(record, value_field, bounds):
-            log.add(
-                f"JSON nested deeper than {bounds.limits.max_depth} levels (Limits.max_depth)",
-                where,
-            )
-            continue
-        rid = record[id_field]
-        reason = _check_id(rid, id_kind, id_field, bounds)
-        if reason:
-            if id_kind is int and type(rid) is float and log.room():
-                numeric.append((len(log.problems), number))
-            log.add(reason, where)
-            continue
-        if _too_long_to_match(rid, bounds):
-            log.add(
-                f"unknown {id_field}: not in the ground truth of this split (longer than any "
-                "id there)",
-                where,
-                _short_text(rid),
-                id_field,
-            )
-            continue
-        if value_field not in record:
-            log.add(f"missing key {value_field!r}", where, rid, id_field)
-            rejected.append(rid)
-            continue
-        value, reason = check(record[value_field], bounds)
-        if reason:
-            log.add(f"{value_field} {reason}", where, rid, id_field)
-            rejected.append(rid)
-            continue
-        ids.append(rid)
-        values.append(value)
-        positions.append(number)
+        if type(record) is dict and (
+            len(record) <= 2 or not _too_deep(record, value_field, bounds)
+        ):
+            rid = record.get(id_field, _MISSING)
+            raw = record.get(value_field, _MISSING)
+            if raw is not _MISSING and good_id(rid):
+                value, reason = check(raw)
+                if reason is None:
+                    ids.append(rid)
+                    values.append(value)
+                    positions.append(number)
+                    continue
+        _diagnose(
+            record,
+            number,
+            id_field,
+            id_kind,
+            value_field,
+            check,
+            example,
+            log,
+            bounds,
+            rejected,
+            numeric,
+        )
     if not records:
         log.add("the file holds no predictions (empty array)")
     if numeric:
         _quote_as_written(data, numeric, id_field, log)
     positions_array = np.asarray(positions, dtype=np.int64)
     return id_array(ids, id_kind), values, positions_array, id_array(rejected, id_kind)
+
+
+def _diagnose(
+    record: Any,
+    number: int,
+    id_field: str,
+    id_kind: type,
+    value_field: str,
+    check: ValueCheck,
+    example: str,
+    log: ProblemLog,
+    bounds: Bounds,
+    rejected: list[Any],
+    numeric: list[tuple[int, int]],
+) -> None:
+    """Log what is wrong with a record that failed the fast path (the first thing, in the
+    order a reader checks: object, id key, nesting, id, value key, value)."""
+    where = f"record {number}"
+    if type(record) is not dict:
+        log.add(f"expected an object like {example}, got {_type_name(record)}", where)
+        return
+    if id_field not in record:
+        log.add(f"missing key {id_field!r}", where)
+        return
+    if len(record) > 2 and _too_deep(record, value_field, bounds):
+        limit = bounds.limits.max_depth
+        log.add(f"JSON nested deeper than {limit} levels (Limits.max_depth)", where)
+        return
+    rid = record[id_field]
+    reason = _check_id(rid, id_kind, id_field, bounds)
+    if reason:
+        if id_kind is int and type(rid) is float and log.room():
+            numeric.append((len(log.problems), number))
+        log.add(reason, where)
+        return
+    if _too_long_to_match(rid, bounds):
+        log.add(
+            f"unknown {id_field}: not in the ground truth of this split (longer than any id there)",
+            where,
+            _short_text(rid),
+            id_field,
+        )
+        return
+    if value_field not in record:
+        log.add(f"missing key {value_field!r}", where, rid, id_field)
+        rejected.append(rid)
+        return
+    # The fast path refused the record, and every other test passed: the value is bad.
+    _, reason = check(record[value_field])
+    log.add(f"{value_field} {reason}", where, rid, id_field)
+    rejected.append(rid)
 
 
 def _too_deep(record: dict, value_field: str, bounds: Bounds) -> bool:
@@ -420,26 +466,31 @@ def _quote_as_written(
             log.problems[index] = dataclasses.replace(log.problems[index], message=reason)
 
 
-def _string_value(value: Any, bounds: Bounds) -> tuple[Any, str | None]:
-    if type(value) is not str:
-        return None, f"must be a string, got {_type_name(value)} {_short(value)}"
+def _string_value(bounds: Bounds) -> ValueCheck:
+    """A check of a string value (an answer): type, length, no control character."""
     limit = bounds.limits.max_string_chars
-    if len(value) > limit:
-        return None, f"is longer than {limit} characters (Limits.max_string_chars)"
-    reason = _text_reason(value, "", allow_breaks=True)
-    if reason:
-        return None, reason.lstrip()
-    return value, None
+
+    def check(value: Any) -> tuple[Any, str | None]:
+        if type(value) is str and len(value) <= limit and value.isprintable():
+            return value, None
+        if type(value) is not str:
+            return None, f"must be a string, got {_type_name(value)} {_short(value)}"
+        if len(value) > limit:
+            return None, f"is longer than {limit} characters (Limits.max_string_chars)"
+        reason = _text_reason(value, "", allow_breaks=True)
+        return (None, reason.lstrip()) if reason else (value, None)
+
+    return check
 
 
-def _int_value(value: Any, bounds: Bounds) -> tuple[Any, str | None]:
+def _int_value(value: Any) -> tuple[Any, str | None]:
     reason = _int_reason(value, "")
     if reason:
         return None, reason.lstrip()
     return value, None
 
 
-def _box_value(value: Any, bounds: Bounds) -> tuple[Any, str | None]:
+def _box_value(value: Any) -> tuple[Any, str | None]:
     if type(value) is not list or len(value) != 4:
         shape = f"{len(value)} values" if type(value) is list else _type_name(value)
         return None, f"must be [x, y, w, h] (4 numbers), got {shape}"
@@ -490,7 +541,7 @@ def parse_answers(
         id_field=id_field,
         id_kind=id_kind,
         value_field=answer_field,
-        check=_string_value,
+        check=_string_value(bounds),
         example=f'{{"{id_field}": {sample_id}, "{answer_field}": "..."}}',
         what="a JSON array of answers",
         log=log,
@@ -770,7 +821,7 @@ def parse_snli_ve(
     if data.lstrip()[:1] == b"[":
         lookup = {name: i for i, name in enumerate(SNLI_VE_LABELS)}
 
-        def check(value: Any, bounds: Bounds) -> tuple[Any, str | None]:
+        def check(value: Any) -> tuple[Any, str | None]:
             if type(value) is str and value.lower() in lookup:
                 return lookup[value.lower()], None
             return None, f"must be one of {', '.join(SNLI_VE_LABELS)}, got {_short(value)}"
@@ -922,26 +973,32 @@ def _log_non_finite(
             )
 
 
-def _ranked_value(value: Any, bounds: Bounds) -> tuple[Any, str | None]:
-    if type(value) is not list:
-        return None, f"must be an array of image ids, got {_type_name(value)}"
-    if len(value) < MIN_RANKED:
-        return None, f"must list at least {MIN_RANKED} image ids, got {len(value)}"
+def _ranked_value(bounds: Bounds) -> ValueCheck:
+    """A check of a ranked list: at least ``MIN_RANKED`` distinct integer ids, and no
+    more than the candidates allow."""
+
     longest = bounds.max_columns
-    if longest is not None and len(value) > longest:
-        assert bounds.expected is not None and bounds.expected.columns is not None
-        return None, (
-            f"lists {len(value):,} image ids, but the split has {bounds.expected.columns:,} "
-            "candidate images"
-        )
-    if not all(_is_int(v) for v in value):
-        bad = next(v for v in value if not _is_int(v))
-        return None, f"must hold integers only, got {_type_name(bad)} {_short(bad)}"
-    if len(set(value)) != len(value):
-        seen: set[int] = set()
-        dup = next(v for v in value if v in seen or seen.add(v))  # type: ignore[func-returns-value]
-        return None, f"lists image id {dup} more than once"
-    return value, None
+    candidates = bounds.expected.columns if bounds.expected is not None else None
+
+    def check(value: Any) -> tuple[Any, str | None]:
+        if type(value) is not list:
+            return None, f"must be an array of image ids, got {_type_name(value)}"
+        if len(value) < MIN_RANKED:
+            return None, f"must list at least {MIN_RANKED} image ids, got {len(value)}"
+        if longest is not None and len(value) > longest:
+            return None, (
+                f"lists {len(value):,} image ids, but the split has {candidates:,} candidate images"
+            )
+        if not all(_is_int(v) for v in value):
+            bad = next(v for v in value if not _is_int(v))
+            return None, f"must hold integers only, got {_type_name(bad)} {_short(bad)}"
+        if len(set(value)) != len(value):
+            seen: set[int] = set()
+            dup = next(v for v in value if v in seen or seen.add(v))  # type: ignore[func-returns-value]
+            return None, f"lists image id {dup} more than once"
+        return value, None
+
+    return check
 
 
 def _parse_ranked(data: bytes, log: ProblemLog, bounds: Bounds) -> RankedListPredictions:
@@ -950,7 +1007,7 @@ def _parse_ranked(data: bytes, log: ProblemLog, bounds: Bounds) -> RankedListPre
         id_field="caption_id",
         id_kind=int,
         value_field="image_ids",
-        check=_ranked_value,
+        check=_ranked_value(bounds),
         example='{"caption_id": 1, "image_ids": [ten or more image ids, best first]}',
         what="a JSON array of ranked lists",
         log=log,
