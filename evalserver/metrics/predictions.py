@@ -691,21 +691,22 @@ def _text_lines(data: bytes, bounds: Bounds, what: str) -> list[str]:
     holding another separator, \\x1c or \\u2028, is reported, not split). The number of
     lines is checked against the bounds before they are split."""
     upload.refuse_binary(data, what)
-    found = upload.utf8_error(data)
-    if found is not None:
-        raise ValidationError([upload.utf8_problem(data, *found)])
     breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
     lines = breaks + 1
     reason = bounds.too_many_rows(lines, "lines")
-    if reason:
-        raise ValidationError.one(reason)
-    if lines > bounds.limits.max_values:
-        raise ValidationError.one(
+    if reason is None and lines > bounds.limits.max_values:
+        reason = (
             f"the file holds {lines:,} lines, more than {bounds.limits.max_values:,} "
             "(Limits.max_values)"
         )
-    text = data.decode("utf-8-sig")
-    return _LINE_BREAK.split(text)
+    if reason:
+        found = upload.utf8_error(data)  # text that is not UTF-8 is the first thing wrong
+        raise ValidationError([upload.utf8_problem(data, *found) if found else Problem(reason)])
+    try:
+        text = data.decode("utf-8")  # positions count the BOM, if any
+    except UnicodeDecodeError as exc:
+        raise ValidationError([upload.utf8_problem(data, exc.start, exc.reason)]) from None
+    return _LINE_BREAK.split(text.removeprefix("\ufeff"))
 
 
 def _parse_csv_labels(
@@ -725,11 +726,20 @@ def _parse_csv_labels(
     labels: list[int] = []
     positions: list[int] = []
     rejected: list[str] = []
+    good_id = _id_test(str, bounds)
     for number, line in enumerate(_text_lines(data, bounds, what), start=1):
+        fields = line.split(",")
+        if len(fields) == 2:  # the fast path: a good line
+            rid, label = fields
+            code = lookup.get(label.lower())
+            if code is not None and good_id(rid) and rid[0] != " " and rid[-1] != " ":
+                ids.append(rid)
+                labels.append(code)
+                positions.append(number)
+                continue
         where = f"line {number}"
         if not line.strip():
             continue
-        fields = line.split(",")
         if len(fields) != 2:
             log.add(
                 f"expected 2 comma-separated fields {id_field},{label_field}, got {len(fields)}",
