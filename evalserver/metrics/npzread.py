@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -35,12 +36,12 @@ from numpy.lib import format as npy
 from evalserver.metrics.limits import Limits, format_size
 from evalserver.metrics.problems import Problem, ProblemLog, ValidationError
 
-__all__ = ["ArrayHeader", "NpzArchive"]
+__all__ = ["READ_ERRORS", "ArrayHeader", "NpzArchive"]
 
 #: Bytes copied per step when reading an array.
 _STEP = 1 << 24
 #: What can go wrong inside zipfile / zlib / numpy's header parser on a hostile archive.
-_READ_ERRORS = (
+READ_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
     zlib.error,
@@ -56,6 +57,8 @@ _READ_ERRORS = (
     RuntimeError,
     KeyError,
     IndexError,
+    struct.error,
+    tokenize.TokenError,
 )
 
 
@@ -90,7 +93,7 @@ class NpzArchive:
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise ValidationError.one(f"not a readable .npz file: {_reason(exc)}") from None
         self._members = self._find(infos, keys)
         declared = sum(info.file_size for info in self._members.values())
@@ -140,7 +143,9 @@ class NpzArchive:
                 else:
                     raise ValueError(f"unsupported .npy format version {version}")
                 offset = stream.tell()
-        except _READ_ERRORS as exc:
+        # numpy's header parser (ast, tokenize, dtype descriptors) on hostile bytes can raise
+        # nearly anything: all of it means "not a readable header".
+        except Exception as exc:
             raise ValidationError(
                 [Problem(f"not a readable .npy array: {_reason(exc)}", key)]
             ) from None
@@ -187,7 +192,7 @@ class NpzArchive:
                 if offset % max(1, header.dtype.alignment) == 0:
                     return self._view(header, offset)
             return self._copy(header, info)
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise ValidationError(
                 [Problem(f"cannot read the array: {_reason(exc)}", key)]
             ) from None

@@ -42,7 +42,7 @@ import orjson
 
 from evalserver.metrics import upload
 from evalserver.metrics.limits import Bounds, Expected, Limits
-from evalserver.metrics.npzread import NpzArchive
+from evalserver.metrics.npzread import READ_ERRORS, NpzArchive
 from evalserver.metrics.problems import MAX_PROBLEMS, Problem, ProblemLog, ValidationError
 from evalserver.metrics.upload import Source
 
@@ -1148,7 +1148,7 @@ def sniff_format(data: bytes, formats: Sequence[PredictionFormat]) -> Prediction
     if data[:4] == b"PK\x03\x04":
         try:
             names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
-        except (zipfile.BadZipFile, OSError, EOFError):
+        except READ_ERRORS:  # a damaged or hostile archive is recognised by nothing
             return None
         arrays = {n.removesuffix(".npy") for n in names}
         return next((f for f in formats if f.kind == "npz" and set(f.keys) <= arrays), None)

@@ -61,6 +61,7 @@ _FREE_MEMBERS, _MEMBER_BYTES = 16, 4096
 #: Bytes read from a stream per step, and scanned per step (bounds temporary arrays).
 _READ_STEP = 1 << 24
 _SCAN_STEP = 1 << 22
+_COUNT_STEP = 1 << 22
 
 
 # --------------------------------------------------------------------------- bytes
@@ -507,7 +508,7 @@ def load_json(data: bytes, bounds: Bounds, what: str) -> Any:
     """
     limits = bounds.limits
     budget = bounds.max_json_values
-    ceiling = data.count(b",") + data.count(b"[") + data.count(b"{") + 1
+    ceiling = _count_openers_and_commas(data) + 1
     if ceiling > budget:
         _check_shape(
             data, measure_json(data, limits.max_depth, budget, bounds.max_rows), bounds, what
@@ -527,6 +528,17 @@ def load_json(data: bytes, bounds: Bounds, what: str) -> Any:
     if "depth limit" in message:
         _check_shape(data, measure_json(data, limits.max_depth), bounds, what)
     raise ValidationError([_json_problem(data, message, position, doc)])
+
+
+def _count_openers_and_commas(data: bytes) -> int:
+    """How many ``,`` ``[`` ``{`` bytes ``data`` holds (strings included: an upper bound of
+    the values), counted by NumPy in steps (``bytes.count`` slows down on dense matches)."""
+    total = 0
+    for base in range(0, len(data), _COUNT_STEP):
+        chunk = np.frombuffer(data, np.uint8, min(_COUNT_STEP, len(data) - base), base)
+        for byte in b",[{":
+            total += int(np.count_nonzero(chunk == byte))
+    return total
 
 
 def _check_shape(data: bytes, shape: JsonShape, bounds: Bounds, what: str) -> None:

@@ -477,3 +477,45 @@ def test_ranked_lists_longer_than_the_candidates_are_refused() -> None:
             json.dumps(lists).encode(),
             expected=Expected(rows=1, columns=gt_columns),
         )
+
+
+def test_docs_list_every_limit_with_its_default() -> None:
+    """docs/metrics.md's Limits table restates the dataclass: it must agree."""
+    from evalserver.metrics.limits import format_size
+
+    text = (Path(__file__).parents[3] / "docs" / "metrics.md").read_text()
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `(\w+)` \(`--[\w-]+`\) \| ([^|]+) \|", text, re.MULTILINE)
+    }
+    expected = {
+        name: format_size(default) if size else f"{default:,}"
+        for name, default, _, size in Limits.options()
+    }
+    assert {k: v.strip() for k, v in rows.items()} == expected
+
+
+def _damaged(content: bytes, how: str) -> bytes:
+    data = bytearray(content)
+    directory = data.rindex(b"PK\x01\x02")  # the last central-directory entry
+    if how == "version":  # "version needed to extract" 7.8: zipfile raises NotImplementedError
+        data[directory + 6 : directory + 8] = (78).to_bytes(2, "little")
+    elif how == "crc":  # a flipped byte in the scores' data
+        data[data.index(b"scores.npy") + 200] ^= 0x10
+    elif how == "truncated":
+        del data[len(data) // 2 :]
+    elif how == "header":  # the .npy header of the last member is not a dict
+        start = data.rindex(b"{'descr'")
+        data[start : start + 8] = b"(" * 8
+    return bytes(data)
+
+
+@pytest.mark.parametrize("how", ["version", "crc", "truncated", "header"])
+def test_damaged_archives_are_reported(how: str, tiny_h5: Path) -> None:
+    gt = load_groundtruth(tiny_h5, "coco_retrieval")
+    content = _damaged(chance_submission(gt), how)
+    validated = validate_file("coco_retrieval", gt, content)
+    assert not validated.ok and validated.problems
+    assert any("not a readable" in str(p) or "cannot read" in str(p) for p in validated.problems), (
+        validated.listing()
+    )
