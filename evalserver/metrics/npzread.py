@@ -21,7 +21,6 @@ The caller checks shapes and dtypes against the ground truth from the headers al
 
 from __future__ import annotations
 
-import io
 import math
 import struct
 import tokenize
@@ -35,6 +34,7 @@ from numpy.lib import format as npy
 
 from evalserver.metrics.limits import Limits, format_size
 from evalserver.metrics.problems import Problem, ProblemLog, ValidationError
+from evalserver.metrics.upload import MemoryReader
 
 __all__ = ["READ_ERRORS", "ArrayHeader", "NpzArchive"]
 
@@ -91,7 +91,7 @@ class NpzArchive:
     def __init__(self, data: bytes, keys: Sequence[str], limits: Limits) -> None:
         self._data = data
         try:
-            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            self._zip = zipfile.ZipFile(MemoryReader(data))
             infos = self._zip.infolist()
         except READ_ERRORS as exc:
             raise ValidationError.one(f"not a readable .npz file: {_reason(exc)}") from None

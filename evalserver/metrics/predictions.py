@@ -1147,7 +1147,7 @@ def sniff_format(data: bytes, formats: Sequence[PredictionFormat]) -> Prediction
     """
     if data[:4] == b"PK\x03\x04":
         try:
-            names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+            names = set(zipfile.ZipFile(upload.MemoryReader(data)).namelist())
         except READ_ERRORS:  # a damaged or hostile archive is recognised by nothing
             return None
         arrays = {n.removesuffix(".npy") for n in names}

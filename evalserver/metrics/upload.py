@@ -19,6 +19,7 @@ a traceback:
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import re
 import zlib
@@ -36,6 +37,7 @@ from evalserver.metrics.problems import Problem, ValidationError
 __all__ = [
     "GZIP_MAGIC",
     "JsonShape",
+    "MemoryReader",
     "Source",
     "line_column",
     "load_json",
@@ -95,7 +97,8 @@ def _too_big(size: int | None, limit: int) -> ValidationError:
 
 def _read_stored(source: Source, limit: int) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
+        # Content already in memory is used as is (a bytearray, e.g. gunzipped, too).
+        data = bytes(source) if isinstance(source, memoryview) else source
         if len(data) > limit:
             raise _too_big(len(data), limit)
         return data
@@ -141,17 +144,22 @@ def _gunzip(stored: bytes, limits: Limits) -> bytes:
     """
     limit = limits.decompressed_limit(len(stored))
     keep = _KEEP_RATIO * len(stored) + _KEEP_BASE
-    chunks: list[bytes] = []
+    out = bytearray()  # grown in place (no final copy: the content is returned as is)
     size = 0
     for chunk in _gunzip_steps(stored, limit, limits):
         size += len(chunk)
         if size <= keep:
-            chunks.append(chunk)
-        elif chunks:
-            chunks = []  # a high ratio: count the rest, keep nothing
+            out += chunk
+        elif out:
+            out = bytearray()  # a high ratio: count the rest, keep nothing
     if size <= keep:
-        return b"".join(chunks)
-    return b"".join(_gunzip_steps(stored, limit, limits))
+        return out  # type: ignore[return-value]  # a bytearray serves every reader here
+    full = bytearray(size)
+    done = 0
+    for chunk in _gunzip_steps(stored, limit, limits):
+        full[done : done + len(chunk)] = chunk
+        done += len(chunk)
+    return full  # type: ignore[return-value]
 
 
 def _gunzip_steps(stored: bytes, limit: int, limits: Limits) -> Iterator[bytes]:
@@ -464,6 +472,35 @@ def record_spans(data: bytes, numbers: set[int]) -> dict[int, tuple[int, int]]:
         if len(bounds) > wanted:
             break
     return {n: (bounds[n - 1], bounds[n] - 1) for n in numbers if n < len(bounds)}
+
+
+class MemoryReader(io.RawIOBase):
+    """A seekable binary file over bytes in memory, without the copy ``io.BytesIO`` makes of
+    a bytearray (``zipfile`` reads an NPZ through it)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._view[self._position : self._position + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._position += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
 
 
 class _Literal(str):

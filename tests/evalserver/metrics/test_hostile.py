@@ -519,3 +519,18 @@ def test_damaged_archives_are_reported(how: str, tiny_h5: Path) -> None:
     assert any("not a readable" in str(p) or "cannot read" in str(p) for p in validated.problems), (
         validated.listing()
     )
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+@pytest.mark.parametrize("gz", [False, True])
+def test_content_in_memory_of_any_buffer_type(kind: type, gz: bool) -> None:
+    """Content is read as given (gunzipped content is a bytearray, used without a copy)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, scores=np.eye(3), caption_ids=np.arange(3), image_ids=np.arange(3))
+    for content, parse in (
+        (buffer.getvalue(), P.parse_retrieval),
+        (b'[{"question_id": 1, "answer": "yes"}]', P.parse_vqa),
+        (b"a,True\n", P.parse_nlvr2),
+    ):
+        data = gzip.compress(content) if gz else content
+        assert P.num_rows(parse(kind(data))) > 0
