@@ -828,7 +828,7 @@ def parse_snli_ve(
     own, log = log is None, ProblemLog() if log is None else log
     bounds = _bounds(limits, expected)
     data = read_source(source, limits=bounds.limits)
-    if data.lstrip()[:1] == b"[":
+    if upload.first_byte(data) == b"[":
         lookup = {name: i for i, name in enumerate(SNLI_VE_LABELS)}
 
         def check(value: Any) -> tuple[Any, str | None]:

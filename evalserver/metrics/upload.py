@@ -39,6 +39,7 @@ __all__ = [
     "JsonShape",
     "MemoryReader",
     "Source",
+    "first_byte",
     "line_column",
     "load_json",
     "measure_json",
@@ -275,7 +276,10 @@ def line_column(data: bytes, position: int) -> tuple[int, int]:
     """1-based line and column (in characters) of byte ``position``."""
     line = data.count(b"\n", 0, position) + 1
     start = data.rfind(b"\n", 0, position) + 1
-    column = len(data[start:position].decode("utf-8", "replace")) + 1
+    column = 1  # + the characters before it on its line: bytes that start a UTF-8 sequence
+    for base in range(start, position, _SCAN_STEP):
+        chunk = np.frombuffer(data, np.uint8, min(_SCAN_STEP, position - base), base)
+        column += int(np.count_nonzero((chunk & 0xC0) != 0x80))
     return line, column
 
 
@@ -402,7 +406,7 @@ def measure_json(
     """Depth, records and values of ``data``; stops at the first byte nested deeper than
     ``max_depth``, and once more than ``max_values`` values or ``max_records`` records
     were counted (the counts then say "more than")."""
-    is_array = data.lstrip(b" \t\r\n")[:1] == b"["
+    is_array = first_byte(data) == b"["
     first = _first_record(data) if is_array else None
     has_records = first is not None
     commas = opens = depth = records = 0
@@ -436,6 +440,12 @@ def measure_json(
     return JsonShape(records if is_array else None, commas + opens + 1, depth, scanned)
 
 
+def first_byte(data: bytes) -> bytes:
+    """The first byte after leading JSON whitespace (b"" if none), without copying."""
+    position = _SPACE.match(data).end()  # type: ignore[union-attr]  # "*" always matches
+    return bytes(data[position : position + 1])
+
+
 def _first_record(data: bytes) -> int | None:
     """Byte offset of the first element of the top-level array, None if it is empty."""
     start = data.index(b"[") + 1
@@ -448,7 +458,7 @@ def _first_record(data: bytes) -> int | None:
 
 def record_of(data: bytes, position: int) -> int | None:
     """The 1-based top-level record that holds byte ``position`` (None: not in one)."""
-    if data.lstrip(b" \t\r\n")[:1] != b"[":
+    if first_byte(data) != b"[":
         return None
     first = _first_record(data)
     if first is None or position < first:
@@ -461,7 +471,7 @@ def record_of(data: bytes, position: int) -> int | None:
 
 def record_spans(data: bytes, numbers: set[int]) -> dict[int, tuple[int, int]]:
     """Byte spans ``(start, stop)`` of the top-level records ``numbers`` (1-based)."""
-    first = _first_record(data) if data.lstrip(b" \t\r\n")[:1] == b"[" else None
+    first = _first_record(data) if first_byte(data) == b"[" else None
     if first is None or not numbers:
         return {}
     bounds = [first]
