@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -28,10 +29,50 @@ from evalserver.metrics import (
     variant_names,
 )
 from evalserver.metrics.groundtruth import describe_fingerprint
+from evalserver.metrics.limits import Limits, format_size, parse_size
 from unify import tasks
 from unify.clitypes import TaskName, Vl12Group
 from unify.errors import DataError
 from unify.tasks import TaskSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: ``1048576``, ``500M``, ``1G`` (K/M/G/T are powers of 1024)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value <= 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
+
+
+def limit_options(function: F) -> F:
+    """One option per ``Limits`` field (``max_bytes`` -> ``--max-bytes``), its default and
+    help taken from the dataclass: the CLI and the library cannot disagree."""
+    for name, default, text, size in reversed(Limits.options()):
+        shown = format_size(default) if size else f"{default:,}"
+        function = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            type=ByteSize() if size else type(default),
+            default=default,
+            show_default=shown,
+            callback=_positive,
+            help=text,
+        )(function)
+    return function
 
 
 @click.group(cls=Vl12Group)
@@ -70,6 +111,7 @@ def main() -> None:
     help="Removed: GQA choices come from the unified file.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@limit_options
 def score(
     predictions: Path,
     data: Path,
@@ -78,8 +120,13 @@ def score(
     variant: str | None,
     choices: Path | None,
     as_json: bool,
+    **bounds: Any,
 ) -> None:
-    """Validate and score PREDICTIONS (any official format, .gz accepted) against --data."""
+    """Validate and score PREDICTIONS (any official format, .gz accepted) against --data.
+
+    Reading PREDICTIONS is bounded (--max-bytes and the other --max-* options, defaults
+    shown): a file beyond a bound is refused with a message naming it, exit 1."""
+    limits = Limits(**bounds)
     spec = tasks.get(task)
     scorer = get_scorer(task)
     if choices is not None:
@@ -107,7 +154,7 @@ def score(
         _fail(f"{data}: cannot read the ground truth of {where}: {_strip(str(exc), data)}")
     against = _against(gt)
     try:
-        validated = validate_file(task, gt, predictions)
+        validated = validate_file(task, gt, predictions, limits=limits)
     except OSError as exc:
         _fail(f"{predictions}: cannot read ({exc.strerror or exc})")
     if not validated.ok:

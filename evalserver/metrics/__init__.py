@@ -7,7 +7,7 @@ or queue. The server's API validates an upload once and saves the validated form
 worker loads it and scores it (``validated``, docs/metrics.md "Using them"):
 
     gt = load_groundtruth("vl12.h5", "vqa2")                # default phase: minval
-    validated = validate_file("vqa2", gt, "submission.json.gz")
+    validated = validate_file("vqa2", gt, "submission.json.gz")  # limits=Limits(...)
     validated.ok, validated.listing()                       # every problem, capped
     validated.save("sub.npz"); validated = load_validated("sub.npz")
     result = score_validated(gt, validated)
@@ -21,6 +21,7 @@ Tasks are declared once in ``unify.tasks``; a task reaches its scorer through it
 from __future__ import annotations
 
 from evalserver.metrics.groundtruth import GROUNDTRUTH, GroundTruth, load_groundtruth
+from evalserver.metrics.limits import Limits
 from evalserver.metrics.predictions import Problem, ProblemLog, ValidationError
 from evalserver.metrics.registry import (
     SCORERS,
@@ -43,6 +44,7 @@ __all__ = [
     "GROUNDTRUTH",
     "SCORERS",
     "GroundTruth",
+    "Limits",
     "Problem",
     "ProblemLog",
     "Result",

@@ -6,6 +6,13 @@ the official scripts either crash (KeyError, assert) or, worse, score a partial 
 parsing here never raises on bad content except ``ValidationError``, which carries ALL the
 problems found (listed up to a cap, with the total count).
 
+Uploads come from the public: every parser is bounded by ``Limits`` (bytes read and
+decompressed, JSON depth and values, rows against the ground truth's size, string
+lengths; docs/metrics.md "Limits"), which the caller passes (``limits=``) with what the
+ground truth allows (``expected=``, from ``validate_file``). The bounds are checked before
+the work they bound: sizes before reading or decompressing, the JSON's shape before it is
+parsed, an NPZ's declared arrays before they are allocated.
+
 Formats (docs/metrics.md, "Prediction formats"): JSON arrays of records, CSV lines for
 nlvr2 and snli_ve, NPZ score matrices or JSON ranked lists for retrieval. Any file may be
 gzip-compressed; compression is detected from the content (magic bytes), not the name.
@@ -20,20 +27,24 @@ writers of every format (baselines and tests write official files with them), an
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import io
+import itertools
 import math
-import os
 import re
+import unicodedata
 import zipfile
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import orjson
+
+from evalserver.metrics import upload
+from evalserver.metrics.limits import Bounds, Expected, Limits
+from evalserver.metrics.npzread import READ_ERRORS, NpzArchive
+from evalserver.metrics.problems import MAX_PROBLEMS, Problem, ProblemLog, ValidationError
+from evalserver.metrics.upload import Source
 
 __all__ = [
     "CONTAINERS",
@@ -41,8 +52,10 @@ __all__ = [
     "AnswerPredictions",
     "BoxPredictions",
     "ChoicePredictions",
+    "Expected",
     "IdMatch",
     "LabelPredictions",
+    "Limits",
     "PredictionFormat",
     "Problem",
     "ProblemLog",
@@ -76,105 +89,10 @@ __all__ = [
     "write_score_matrix",
 ]
 
-#: Problems listed in full; the rest are only counted.
-MAX_PROBLEMS = 50
-#: String ids longer than this are rejected (no release id comes close; it bounds memory).
-MAX_ID_LENGTH = 256
 #: Minimum length of a ranked list of image ids (R@10 needs ten).
 MIN_RANKED = 10
-
-Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
-
-
-# --------------------------------------------------------------------------- problems
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a prediction file, located by line/record and example id."""
-
-    message: str
-    location: str | None = None  # "line 12", "record 3", "scores"
-    id: str | None = None  # the example id, as text
-    id_field: str | None = None  # "question_id", "identifier", ...
-
-    def __str__(self) -> str:
-        where = [w for w in (self.location, self._id_text()) if w]
-        return f"{', '.join(where)}: {self.message}" if where else self.message
-
-    def _id_text(self) -> str | None:
-        if self.id is None:
-            return None
-        return f"{self.id_field} {self.id}" if self.id_field else self.id
-
-
-class ValidationError(Exception):
-    """A prediction file cannot be scored; ``problems`` lists why (at most ``MAX_PROBLEMS``).
-
-    ``total`` counts every problem found, listed or not, so a message can say "and 12,000
-    more" instead of flooding the participant.
-    """
-
-    def __init__(self, problems: Sequence[Problem], total: int | None = None) -> None:
-        self.problems = list(problems)
-        self.total = len(self.problems) if total is None else total
-        super().__init__(self._summary())
-
-    def _summary(self) -> str:
-        lines = [f"the prediction file has {self.total} problem(s):"]
-        lines += [f"  {p}" for p in self.problems]
-        hidden = self.total - len(self.problems)
-        if hidden > 0:
-            lines.append(f"  ... and {hidden} more")
-        return "\n".join(lines)
-
-
-class ProblemLog:
-    """Collects problems up to a cap while counting all of them."""
-
-    def __init__(self, cap: int = MAX_PROBLEMS) -> None:
-        self.cap = cap
-        self.problems: list[Problem] = []
-        self.total = 0
-
-    def __bool__(self) -> bool:
-        return self.total > 0
-
-    def room(self) -> int:
-        """How many more problems would be listed (callers build only that many messages)."""
-        return max(0, self.cap - len(self.problems))
-
-    def add(
-        self,
-        message: str,
-        location: str | None = None,
-        id: Any = None,
-        id_field: str | None = None,
-    ) -> None:
-        self.total += 1
-        if len(self.problems) < self.cap:
-            text = None if id is None else str(id)
-            self.problems.append(Problem(message, location, text, id_field))
-
-    def skip(self, count: int) -> None:
-        """Count problems that were found in bulk but are not listed."""
-        self.total += max(0, count)
-
-    def extend(self, problems: Sequence[Problem]) -> None:
-        for problem in problems:
-            self.total += 1
-            if len(self.problems) < self.cap:
-                self.problems.append(problem)
-
-    def listing(self) -> list[Problem]:
-        """The listed problems, plus one closing entry counting those not listed."""
-        hidden = self.total - len(self.problems)
-        tail = [Problem(f"... and {hidden} more problem(s) not listed")] if hidden > 0 else []
-        return [*self.problems, *tail]
-
-    def raise_if_any(self) -> None:
-        if self.total:
-            raise ValidationError(self.problems, self.total)
+#: Integer ids and values are 64-bit signed integers.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 # --------------------------------------------------------------------------- containers
@@ -243,54 +161,52 @@ class ScoreMatrixPredictions:
 
 @dataclass(frozen=True, eq=False)
 class RankedListPredictions(Rows):
-    """Per caption, image ids best first; ``ranked`` is padded with -1 past ``lengths``."""
+    """Per caption, image ids best first: every list concatenated in row order in
+    ``ranked`` (row i is ``ranked[offsets[i]:offsets[i] + lengths[i]]``).
 
-    ranked: np.ndarray  # int64 [N, L]
+    Flat rather than padded: one long list among short ones costs its own length, not
+    its length times the number of rows (memory stays proportional to the file).
+    """
+
+    ranked: np.ndarray  # int64 [sum(lengths)]
     lengths: np.ndarray  # int64 [N]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """int64 [N]: where each row's list starts in ``ranked``."""
+        lengths = np.asarray(self.lengths, dtype=np.int64)
+        return np.cumsum(lengths) - lengths
+
+    def row(self, i: int) -> np.ndarray:
+        start = int(self.offsets[i])
+        return self.ranked[start : start + int(self.lengths[i])]
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def read_source(source: Source, *, max_bytes: int | None = None) -> bytes:
+def read_source(source: Source, *, limits: Limits | None = None) -> bytes:
     """The file's bytes, gunzipped when they start with the gzip magic.
 
-    ``max_bytes`` bounds the DECOMPRESSED size (a small .gz can expand to gigabytes).
-    A missing file is the caller's error (OSError), not a problem of the submission.
+    Bounded by ``limits`` (default ``Limits()``): at most ``max_bytes`` are read and the
+    decompression stops at ``decompressed_limit`` (a small .gz can expand to gigabytes).
+    An empty file is a ``ValidationError``; a missing one is the caller's error
+    (``OSError``), not a problem of the submission.
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif hasattr(source, "read"):
-        data = source.read()  # type: ignore[union-attr]
-    else:
-        data = Path(source).read_bytes()  # type: ignore[arg-type]
-    if data[:2] != b"\x1f\x8b":
-        if max_bytes is not None and len(data) > max_bytes:
-            raise ValidationError([Problem(f"the file is larger than {max_bytes} bytes")])
-        return data
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            out = stream.read() if max_bytes is None else stream.read(max_bytes + 1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValidationError([Problem(f"not a valid gzip file: {exc}")]) from None
-    if max_bytes is not None and len(out) > max_bytes:
-        raise ValidationError([Problem(f"the decompressed file is larger than {max_bytes} bytes")])
-    return out
+    return upload.read_upload(source, limits or Limits())
 
 
-def _load_json(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError([Problem(f"not valid JSON: {exc}")]) from None
+def _bounds(limits: Limits | None, expected: Expected | None) -> Bounds:
+    return Bounds(limits or Limits(), expected)
 
 
-def _records(data: bytes, example: str) -> list[Any]:
-    value = _load_json(data)
+def _records(data: bytes, example: str, what: str, bounds: Bounds) -> list[Any]:
+    upload.refuse_binary(data, what)
+    value = upload.load_json(data, bounds, what)
     if not isinstance(value, list):
-        kind = type(value).__name__
-        raise ValidationError(
-            [Problem(f"expected a JSON array of records like {example}, got a JSON {kind}")]
+        kind = _type_name(value)
+        raise ValidationError.one(
+            f"expected a JSON array of records like {example}, got a JSON {kind}"
         )
     return value
 
@@ -302,26 +218,92 @@ def _type_name(value: Any) -> str:
 
 
 def _is_int(value: Any) -> bool:
-    return type(value) is int and -(2**63) <= value < 2**63
+    return type(value) is int and _INT_MIN <= value <= _INT_MAX
 
 
-def _check_id(value: Any, kind: type, field: str) -> str | None:
+def _int_reason(value: Any, field: str) -> str | None:
+    """None if ``value`` is a 64-bit integer (a JSON integer; not a bool, not a float),
+    else why not, quoting the value."""
+    if type(value) is int:
+        if _INT_MIN <= value <= _INT_MAX:
+            return None
+        return f"{field} must be an integer from -2**63 to 2**63-1, got {_short(value)}"
+    if type(value) is float:
+        return f"{field} must be an integer, got float {value!r}{_float_note(value)}"
+    return f"{field} must be an integer, got {_type_name(value)} {_short(value)}"
+
+
+def _float_note(value: float) -> str:
+    if math.isfinite(value) and value == int(value) and abs(value) >= 2**53:
+        return " (beyond 2**53 a float cannot tell neighbouring integers apart)"
+    return ""
+
+
+def _literal_reason(literal: Any, field: str) -> str | None:
+    """``_int_reason`` for a number as written in the file (``upload.exact_records``)."""
+    if type(literal) is int:
+        return _int_reason(literal, field)
+    if upload.is_literal(literal):
+        text = str(literal)
+        if re.fullmatch(r"-?\d+", text):  # an integer too long to convert
+            return f"{field} must be an integer from -2**63 to 2**63-1, got {_short_text(text)}"
+        note = _float_note(float(text))
+        return f"{field} must be an integer, got float {_short_text(text)}{note}"
+    return None
+
+
+def _text_reason(value: str, field: str, *, allow_breaks: bool) -> str | None:
+    """None if ``value`` has no control character (or, for an id, no character that cannot
+    be seen: an id "123\\u0000" must not pass for 123), else why, naming the character."""
+    if value.isprintable():
+        return None
+    for position, char in enumerate(value, start=1):
+        if char.isprintable() or (allow_breaks and char in "\t\n\r"):
+            continue
+        category = unicodedata.category(char)
+        if not allow_breaks or category in ("Cc", "Cs"):
+            kind = _CHARACTER_KINDS.get(category, "a non-printable character")
+            return (
+                f"{field} holds {kind} U+{ord(char):04X} at character {position}: {_short(value)}"
+            )
+    return None
+
+
+_CHARACTER_KINDS = {
+    "Cc": "the control character",
+    "Cs": "a lone surrogate",
+    "Cf": "the invisible format character",
+    "Zs": "the space character",
+    "Zl": "the line separator",
+    "Zp": "the paragraph separator",
+}
+
+
+def _check_id(value: Any, kind: type, field: str, bounds: Bounds) -> str | None:
     """None if ``value`` is a valid id of ``kind``, else the reason."""
     if kind is int:
-        if _is_int(value):
-            return None
-        return f"{field} must be an integer, got {_type_name(value)} {_short(value)}"
+        return _int_reason(value, field)
     if type(value) is not str:
         return f"{field} must be a string, got {_type_name(value)} {_short(value)}"
     if not value:
         return f"{field} is empty"
-    if len(value) > MAX_ID_LENGTH:
-        return f"{field} is longer than {MAX_ID_LENGTH} characters"
-    return None
+    if len(value) > bounds.max_id_chars:
+        return f"{field} is longer than {bounds.max_id_chars} characters (Limits.max_id_chars)"
+    return _text_reason(value, field, allow_breaks=False)
+
+
+def _too_long_to_match(value: Any, bounds: Bounds) -> bool:
+    """A string id longer than every ground-truth id: it cannot match, and kept it would
+    widen the fixed-width id array of every row."""
+    longest = bounds.matchable_id_chars
+    return longest is not None and type(value) is str and len(value) > longest
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    return _short_text(repr(value))
+
+
+def _short_text(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -335,6 +317,15 @@ def id_array(ids: Sequence[Any], kind: type) -> np.ndarray:
 
 
 ValueCheck = Callable[[Any], tuple[Any, str | None]]
+_MISSING = object()
+
+
+def _id_test(id_kind: type, bounds: Bounds) -> Callable[[Any], bool]:
+    """A fast yes for a good id (the common case); any no is diagnosed by ``_check_id``."""
+    if id_kind is int:
+        return lambda rid: type(rid) is int and _INT_MIN <= rid <= _INT_MAX
+    longest = min(bounds.max_id_chars, bounds.matchable_id_chars or bounds.max_id_chars)
+    return lambda rid: type(rid) is str and 0 < len(rid) <= longest and rid.isprintable()
 
 
 def _parse_json_rows(
@@ -345,59 +336,158 @@ def _parse_json_rows(
     value_field: str,
     check: ValueCheck,
     example: str,
+    what: str,
     log: ProblemLog,
+    bounds: Bounds,
 ) -> tuple[np.ndarray, list[Any], np.ndarray, np.ndarray]:
     """Walk a JSON array of records; keep good rows, log every bad one.
 
     Returns ids, values, positions of the good rows and the ids of rows rejected for a bad
-    value (their id was fine).
+    value (their id was fine). A good record takes the fast path (a few type tests); any
+    other is diagnosed in full by ``_diagnose``.
     """
-    records = _records(data, example)
+    records = _records(data, example, what, bounds)
     rejected: list[Any] = []
     ids: list[Any] = []
     values: list[Any] = []
     positions: list[int] = []
+    #: Listed problems about a non-integer number id: (index in the log, record number).
+    numeric: list[tuple[int, int]] = []
+    good_id = _id_test(id_kind, bounds)
     for number, record in enumerate(records, start=1):
-        where = f"record {number}"
-        if type(record) is not dict:
-            log.add(f"expected an object like {example}, got {_type_name(record)}", where)
-            continue
-        if id_field not in record:
-            log.add(f"missing key {id_field!r}", where)
-            continue
-        rid = record[id_field]
-        reason = _check_id(rid, id_kind, id_field)
-        if reason:
-            log.add(reason, where)
-            continue
-        if value_field not in record:
-            log.add(f"missing key {value_field!r}", where, rid, id_field)
-            rejected.append(rid)
-            continue
-        value, reason = check(record[value_field])
-        if reason:
-            log.add(f"{value_field} {reason}", where, rid, id_field)
-            rejected.append(rid)
-            continue
-        ids.append(rid)
-        values.append(value)
-        positions.append(number)
+        if type(record) is dict and (
+            len(record) <= 2 or not _too_deep(record, value_field, bounds)
+        ):
+            rid = record.get(id_field, _MISSING)
+            raw = record.get(value_field, _MISSING)
+            if raw is not _MISSING and good_id(rid):
+                value, reason = check(raw)
+                if reason is None:
+                    ids.append(rid)
+                    values.append(value)
+                    positions.append(number)
+                    continue
+        _diagnose(
+            record,
+            number,
+            id_field,
+            id_kind,
+            value_field,
+            check,
+            example,
+            log,
+            bounds,
+            rejected,
+            numeric,
+        )
     if not records:
         log.add("the file holds no predictions (empty array)")
+    if numeric:
+        _quote_as_written(data, numeric, id_field, log)
     positions_array = np.asarray(positions, dtype=np.int64)
     return id_array(ids, id_kind), values, positions_array, id_array(rejected, id_kind)
 
 
-def _string_value(value: Any) -> tuple[Any, str | None]:
-    if type(value) is str:
-        return value, None
-    return None, f"must be a string, got {_type_name(value)} {_short(value)}"
+def _diagnose(
+    record: Any,
+    number: int,
+    id_field: str,
+    id_kind: type,
+    value_field: str,
+    check: ValueCheck,
+    example: str,
+    log: ProblemLog,
+    bounds: Bounds,
+    rejected: list[Any],
+    numeric: list[tuple[int, int]],
+) -> None:
+    """Log what is wrong with a record that failed the fast path (the first thing, in the
+    order a reader checks: object, id key, nesting, id, value key, value)."""
+    where = f"record {number}"
+    if type(record) is not dict:
+        log.add(f"expected an object like {example}, got {_type_name(record)}", where)
+        return
+    if id_field not in record:
+        log.add(f"missing key {id_field!r}", where)
+        return
+    if len(record) > 2 and _too_deep(record, value_field, bounds):
+        limit = bounds.limits.max_depth
+        log.add(f"JSON nested deeper than {limit} levels (Limits.max_depth)", where)
+        return
+    rid = record[id_field]
+    reason = _check_id(rid, id_kind, id_field, bounds)
+    if reason:
+        if id_kind is int and type(rid) is float and log.room():
+            numeric.append((len(log.problems), number))
+        log.add(reason, where)
+        return
+    if _too_long_to_match(rid, bounds):
+        log.add(
+            f"unknown {id_field}: not in the ground truth of this split (longer than any id there)",
+            where,
+            _short_text(rid),
+            id_field,
+        )
+        return
+    if value_field not in record:
+        log.add(f"missing key {value_field!r}", where, rid, id_field)
+        rejected.append(rid)
+        return
+    # The fast path refused the record, and every other test passed: the value is bad.
+    _, reason = check(record[value_field])
+    log.add(f"{value_field} {reason}", where, rid, id_field)
+    rejected.append(rid)
+
+
+def _too_deep(record: dict, value_field: str, bounds: Bounds) -> bool:
+    """Whether an extra key of ``record`` nests deeper than the limit (the value fields'
+    own checks refuse any nesting they do not expect); the array holds the record (depth
+    1), the record its values (depth 2)."""
+    levels = bounds.limits.max_depth - 2
+    return any(
+        type(v) in (dict, list) and upload.nesting_exceeds(v, levels)
+        for k, v in record.items()
+        if k != value_field
+    )
+
+
+def _quote_as_written(
+    data: bytes, numeric: list[tuple[int, int]], id_field: str, log: ProblemLog
+) -> None:
+    """Rewrite listed problems about number ids with the number as the file writes it (a
+    JSON parser turns 1180591620717411303424 into the float 1.1805916207174113e+21)."""
+    exact = upload.exact_records(data, {number for _, number in numeric})
+    for index, number in numeric:
+        record = exact.get(number)
+        if not isinstance(record, dict):
+            continue
+        reason = _literal_reason(record.get(id_field), id_field)
+        if reason:
+            log.problems[index] = dataclasses.replace(log.problems[index], message=reason)
+
+
+def _string_value(bounds: Bounds) -> ValueCheck:
+    """A check of a string value (an answer): type, length, no control character."""
+    limit = bounds.limits.max_string_chars
+
+    def check(value: Any) -> tuple[Any, str | None]:
+        if type(value) is str and len(value) <= limit and value.isprintable():
+            return value, None
+        if type(value) is not str:
+            return None, f"must be a string, got {_type_name(value)} {_short(value)}"
+        if len(value) > limit:
+            return None, f"is longer than {limit} characters (Limits.max_string_chars)"
+        reason = _text_reason(value, "", allow_breaks=True)
+        return (None, reason.lstrip()) if reason else (value, None)
+
+    return check
 
 
 def _int_value(value: Any) -> tuple[Any, str | None]:
-    if _is_int(value):
-        return value, None
-    return None, f"must be an integer, got {_type_name(value)} {_short(value)}"
+    reason = _int_reason(value, "")
+    if reason:
+        return None, reason.lstrip()
+    return value, None
 
 
 def _box_value(value: Any) -> tuple[Any, str | None]:
@@ -406,7 +496,10 @@ def _box_value(value: Any) -> tuple[Any, str | None]:
         return None, f"must be [x, y, w, h] (4 numbers), got {shape}"
     if not all(type(v) in (int, float) for v in value):
         return None, f"must hold 4 numbers, got {_short(value)}"
-    box = [float(v) for v in value]
+    try:
+        box = [float(v) for v in value]
+    except OverflowError:  # an integer beyond the float range
+        box = [math.inf]
     if not all(math.isfinite(v) for v in box):
         return None, f"must hold 4 finite numbers, got {_short(value)}"
     if box[2] < 0 or box[3] < 0:
@@ -419,7 +512,9 @@ def _box_value(value: Any) -> tuple[Any, str | None]:
 # Every parser takes an optional ``log``. Without one it raises ``ValidationError`` for any
 # problem (the plain API). With one it records row-level problems there and returns the
 # good rows, so that id checks can run too and a participant sees every problem at once
-# (``check_file``); only a file that cannot be read at all still raises.
+# (``check_file``); only a file that cannot be read at all still raises. Every parser also
+# takes ``limits`` (default ``Limits()``) and ``expected`` (what the ground truth allows;
+# None: only the absolute limits apply).
 
 
 def _finish(log: ProblemLog, own: bool) -> None:
@@ -434,48 +529,86 @@ def parse_answers(
     id_kind: type,
     answer_field: str,
     log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
 ) -> AnswerPredictions:
     """A JSON array of ``{id_field: id, answer_field: str}``."""
     own, log = log is None, ProblemLog() if log is None else log
+    bounds = _bounds(limits, expected)
     sample_id = "1" if id_kind is int else '"1"'
     ids, answers, positions, rejected = _parse_json_rows(
-        read_source(source),
+        read_source(source, limits=bounds.limits),
         id_field=id_field,
         id_kind=id_kind,
         value_field=answer_field,
-        check=_string_value,
+        check=_string_value(bounds),
         example=f'{{"{id_field}": {sample_id}, "{answer_field}": "..."}}',
+        what="a JSON array of answers",
         log=log,
+        bounds=bounds,
     )
     _finish(log, own)
     return AnswerPredictions(ids, positions, "record", id_field, answers, rejected=rejected)
 
 
-def parse_vqa(source: Source, *, log: ProblemLog | None = None) -> AnswerPredictions:
+def parse_vqa(
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
+) -> AnswerPredictions:
     """vqa2 and vgqa: ``[{"question_id": int, "answer": str}]`` (vgqa: question_id = qa_id)."""
     return parse_answers(
-        source, id_field="question_id", id_kind=int, answer_field="answer", log=log
+        source,
+        id_field="question_id",
+        id_kind=int,
+        answer_field="answer",
+        log=log,
+        limits=limits,
+        expected=expected,
     )
 
 
-def parse_gqa(source: Source, *, log: ProblemLog | None = None) -> AnswerPredictions:
+def parse_gqa(
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
+) -> AnswerPredictions:
     """``[{"questionId": str, "prediction": str}]``; ids are strings and never cast."""
     return parse_answers(
-        source, id_field="questionId", id_kind=str, answer_field="prediction", log=log
+        source,
+        id_field="questionId",
+        id_kind=str,
+        answer_field="prediction",
+        log=log,
+        limits=limits,
+        expected=expected,
     )
 
 
-def parse_refexp(source: Source, *, log: ProblemLog | None = None) -> BoxPredictions:
+def parse_refexp(
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
+) -> BoxPredictions:
     """``[{"sent_id": int, "bbox": [x, y, w, h]}]`` with finite numbers, w and h >= 0."""
     own, log = log is None, ProblemLog() if log is None else log
+    bounds = _bounds(limits, expected)
     ids, boxes, positions, rejected = _parse_json_rows(
-        read_source(source),
+        read_source(source, limits=bounds.limits),
         id_field="sent_id",
         id_kind=int,
         value_field="bbox",
         check=_box_value,
         example='{"sent_id": 1, "bbox": [x, y, w, h]}',
+        what="a JSON array of boxes",
         log=log,
+        bounds=bounds,
     )
     _finish(log, own)
     array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -483,18 +616,27 @@ def parse_refexp(source: Source, *, log: ProblemLog | None = None) -> BoxPredict
 
 
 def parse_choices(
-    source: Source, *, id_field: str, choice_field: str, log: ProblemLog | None = None
+    source: Source,
+    *,
+    id_field: str,
+    choice_field: str,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
 ) -> ChoicePredictions:
     """``[{id_field: int, choice_field: int}]``."""
     own, log = log is None, ProblemLog() if log is None else log
+    bounds = _bounds(limits, expected)
     ids, choices, positions, rejected = _parse_json_rows(
-        read_source(source),
+        read_source(source, limits=bounds.limits),
         id_field=id_field,
         id_kind=int,
         value_field=choice_field,
         check=_int_value,
         example=f'{{"{id_field}": 1, "{choice_field}": 2}}',
+        what="a JSON array of choices",
         log=log,
+        bounds=bounds,
     )
     _finish(log, own)
     array = np.asarray(choices, dtype=np.int64).reshape(-1)
@@ -503,27 +645,68 @@ def parse_choices(
     )
 
 
-def parse_pointing(source: Source, *, log: ProblemLog | None = None) -> ChoicePredictions:
+def parse_pointing(
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
+) -> ChoicePredictions:
     """visual7w: ``[{"qa_id": int, "box_id": int}]``."""
-    return parse_choices(source, id_field="qa_id", choice_field="box_id", log=log)
+    return parse_choices(
+        source,
+        id_field="qa_id",
+        choice_field="box_id",
+        log=log,
+        limits=limits,
+        expected=expected,
+    )
 
 
-def parse_guesswhat(source: Source, *, log: ProblemLog | None = None) -> ChoicePredictions:
+def parse_guesswhat(
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
+) -> ChoicePredictions:
     """guesswhat: ``[{"game_id": int, "object_id": int}]``."""
-    return parse_choices(source, id_field="game_id", choice_field="object_id", log=log)
+    return parse_choices(
+        source,
+        id_field="game_id",
+        choice_field="object_id",
+        log=log,
+        limits=limits,
+        expected=expected,
+    )
 
 
 # --------------------------------------------------------------------------- CSV tasks
 
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 
-def _text_lines(data: bytes) -> list[str]:
+
+def _text_lines(data: bytes, bounds: Bounds, what: str) -> list[str]:
+    """The lines of a UTF-8 text (BOM accepted), split at \\n, \\r\\n or \\r only (an id
+    holding another separator, \\x1c or \\u2028, is reported, not split). The number of
+    lines is checked against the bounds before they are split."""
+    upload.refuse_binary(data, what)
+    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    lines = breaks + 1
+    reason = bounds.too_many_rows(lines, "lines")
+    if reason is None and lines > bounds.limits.max_values:
+        reason = (
+            f"the file holds {lines:,} lines, more than {bounds.limits.max_values:,} "
+            "(Limits.max_values)"
+        )
+    if reason:
+        found = upload.utf8_error(data)  # text that is not UTF-8 is the first thing wrong
+        raise ValidationError([upload.utf8_problem(data, *found) if found else Problem(reason)])
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")  # positions count the BOM, if any
     except UnicodeDecodeError as exc:
-        raise ValidationError(
-            [Problem(f"not UTF-8 text (byte {exc.start}: {exc.reason})")]
-        ) from None
-    return text.splitlines()
+        raise ValidationError([upload.utf8_problem(data, exc.start, exc.reason)]) from None
+    return _LINE_BREAK.split(text.removeprefix("\ufeff"))
 
 
 def _parse_csv_labels(
@@ -532,7 +715,9 @@ def _parse_csv_labels(
     id_field: str,
     label_field: str,
     names: tuple[str, ...],
+    what: str,
     log: ProblemLog,
+    bounds: Bounds,
 ) -> LabelPredictions:
     """``id,label`` per line, no header; blank lines skipped; labels case-insensitive."""
     lookup = {name.lower(): i for i, name in enumerate(names)}
@@ -541,11 +726,20 @@ def _parse_csv_labels(
     labels: list[int] = []
     positions: list[int] = []
     rejected: list[str] = []
-    for number, line in enumerate(_text_lines(data), start=1):
+    good_id = _id_test(str, bounds)
+    for number, line in enumerate(_text_lines(data, bounds, what), start=1):
+        fields = line.split(",")
+        if len(fields) == 2:  # the fast path: a good line
+            rid, label = fields
+            code = lookup.get(label.lower())
+            if code is not None and good_id(rid) and rid[0] != " " and rid[-1] != " ":
+                ids.append(rid)
+                labels.append(code)
+                positions.append(number)
+                continue
         where = f"line {number}"
         if not line.strip():
             continue
-        fields = line.rstrip("\r").split(",")
         if len(fields) != 2:
             log.add(
                 f"expected 2 comma-separated fields {id_field},{label_field}, got {len(fields)}",
@@ -553,18 +747,29 @@ def _parse_csv_labels(
             )
             continue
         rid, label = fields
-        reason = _check_id(rid, str, id_field)
+        reason = _check_id(rid, str, id_field, bounds)
         if reason:
             log.add(reason, where)
             continue
         if rid != rid.strip():
             log.add(f"{id_field} has surrounding spaces: {rid!r}", where)
             continue
+        if _too_long_to_match(rid, bounds):
+            log.add(
+                f"unknown {id_field}: not in the ground truth of this split (longer than any "
+                "id there)",
+                where,
+                _short_text(rid),
+                id_field,
+            )
+            continue
         code = lookup.get(label.lower())
         if code is None:
             header = number == 1 and label.strip().lower() == label_field.lower()
             hint = " (no header line is expected)" if header else ""
-            log.add(f"{label_field} must be {allowed}, got {label!r}{hint}", where, rid, id_field)
+            log.add(
+                f"{label_field} must be {allowed}, got {_short(label)}{hint}", where, rid, id_field
+            )
             rejected.append(rid)
             continue
         ids.append(rid)
@@ -589,25 +794,41 @@ NLVR2_LABELS: tuple[str, ...] = ("False", "True")
 SNLI_VE_LABELS: tuple[str, ...] = ("contradiction", "neutral", "entailment")
 
 
-def parse_nlvr2(source: Source, *, log: ProblemLog | None = None) -> LabelPredictions:
+def parse_nlvr2(
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
+) -> LabelPredictions:
     """The official CSV: ``identifier,prediction`` per line, True/False in any case."""
     own, log = log is None, ProblemLog() if log is None else log
+    bounds = _bounds(limits, expected)
     rows = _parse_csv_labels(
-        read_source(source),
+        read_source(source, limits=bounds.limits),
         id_field="identifier",
         label_field="prediction",
         names=NLVR2_LABELS,
+        what="an identifier,prediction CSV",
         log=log,
+        bounds=bounds,
     )
     _finish(log, own)
     return rows
 
 
-def parse_snli_ve(source: Source, *, log: ProblemLog | None = None) -> LabelPredictions:
+def parse_snli_ve(
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
+) -> LabelPredictions:
     """``pairID,label`` lines, or a JSON array ``[{"pairID": str, "label": str}]``."""
     own, log = log is None, ProblemLog() if log is None else log
-    data = read_source(source)
-    if data.lstrip()[:1] == b"[":
+    bounds = _bounds(limits, expected)
+    data = read_source(source, limits=bounds.limits)
+    if upload.first_byte(data) == b"[":
         lookup = {name: i for i, name in enumerate(SNLI_VE_LABELS)}
 
         def check(value: Any) -> tuple[Any, str | None]:
@@ -622,7 +843,9 @@ def parse_snli_ve(source: Source, *, log: ProblemLog | None = None) -> LabelPred
             value_field="label",
             check=check,
             example='{"pairID": "...", "label": "entailment"}',
+            what="a JSON array of labels",
             log=log,
+            bounds=bounds,
         )
         codes = np.asarray(labels, dtype=np.int8)
         rows = LabelPredictions(
@@ -630,7 +853,13 @@ def parse_snli_ve(source: Source, *, log: ProblemLog | None = None) -> LabelPred
         )
     else:
         rows = _parse_csv_labels(
-            data, id_field="pairID", label_field="label", names=SNLI_VE_LABELS, log=log
+            data,
+            id_field="pairID",
+            label_field="label",
+            names=SNLI_VE_LABELS,
+            what="a pairID,label CSV",
+            log=log,
+            bounds=bounds,
         )
     _finish(log, own)
     return rows
@@ -638,110 +867,166 @@ def parse_snli_ve(source: Source, *, log: ProblemLog | None = None) -> LabelPred
 
 # --------------------------------------------------------------------------- retrieval
 
+_ZIP_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"
+
 
 def parse_retrieval(
-    source: Source, *, log: ProblemLog | None = None
+    source: Source,
+    *,
+    log: ProblemLog | None = None,
+    limits: Limits | None = None,
+    expected: Expected | None = None,
 ) -> ScoreMatrixPredictions | RankedListPredictions:
     """An NPZ score matrix (zip content) or a JSON array of ranked lists."""
     own, log = log is None, ProblemLog() if log is None else log
-    data = read_source(source)
-    if data[:4] == b"PK\x03\x04":
-        parsed: ScoreMatrixPredictions | RankedListPredictions = _parse_npz(data, log)
-    elif data[:6] == b"\x93NUMPY":
+    bounds = _bounds(limits, expected)
+    data = read_source(source, limits=bounds.limits)
+    upload.refuse_binary(
+        data, "a retrieval NPZ or a JSON array of ranked lists", allowed=(_ZIP_MAGIC, _NPY_MAGIC)
+    )
+    if data[:4] == _ZIP_MAGIC:
+        parsed: ScoreMatrixPredictions | RankedListPredictions = _parse_npz(data, log, bounds)
+    elif data[:6] == _NPY_MAGIC:
         message = "a single .npy array was given; expected an .npz with 3 arrays"
         raise ValidationError([Problem(message + " (scores, caption_ids, image_ids)")])
     else:
-        parsed = _parse_ranked(data, log)
+        parsed = _parse_ranked(data, log, bounds)
     _finish(log, own)
     return parsed
 
 
-def _parse_npz(data: bytes, log: ProblemLog) -> ScoreMatrixPredictions:
+def _parse_npz(data: bytes, log: ProblemLog, bounds: Bounds) -> ScoreMatrixPredictions:
     """Structural problems (missing array, wrong shape) raise at once: nothing can be
-    checked further; non-finite scores are logged per caption row."""
+    checked further; non-finite scores are logged per caption row. Shapes and dtypes are
+    checked from the arrays' headers, before any array is read (``NpzArchive``)."""
     structure = ProblemLog()
-    try:
-        archive = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValidationError([Problem(f"not a readable .npz file: {exc}")]) from None
-    arrays: dict[str, np.ndarray] = {}
-    with archive:
-        for key in ("scores", "caption_ids", "image_ids"):
-            if key not in archive.files:
-                held = sorted(archive.files)
-                structure.add(f"the .npz has no array {key!r} (it holds {held})", key)
-                continue
-            try:
-                arrays[key] = archive[key]
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-                structure.add(f"cannot read the array: {exc}", key)
-    structure.raise_if_any()
-    scores, caption_ids, image_ids = arrays["scores"], arrays["caption_ids"], arrays["image_ids"]
-    for key, ids in (("caption_ids", caption_ids), ("image_ids", image_ids)):
-        if ids.ndim != 1 or ids.dtype.kind not in "iu":
-            message = f"must be a 1-D integer array, got {ids.dtype} with shape {ids.shape}"
-            structure.add(message, key)
-    if scores.ndim != 2 or scores.dtype.kind not in "fiu":
-        message = f"must be a 2-D real array, got {scores.dtype} with shape {scores.shape}"
-        structure.add(message, "scores")
-    structure.raise_if_any()
-    if scores.shape != (len(caption_ids), len(image_ids)):
-        structure.add(
-            f"shape {scores.shape} does not match (len(caption_ids), len(image_ids)) = "
-            f"({len(caption_ids)}, {len(image_ids)})",
-            "scores",
-        )
+    with NpzArchive(data, ("scores", "caption_ids", "image_ids"), bounds.limits) as archive:
+        headers = archive.headers
+        for key in ("caption_ids", "image_ids"):
+            ids = headers[key]
+            if ids.ndim != 1 or ids.dtype.kind not in "iu":
+                message = f"must be a 1-D integer array, got {ids.dtype} with shape {ids.shape}"
+                structure.add(message, key)
+        scores_header = headers["scores"]
+        if scores_header.ndim != 2 or scores_header.dtype.kind not in "fiu":
+            message = (
+                f"must be a 2-D real array, got {scores_header.dtype} with shape "
+                f"{scores_header.shape}"
+            )
+            structure.add(message, "scores")
         structure.raise_if_any()
-    if scores.dtype.kind == "f":
-        finite = np.isfinite(scores).all(axis=1)
-        if not finite.all():
-            bad = np.flatnonzero(~finite)
-            listed = bad[: log.room()]
-            for row in listed:
-                col = int(np.flatnonzero(~np.isfinite(scores[row]))[0])
-                log.add(
-                    f"scores row {row} has a non-finite value (first: image_id "
-                    f"{int(image_ids[col])} = {scores[row, col]})",
-                    "scores",
-                    int(caption_ids[row]),
-                    "caption_id",
+        captions, images = headers["caption_ids"].shape[0], headers["image_ids"].shape[0]
+        if scores_header.shape != (captions, images):
+            structure.add(
+                f"shape {scores_header.shape} does not match (len(caption_ids), "
+                f"len(image_ids)) = ({captions}, {images})",
+                "scores",
+            )
+            structure.raise_if_any()
+        for key, count, limit in (
+            ("caption_ids", captions, bounds.max_rows),
+            ("image_ids", images, bounds.max_columns),
+        ):
+            if limit is not None and count > limit:
+                structure.add(
+                    f"holds {count:,} ids, but the ground truth has far fewer (at most "
+                    f"{limit:,} accepted, Limits.max_rows_per_example); the scores were not "
+                    "read",
+                    key,
                 )
-            log.skip(len(bad) - len(listed))
-    return ScoreMatrixPredictions(
-        scores, caption_ids.astype(np.int64, copy=False), image_ids.astype(np.int64, copy=False)
-    )
+        structure.raise_if_any()
+        caption_ids = _id_values(archive.read("caption_ids"), "caption_ids", structure)
+        image_ids = _id_values(archive.read("image_ids"), "image_ids", structure)
+        structure.raise_if_any()
+        scores = archive.read("scores")
+    if scores.dtype.kind == "f":
+        _log_non_finite(scores, caption_ids, image_ids, log)
+    return ScoreMatrixPredictions(scores, caption_ids, image_ids)
 
 
-def _ranked_value(value: Any) -> tuple[Any, str | None]:
-    if type(value) is not list:
-        return None, f"must be an array of image ids, got {_type_name(value)}"
-    if len(value) < MIN_RANKED:
-        return None, f"must list at least {MIN_RANKED} image ids, got {len(value)}"
-    if not all(_is_int(v) for v in value):
-        bad = next(v for v in value if not _is_int(v))
-        return None, f"must hold integers only, got {_type_name(bad)} {_short(bad)}"
-    if len(set(value)) != len(value):
-        seen: set[int] = set()
-        dup = next(v for v in value if v in seen or seen.add(v))  # type: ignore[func-returns-value]
-        return None, f"lists image id {dup} more than once"
-    return value, None
+def _id_values(ids: np.ndarray, key: str, structure: ProblemLog) -> np.ndarray:
+    """int64 ids; unsigned values beyond 2**63-1 are problems (a cast would wrap them to
+    negative ids)."""
+    if ids.dtype.kind == "u" and ids.dtype.itemsize >= 8:
+        big = np.flatnonzero(ids > np.uint64(_INT_MAX))
+        for index in big[: structure.room()]:
+            structure.add(
+                f"{key} must be integers from -2**63 to 2**63-1, got {int(ids[index])}",
+                f"{key} index {int(index)}",
+            )
+        structure.skip(len(big) - min(len(big), structure.room()))
+    return ids.astype(np.int64, copy=False)
 
 
-def _parse_ranked(data: bytes, log: ProblemLog) -> RankedListPredictions:
+def _log_non_finite(
+    scores: np.ndarray, caption_ids: np.ndarray, image_ids: np.ndarray, log: ProblemLog
+) -> None:
+    """One problem per caption row holding NaN or an infinity (checked in blocks of rows:
+    no temporary as large as the matrix)."""
+    step = max(1, (1 << 24) // max(1, scores.shape[1]))
+    bad_rows = 0
+    for start in range(0, scores.shape[0], step):
+        finite = np.isfinite(scores[start : start + step]).all(axis=1)
+        for offset in np.flatnonzero(~finite):
+            bad_rows += 1
+            if not log.room():
+                log.skip(1)
+                continue
+            row = start + int(offset)
+            col = int(np.flatnonzero(~np.isfinite(scores[row]))[0])
+            log.add(
+                f"scores row {row} has a non-finite value (first: image_id "
+                f"{int(image_ids[col])} = {scores[row, col]})",
+                "scores",
+                int(caption_ids[row]),
+                "caption_id",
+            )
+
+
+def _ranked_value(bounds: Bounds) -> ValueCheck:
+    """A check of a ranked list: at least ``MIN_RANKED`` distinct integer ids, and no
+    more than the candidates allow."""
+
+    longest = bounds.max_columns
+    candidates = bounds.expected.columns if bounds.expected is not None else None
+
+    def check(value: Any) -> tuple[Any, str | None]:
+        if type(value) is not list:
+            return None, f"must be an array of image ids, got {_type_name(value)}"
+        if len(value) < MIN_RANKED:
+            return None, f"must list at least {MIN_RANKED} image ids, got {len(value)}"
+        if longest is not None and len(value) > longest:
+            return None, (
+                f"lists {len(value):,} image ids, but the split has {candidates:,} candidate images"
+            )
+        if not all(_is_int(v) for v in value):
+            bad = next(v for v in value if not _is_int(v))
+            return None, f"must hold integers only, got {_type_name(bad)} {_short(bad)}"
+        if len(set(value)) != len(value):
+            seen: set[int] = set()
+            dup = next(v for v in value if v in seen or seen.add(v))  # type: ignore[func-returns-value]
+            return None, f"lists image id {dup} more than once"
+        return value, None
+
+    return check
+
+
+def _parse_ranked(data: bytes, log: ProblemLog, bounds: Bounds) -> RankedListPredictions:
     ids, lists, positions, rejected = _parse_json_rows(
         data,
         id_field="caption_id",
         id_kind=int,
         value_field="image_ids",
-        check=_ranked_value,
+        check=_ranked_value(bounds),
         example='{"caption_id": 1, "image_ids": [ten or more image ids, best first]}',
+        what="a JSON array of ranked lists",
         log=log,
+        bounds=bounds,
     )
-    lengths = np.asarray([len(v) for v in lists], dtype=np.int64)
-    width = int(lengths.max()) if len(lengths) else MIN_RANKED
-    ranked = np.full((len(lists), width), -1, dtype=np.int64)
-    for row, values in enumerate(lists):
-        ranked[row, : len(values)] = values
+    lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
+    ranked = np.fromiter(
+        itertools.chain.from_iterable(lists), dtype=np.int64, count=int(lengths.sum())
+    )
     return RankedListPredictions(
         ids, positions, "record", "caption_id", ranked, lengths, rejected=rejected
     )
@@ -862,8 +1147,8 @@ def sniff_format(data: bytes, formats: Sequence[PredictionFormat]) -> Prediction
     """
     if data[:4] == b"PK\x03\x04":
         try:
-            names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
-        except (zipfile.BadZipFile, OSError, EOFError):
+            names = set(zipfile.ZipFile(upload.MemoryReader(data)).namelist())
+        except READ_ERRORS:  # a damaged or hostile archive is recognised by nothing
             return None
         arrays = {n.removesuffix(".npy") for n in names}
         return next((f for f in formats if f.kind == "npz" and set(f.keys) <= arrays), None)

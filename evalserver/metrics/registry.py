@@ -28,6 +28,7 @@ from evalserver.metrics import (
     vqa,
 )
 from evalserver.metrics import predictions as P
+from evalserver.metrics.limits import Expected
 from evalserver.metrics.predictions import PredictionFormat, Problem
 from evalserver.metrics.result import Result
 from unify import tasks
@@ -47,7 +48,8 @@ class Scorer:
     ``example_ids(gt)`` gives the ids the per-example arrays are aligned with.
     ``version`` is the default rule's version; ``variants`` maps each named variant to the
     version it reports (refexp's IoU rules); ``options`` names the keyword options
-    ``score`` accepts.
+    ``score`` accepts. ``parse`` also takes ``limits`` and ``expected`` (``expected(gt)``:
+    what the ground truth allows a file to hold), which bound its work.
     """
 
     metric: str
@@ -60,6 +62,15 @@ class Scorer:
     example_ids: Callable[[Any], np.ndarray]
     variants: Mapping[str, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+    #: What the ground truth allows a file to hold (rows, columns, id length), for the
+    #: parsers' bounds; None: the ids of ``example_ids`` are all a file may name.
+    expected_of: Callable[[Any], Expected] | None = None
+
+    def expected(self, gt: Any) -> Expected:
+        """``Expected`` of a metric object (the parsers bound rows and ids by it)."""
+        if self.expected_of is not None:
+            return self.expected_of(gt)
+        return Expected.of_ids(self.example_ids(gt))
 
 
 _VQA_FORMAT = PredictionFormat("a VQA results JSON", "json", ("question_id", "answer"))
@@ -88,6 +99,7 @@ SCORERS: Mapping[str, Scorer] = MappingProxyType(
                 partial(P.write_answers, id_field="questionId", answer_field="prediction"),
                 (PredictionFormat("a GQA predictions JSON", "json", ("questionId", "prediction")),),
                 lambda gt: gt.ids[: gt.num_balanced],
+                expected_of=lambda gt: Expected.of_ids(gt.ids),  # all-questions ids too
             ),
             Scorer(
                 "vgqa",
@@ -117,6 +129,7 @@ SCORERS: Mapping[str, Scorer] = MappingProxyType(
                     ),
                 ),
                 lambda gt: gt.caption_ids,
+                expected_of=lambda gt: Expected.of_ids(gt.caption_ids, columns=len(gt.image_ids)),
             ),
             Scorer(
                 "refexp",
@@ -176,6 +189,7 @@ SCORERS: Mapping[str, Scorer] = MappingProxyType(
                     PredictionFormat("an SNLI-VE predictions JSON", "json", ("pairID", "label")),
                 ),
                 lambda gt: gt.pair_ids,
+                expected_of=lambda gt: Expected.of_ids([*gt.pair_ids, *gt.dropped_ids]),
             ),
         )
     }

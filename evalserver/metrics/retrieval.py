@@ -264,12 +264,13 @@ def _match_ranked(
         required=gt.scored,
         unknown_hint="not a caption (sentid) of this split",
     )
-    padding = predictions.ranked < 0
-    known = np.isin(predictions.ranked, gt.image_ids) | padding
-    bad_rows = np.flatnonzero(~known.all(axis=1))
+    known = np.isin(predictions.ranked, gt.image_ids)
+    row_of = np.repeat(np.arange(len(predictions.lengths)), predictions.lengths)
+    bad_rows = np.unique(row_of[~known])
     listed = bad_rows[: log.room()]
     for row in listed:
-        bad = predictions.ranked[row][~known[row]]
+        values = predictions.row(int(row))
+        bad = values[~np.isin(values, gt.image_ids)]
         log.add(
             f"image_ids holds {len(bad)} id(s) that are not candidate images of this split, "
             f"e.g. {int(bad[0])}",
@@ -389,11 +390,17 @@ def _score_ranked(gt: RetrievalGroundTruth, predictions: RankedListPredictions) 
     log.raise_if_any()
     scored_idx = np.flatnonzero(gt.scored)
     gold = gt.image_ids[gt.caption_image[scored_idx]]
-    lists = predictions.ranked[rows]
     lengths = predictions.lengths[rows]
-    hit = lists == gold[:, None]
-    found = hit.any(axis=1)
-    ranks = np.where(found, hit.argmax(axis=1), lengths)  # >= length: not within the list
+    starts = predictions.offsets[rows]
+    # The selected lists, flat: each value with its list (segment) and place in the list.
+    segment = np.repeat(np.arange(len(rows)), lengths)
+    place = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    values = predictions.ranked[np.repeat(starts, lengths) + place]
+    hit = values == gold[segment]  # at most one per list: lists hold no repeats
+    found = np.zeros(len(rows), dtype=bool)
+    found[segment[hit]] = True
+    ranks = lengths.copy()  # >= length: not within the list
+    ranks[segment[hit]] = place[hit]
     shortest = int(lengths.min())
     per_caption = _per_caption(gt, np.where(found, ranks + 1, -1))
     metrics = {

@@ -29,6 +29,7 @@ from typing import Any
 
 from evalserver.metrics import predictions as P
 from evalserver.metrics.groundtruth import GroundTruth, describe_fingerprint
+from evalserver.metrics.limits import Limits
 from evalserver.metrics.predictions import Problem, ProblemLog, Source, ValidationError
 from evalserver.metrics.registry import SCORERS, Scorer, get_scorer, tasks_of_metric
 from evalserver.metrics.result import Result, json_array, load_arrays, save_arrays
@@ -147,22 +148,27 @@ def _context(task: str, gt: Any) -> tuple[Any, str | None, tuple[str, ...], str 
     return gt, None, (), None
 
 
-def validate_file(task: str, gt: Any, source: Source, *, max_bytes: int | None = None) -> Validated:
+def validate_file(task: str, gt: Any, source: Source, *, limits: Limits | None = None) -> Validated:
     """Parse and check a prediction file once: every problem (row-level and id-level
     together, listed up to the cap, all counted) and the parsed rows.
 
     Never raises on bad content (a file of another task's format gets a first problem that
-    says what it looks like); a missing or unreadable file is still an ``OSError``.
-    ``max_bytes`` bounds the decompressed size.
+    says what it looks like; a file over a limit gets a problem naming the limit); a
+    missing or unreadable file is still an ``OSError``. ``limits`` (default ``Limits()``,
+    docs/metrics.md "Limits") bounds the bytes read and decompressed, the JSON's depth and
+    values, the rows (against the size of ``gt``) and the string lengths: memory and time
+    stay proportional to the file's size on disk.
     """
     scorer = get_scorer(task)
     data_gt, phase, splits, fingerprint = _context(task, gt)
+    limits = Limits() if limits is None else limits
     log = ProblemLog()
     parsed = None
     data = b""
     try:
-        data = P.read_source(source, max_bytes=max_bytes)
-        parsed = scorer.parse(data, log=log)
+        data = P.read_source(source, limits=limits)
+        expected = scorer.expected(data_gt)
+        parsed = scorer.parse(data, log=log, limits=limits, expected=expected)
     except ValidationError as exc:  # the file as a whole cannot be read
         log.extend(exc.problems)
         log.skip(exc.total - len(exc.problems))
@@ -282,17 +288,21 @@ def _in_context(
 # --------------------------------------------------------------------------- one call
 
 
-def check_file(task: str, gt: Any, source: Source) -> list[Problem]:
+def check_file(
+    task: str, gt: Any, source: Source, *, limits: Limits | None = None
+) -> list[Problem]:
     """Every problem of a prediction file (empty: it can be scored). Never raises on bad
     content; a missing file is still an ``OSError``. To check and then score, use
     ``validate_file`` and ``score_validated``: the file is parsed once."""
-    return validate_file(task, gt, source).listing()
+    return validate_file(task, gt, source, limits=limits).listing()
 
 
-def score_file(task: str, gt: Any, source: Source, **options: Any) -> Result:
+def score_file(
+    task: str, gt: Any, source: Source, *, limits: Limits | None = None, **options: Any
+) -> Result:
     """Validate and score a prediction file in one call (parsed once); ``ValidationError``
     listing every problem if it is invalid."""
-    validated = validate_file(task, gt, source)
+    validated = validate_file(task, gt, source, limits=limits)
     if not validated.ok:
         raise validated.error()
     return score_validated(gt, validated, **options)

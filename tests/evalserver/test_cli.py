@@ -19,6 +19,8 @@ from evalserver.metrics import load_groundtruth
 from evalserver.metrics import predictions as P
 from evalserver.metrics.chance import chance_submission
 from evalserver.metrics.groundtruth import describe_fingerprint
+from tests.evalserver.metrics.test_hostile import CASES as HOSTILE
+from tests.evalserver.metrics.test_hostile import build_case
 from unify import tasks
 from unify.reader import UnifiedFile
 
@@ -243,3 +245,37 @@ def test_usage_errors_exit_2(tiny_h5: Path, tmp_path: Path) -> None:
         "score", "--data", str(tiny_h5), "--task", "refcoco", "--variant", "loose", str(path)
     )
     assert code == 2 and "'loose' is not one of 'default', 'mattnet', 'strict'" in err
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c.name for c in HOSTILE])
+def test_hostile_files_get_the_report_and_exit_1(case: Any, tiny_h5: Path, tmp_path: Path) -> None:
+    """Every hostile or corrupted file of tests/evalserver/metrics/test_hostile.py through
+    the command: the report (first line naming the file, then the problems), exit 1,
+    nothing on stdout, no traceback."""
+    path = tmp_path / "upload"
+    path.write_bytes(build_case(case, tiny_h5, tmp_path))
+    code, out, err = run("score", "--data", str(tiny_h5), "--task", case.task, str(path))
+    assert code == 1 and out == ""
+    assert err.startswith(f"{path}: ") and "nothing was scored" in err.splitlines()[0]
+    for text in case.expect:
+        assert text in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "tripwire").exists()
+
+
+def test_limits_are_options(tiny_h5: Path, tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_vqa_predictions(tiny_h5, wrong=0)))
+    base = ("score", "--data", str(tiny_h5), "--task", "vqa2", str(path))
+    code, _, err = run(*base, "--max-bytes", "1K")
+    assert code == 1 and "more than the limit of 1 KiB (Limits.max_bytes)" in err
+    code, _, err = run(*base, "--max-rows-per-example", "0.5", "--extra-rows", "1")
+    assert code == 1 and "the file holds 3,000 records, but the ground truth has 3,000 ids" in err
+    code, _, err = run(*base, "--max-bytes", "1G", "--max-depth", "3")
+    assert code == 0, err
+    code, _, err = run(*base, "--max-bytes", "lots")
+    assert code == 2 and "not a size: 'lots'" in err
+    code, _, err = run(*base, "--max-depth", "0")
+    assert code == 2 and "must be positive, got 0" in err
+    code, out, _ = run("score", "--help")
+    assert "--max-decompressed-bytes SIZE" in out and "--max-expansion" in out

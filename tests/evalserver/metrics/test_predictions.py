@@ -112,13 +112,14 @@ def test_writers_are_the_parsers_inverse() -> None:
     )
     assert matrix.scores.dtype == np.float32 and matrix.image_ids.tolist() == [5, 6]
     ranked = P.parse_retrieval(P.write_ranked_lists([1], [list(range(10))]))
-    assert ranked.ranked.tolist() == [list(range(10))]
+    # Lists are kept flat (memory proportional to the file), row i = row(i).
+    assert ranked.ranked.tolist() == list(range(10)) and ranked.row(0).tolist() == list(range(10))
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "not valid JSON: "),
+        (b"", "the file is empty (0 bytes)"),
         (b'[{"question_id": 1, "answer": "yes"}', "not valid JSON: "),
         (b'{"question_id": 1, "answer": "yes"}', "expected a JSON array of records like"),
         (b"[]", "the file holds no predictions (empty array)"),
@@ -141,8 +142,10 @@ def test_writers_are_the_parsers_inverse() -> None:
             "record 1, question_id 1: answer must be a string, got null None",
         ),
         (
+            # Quoted as written, not as the float a JSON parser reads it as (1e+20).
             b'[{"question_id": 99999999999999999999, "answer": "x"}]',
-            "record 1: question_id must be an integer, got float 1e+20",
+            "record 1: question_id must be an integer from -2**63 to 2**63-1, "
+            "got 99999999999999999999",
         ),
         (
             b'["yes"]',
@@ -194,13 +197,14 @@ def test_long_string_ids_are_rejected() -> None:
         P.parse_gqa(json.dumps([{"questionId": "1" * 300, "prediction": "x"}]).encode())
 
 
-def test_max_bytes_bounds_decompressed_size() -> None:
+def test_limits_bound_stored_and_decompressed_size() -> None:
     bomb = gzip.compress(b" " * 100_000)
-    with pytest.raises(ValidationError, match="decompressed file is larger than 1000 bytes"):
-        P.read_source(bomb, max_bytes=1000)
-    with pytest.raises(ValidationError, match="larger than 10 bytes"):
-        P.read_source(b"x" * 11, max_bytes=10)
-    assert P.read_source(gzip.compress(b"abc"), max_bytes=3) == b"abc"
+    small = P.Limits(max_decompressed_bytes=1000)
+    with pytest.raises(ValidationError, match=r"decompressed file is larger than 1,000 bytes"):
+        P.read_source(bomb, limits=small)
+    with pytest.raises(ValidationError, match=r"the file is 11 bytes, more than the limit of 10"):
+        P.read_source(b"x" * 11, limits=P.Limits(max_bytes=10))
+    assert P.read_source(gzip.compress(b"abc"), limits=P.Limits(max_decompressed_bytes=3)) == b"abc"
 
 
 def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
