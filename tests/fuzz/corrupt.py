@@ -164,7 +164,8 @@ def delete_at(doc: Any, path: tuple[Any, ...]) -> Any:
 
 @st.composite
 def sites(draw: st.DrawFn, model: FileModel) -> tuple[Any, ...]:
-    """A path into the document; shrinks toward the top level and the first entries."""
+    """A path into the document. The simplest draw (all zeros, what hypothesis tries
+    first) walks down the first fields with a rule to a leaf."""
     path: tuple[Any, ...] = ()
     node = model.doc
     for _ in range(16):
@@ -174,11 +175,11 @@ def sites(draw: st.DrawFn, model: FileModel) -> tuple[Any, ...]:
             keys = list(range(len(node)))
         else:
             break
-        if not keys or draw(st.integers(0, 4)) == 0:
+        if not keys or draw(st.integers(0, 4)) == 4:
             break
         rules = model.rules
         ruled = [k for k in keys if rules is not None and rules.leads_to_rule((*path, k))]
-        pool = ruled if ruled and draw(st.integers(0, 3)) > 0 else keys
+        pool = ruled if ruled and draw(st.integers(0, 3)) < 3 else keys
         key = pool[draw(st.integers(0, len(pool) - 1))]
         path += (key,)
         node = node[key]
@@ -205,8 +206,9 @@ def _sibling(doc: Any, path: tuple[Any, ...], pick: int) -> Any:
 
 @st.composite
 def new_value(draw: st.DrawFn, model: FileModel, path: tuple[Any, ...], old: Any) -> Any:
-    """A replacement for ``old``: most are wrong in some way, a few are harmless."""
-    candidates: list[tuple[str, Callable[[], Any]]] = [
+    """A replacement for ``old``: most are wrong in some way, a few are harmless (the
+    type-specific ones come first: the simplest draw picks one)."""
+    generic: list[tuple[str, Callable[[], Any]]] = [
         ("null", lambda: None),
         ("true", lambda: True),
         ("zero", lambda: 0),
@@ -225,6 +227,7 @@ def new_value(draw: st.DrawFn, model: FileModel, path: tuple[Any, ...], old: Any
         ("invalid UTF-8", lambda: BadUtf8(b"\xff\xfe")),
         ("a sibling's value", lambda: _sibling(model.doc, path, draw(st.integers(0, 50)))),
     ]
+    candidates: list[tuple[str, Callable[[], Any]]] = []
     if isinstance(old, str):
         pos = draw(st.integers(0, len(old)))
         candidates += [
@@ -278,6 +281,7 @@ def new_value(draw: st.DrawFn, model: FileModel, path: tuple[Any, ...], old: Any
             ("pickle global", lambda: PickleGlobal(MARKER)),
             ("tuple", lambda: tuple(old) if isinstance(old, list) else (old,)),
         ]
+    candidates += generic
     name, make = candidates[draw(st.integers(0, len(candidates) - 1))]
     return name, make()
 

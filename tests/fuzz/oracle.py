@@ -26,6 +26,7 @@ Outcomes, from worst to best:
 from __future__ import annotations
 
 import faulthandler
+import gc
 import hashlib
 import json
 import os
@@ -156,6 +157,7 @@ def _invoke(program: str, args: Sequence[str]) -> dict[str, Any]:
 def run_forked(command: Command, timeout: float = TIMEOUT, memory: int = MEMORY) -> RawResult:
     start = time.monotonic()
     read_end, write_end = os.pipe()
+    gc.freeze()  # the child's collector leaves the parent's objects (and their pages) alone
     pid = os.fork()
     if pid == 0:  # the child: never returns
         status = 0
@@ -185,6 +187,7 @@ def run_forked(command: Command, timeout: float = TIMEOUT, memory: int = MEMORY)
             status = 70
         finally:
             os._exit(status)
+    gc.unfreeze()
     os.close(write_end)
     chunks: list[bytes] = []
     result = RawResult()

@@ -138,9 +138,9 @@ class RawFuzz:
             (dest / self.target.file).write_bytes(corruption.data)
         (case / "out").mkdir()
         out = case / "out" / "unified.h5"
-        command = oracle.Command(
+        command = oracle.Command(  # paths relative to the case folder (its cwd)
             "unify",
-            ("build", self.target.task, "--raw", str(raw), "--out", str(out), "-q"),
+            ("build", self.target.task, "--raw", "raw", "--out", "out/unified.h5", "-q"),
             case,
             nameable=tuple(p.name for p in dest.iterdir()),
             output=out,

@@ -18,8 +18,8 @@ from tests.fuzz.seeds import PredictionSeed
 from tests.fuzz.targets import PredictionFuzz
 from unify.tasks import all_tasks
 
-EXAMPLES = 6
-GZ_EXAMPLES = 3
+EXAMPLES = 4
+GZ_EXAMPLES = 2
 BOMB_EXAMPLES = 2
 
 FORMATS = [

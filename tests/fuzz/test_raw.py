@@ -19,8 +19,8 @@ from tests.fuzz.seeds import CASE, RawSeeds
 from tests.fuzz.targets import RawFuzz, RawTarget, declared_raw_files
 
 #: Cases per file: the converter cases build in milliseconds, the sample's in tenths.
-EXAMPLES = {CASE: 6}
-SAMPLE_EXAMPLES = 3
+EXAMPLES = {CASE: 4}
+SAMPLE_EXAMPLES = 2
 BOMB_EXAMPLES = 2
 
 FILES = [pytest.param(task, file, id=f"{task}/{file}") for task, file in declared_raw_files()]

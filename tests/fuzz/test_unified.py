@@ -16,7 +16,7 @@ from tests.fuzz.runner import bad, explore, report
 from tests.fuzz.seeds import PredictionSeed
 from tests.fuzz.targets import UNIFIED_COMMANDS, UnifiedFuzz, unify_commands
 
-EXAMPLES = 12
+EXAMPLES = 8
 
 
 def primary_predictions(seeds: list[PredictionSeed]) -> dict[str, PredictionSeed]:
