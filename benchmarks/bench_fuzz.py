@@ -62,9 +62,10 @@ KINDS = ("raw", "pred", "unified")
 SHARES = {"raw": 0.5, "pred": 0.3, "unified": 0.2}
 
 
-def build_seeds(root: Path) -> tuple[RawSeeds, Path, Path]:
+def build_seeds(root: Path, kinds: tuple[str, ...]) -> tuple[RawSeeds, Path, Path]:
     """Raw seeds (converter cases and the tiny sample), the tiny build and the tiny build
-    with every universe's region features."""
+    with the region features of every universe the sample writes (the builds only when
+    predictions or unified files are fuzzed)."""
     from unify.build import BuildOptions, resolve_tasks, run_build
     from unify.features import import_features
     from unify.sample.world import generate
@@ -73,12 +74,14 @@ def build_seeds(root: Path) -> tuple[RawSeeds, Path, Path]:
     sample_raw = root / "sample"
     generate(sample_raw, scale="tiny", seed=0)
     h5 = root / "tiny.h5"
-    run_build(sample_raw, h5, BuildOptions(tasks=resolve_tasks((), True), all=True))
     featured = root / "featured.h5"
-    shutil.copyfile(h5, featured)
-    for universe in UNIVERSES:
-        tsv = sample_raw / "features" / f"{universe}.tsv"
-        import_features(featured, [tsv], f"bottomup_{universe}", universe)
+    if "pred" in kinds or "unified" in kinds:
+        run_build(sample_raw, h5, BuildOptions(tasks=resolve_tasks((), True), all=True))
+        shutil.copyfile(h5, featured)
+        for universe in UNIVERSES:
+            tsv = sample_raw / "features" / f"{universe}.tsv"
+            if tsv.is_file():
+                import_features(featured, [tsv], f"bottomup_{universe}", universe)
     sample = {}
     for name, spec in all_tasks().items():
         if task_dir(sample_raw, spec).is_dir():
@@ -96,7 +99,7 @@ def targets(
             for source in seeds.sources_of(task, file):
                 if source in sources:
                     out["raw"].append(RawFuzz(seeds, RawTarget(task, file, source)))
-    preds = list(prediction_seeds(h5))
+    preds = list(prediction_seeds(h5)) if "pred" in kinds or "unified" in kinds else []
     if "pred" in kinds:
         out["pred"] = [PredictionFuzz(seed, h5, gz) for seed in preds for gz in (False, True)]
     if "unified" in kinds:
@@ -119,7 +122,10 @@ def label(fuzz: Any) -> str:
 def signature(result: Result) -> tuple[str, str, str, str]:
     """What makes two bad cases the same finding: target, outcome, corruption kind and the
     message with paths and numbers blanked."""
-    op = result.corruption.split(" at ")[0]
+    if result.target.startswith("unified:"):
+        op = result.corruption.split(" ")[0]  # the damage's kind, not where it went
+    else:
+        op = re.sub(r"\d+", "N", result.corruption.split(": ")[0])
     detail = re.sub(r"/\S*/", "…/", result.outcome.detail)
     detail = re.sub(r"\d+", "N", detail)[:160]
     return (result.target, result.outcome.kind, op, detail)
@@ -142,7 +148,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
     started = time.perf_counter()
-    seeds, h5, featured = build_seeds(work / "seeds")
+    seeds, h5, featured = build_seeds(work / "seeds", kinds)
     all_targets = targets(seeds, h5, featured, kinds, sources)
     cases_dir = work / "cases"
     cases_dir.mkdir()
@@ -157,6 +163,7 @@ def main() -> None:
     counts: dict[str, collections.Counter[str]] = {}
     findings: dict[tuple[str, str, str, str], list[Result]] = {}
     kept: dict[tuple[str, str, str, str], Path] = {}
+    field_named: dict[str, list[Result]] = {"named": [], "unnamed": []}
     weight = sum(SHARES[k] for k in kinds)
     for kind in kinds:
         fuzzes = all_targets[kind]
@@ -190,6 +197,7 @@ def main() -> None:
             for result in results:
                 tally["tried"] += 1
                 tally[result.outcome.kind] += 1
+                _count_field_naming(result, field_named)
                 if result.outcome.bad:
                     findings.setdefault(signature(result), []).append(result)
             bad = sum(tally[k] for k in BAD)
@@ -200,6 +208,7 @@ def main() -> None:
             )
 
     _print_table(counts, kinds)
+    _print_field_naming(field_named)
     _print_findings(findings, kept)
     print(f"total time {time.perf_counter() - started:.0f}s")
     if args.json:
@@ -264,6 +273,31 @@ def _print_table(counts: dict[str, collections.Counter[str]], kinds: tuple[str, 
         everything.update(tally)
         print(f"| {kind} | " + " | ".join(str(tally[c]) for c in order) + " |")
     print("| **all** | " + " | ".join(f"**{everything[c]}**" for c in order) + " |")
+
+
+def _field(result: Result) -> str | None:
+    """The field a raw value corruption that must be rejected changed (its last key)."""
+    case = result.case
+    if not result.target.startswith("raw:") or not result.must_reject:
+        return None
+    if not getattr(case, "op", "").startswith("value:") or case.where.endswith("]"):
+        return None
+    return case.where.rsplit(".", 1)[-1] if "." in case.where else None
+
+
+def _count_field_naming(result: Result, tally: dict[str, list[Result]]) -> None:
+    field = _field(result)
+    if field is not None and result.outcome.kind == "clean_error":
+        tally["named" if field in result.outcome.stderr else "unnamed"].append(result)
+
+
+def _print_field_naming(tally: dict[str, list[Result]]) -> None:
+    named, unnamed = len(tally["named"]), len(tally["unnamed"])
+    print(
+        f"\nclean errors on a corrupted raw field that name the field: {named} of {named + unnamed}"
+    )
+    for result in tally["unnamed"][:10]:
+        print(f"  not named: {result.target}: {result.corruption} -> {result.outcome.detail}")
 
 
 def _print_findings(

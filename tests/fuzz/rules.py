@@ -208,9 +208,9 @@ class Rule:
         return None
 
 
-def _text_problem(value: Any, nonempty: bool, lenient: bool) -> str | None:
+def _text_problem(value: Any, nonempty: bool, lenient: bool, nul: bool = False) -> str | None:
     if isinstance(value, str):
-        if "\x00" in value:
+        if "\x00" in value and not nul:
             return "NUL in a text field"
         if has_surrogate(value):
             return "a lone surrogate in a text field"
@@ -230,13 +230,15 @@ def _kind(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Text(Rule):
-    """A string the product stores. ``lenient``: numbers are acceptable (cast to text)."""
+    """A string the product stores. ``lenient``: numbers are acceptable (cast to text);
+    ``nul``: NUL is acceptable (a predicted answer is compared, never stored in HDF5)."""
 
     nonempty: bool = False
     lenient: bool = False
+    nul: bool = False
 
     def problem(self, ctx: Context, path: Path, old: Any, new: Any) -> str | None:
-        return _text_problem(new, self.nonempty, self.lenient)
+        return _text_problem(new, self.nonempty, self.lenient, self.nul)
 
 
 def _int_problem(value: Any, low: int = 0, high: int = INT64_LIMIT) -> str | None:
@@ -1112,7 +1114,7 @@ def rules_for_file(name: str) -> FileRules | None:
 def _prediction_value_rules() -> dict[str, Rule]:
     """The value rule of each metric's prediction records (docs/metrics.md, "Prediction
     formats"), by metric; ``targets.py`` checks that every scorer has one."""
-    answer = Text(nonempty=False)
+    answer = Text(nul=True)
     choice = Id(int, unique=False)  # a box / object id: must be a candidate
     return {
         "vqa": answer,
