@@ -854,7 +854,11 @@ def h5_corruptions(draw: st.DrawFn, layout: H5Layout) -> H5Corruption:
         owner, attr = pick(layout.json_attrs)
         return H5Corruption(
             kind,
-            {"owner": owner, "attr": attr, "value": pick(["{", "[1,", "nul\x00l", '{"a": NaN}'])},
+            {
+                "owner": owner,
+                "attr": attr,
+                "value": pick(["{", "[1,", '{"a": 1e999}', '{"a": NaN}']),
+            },
         )
     if kind == "bad_role":
         return H5Corruption(
@@ -918,8 +922,33 @@ def h5_corruptions(draw: st.DrawFn, layout: H5Layout) -> H5Corruption:
     return H5Corruption(kind, {})
 
 
-def h5_verdict(c: H5Corruption, command: str) -> Verdict:
+#: Damage confined to one split: ``evalserver score`` reads only the scored task's splits
+#: (their structure is checked when they are loaded), so damage in another task's split
+#: need not stop it; ``info``, ``leaks`` and ``verify`` still must refuse it.
+SPLIT_DAMAGE = frozenset(
+    {
+        "num_examples",
+        "shorter_column",
+        "column_dtype",
+        "index_out_of_range",
+        "offsets_not_monotone",
+        "offsets_end",
+    }
+)
+
+
+def h5_verdict(c: H5Corruption, command: str, task: str | None = None) -> Verdict:
     detail = dict(c.detail)
+    where = str(detail.get("path") or detail.get("owner") or "").strip("/").split("/")
+    if (
+        command == "score"
+        and task is not None
+        and c.kind in SPLIT_DAMAGE
+        and len(where) > 1
+        and where[0] == "tasks"
+        and where[1] != task
+    ):
+        return either(f"damage in {'/'.join(where[:3])}; scoring {task} does not read it")
     if c.kind == "delete_attr":
         detail = {"owner": c.detail["owner"], "attr": c.detail["attr"]}
     if c.kind == "flip_dataset_byte":
@@ -960,7 +989,7 @@ class UnifiedFuzz:
             verdict = either("the seed")
         else:
             apply_h5(case_in[0], self.h5, damaged)
-            verdict = h5_verdict(case_in[0], self.command)
+            verdict = h5_verdict(case_in[0], self.command, task)
         nameable: tuple[str, ...] = (damaged.name,)
         ok_codes: tuple[int, ...] = (0,)
         if self.command == "score":

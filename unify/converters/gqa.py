@@ -247,6 +247,8 @@ class Gqa(Converter):
                     cols[key].append(
                         intern.setdefault(value, value) if key != "question" else value
                     )
+            else:
+                cols["question"].append(row[4][0])
         # Exhaust the stream in smoke mode so the file's digest is still complete.
         _drain(items)
         if self.is_required(name):
@@ -304,7 +306,7 @@ def _parse(rec: Any, qid: str, path: Path, answered: bool) -> tuple[Any, ...]:
             )
             steps = program_steps(rec["semantic"])
         else:
-            values = ()
+            values = (question,)  # no answers: the question is the only text field
             steps = 0
         ok = (
             type(image) is str
