@@ -97,9 +97,11 @@ def in_fork(path: Path, baseline: dict[str, str]) -> dict[str, Any]:
             payload = json.dumps(child(path, baseline)).encode()
         except BaseException as exc:  # reported as "harness", not hidden
             payload = json.dumps({"harness": repr(exc)}).encode()
-        with os.fdopen(write, "wb") as f:
-            f.write(payload)
-        os._exit(0)
+        try:
+            with os.fdopen(write, "wb") as f:
+                f.write(payload)
+        finally:
+            os._exit(0)  # never unwind into the parent's code
     os.close(write)
     with os.fdopen(read, "rb") as f:
         data = f.read()
