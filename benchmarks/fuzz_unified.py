@@ -38,15 +38,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import h5py
-import numpy as np
 from click.testing import CliRunner
 
 from benchmarks._common import CACHE
+from tests.unify.damage import KINDS, damage, objects_of
 from unify.cli import main as unify_main
-
-KINDS = ("flip", "flip-data", "truncate", "delete", "retype", "attr")
-GARBAGE = ("{", "", "[1, 2", "null", "not json", "ééé", "1e999")
 
 
 def tiny_file() -> Path:
@@ -59,86 +55,6 @@ def tiny_file() -> Path:
         generate(raw, scale="tiny", seed=0, force=True)
         run_build(raw, out, BuildOptions(tasks=resolve_tasks((), True), all=True))
     return out
-
-
-def _objects(path: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    datasets: list[str] = []
-    groups: list[str] = []
-    attrs: list[tuple[str, str]] = [("/", a) for a in h5py.File(path, "r").attrs]
-    with h5py.File(path, "r") as f:
-
-        def visit(name: str, obj: Any) -> None:
-            (datasets if isinstance(obj, h5py.Dataset) else groups).append(name)
-            attrs.extend((name, a) for a in obj.attrs)
-
-        f.visititems(visit)
-    return datasets, groups, attrs
-
-
-def damage(path: Path, kind: str, rng: random.Random, objects: Any) -> str:
-    """Damage ``path`` in place; a description of what was done."""
-    datasets, groups, attrs = objects
-    size = path.stat().st_size
-    if kind == "flip":
-        done = []
-        with open(path, "r+b") as f:
-            for _ in range(rng.randint(1, 3)):
-                at = rng.randrange(size)
-                f.seek(at)
-                byte = f.read(1)[0]
-                f.seek(at)
-                f.write(bytes([byte ^ rng.randint(1, 255)]))
-                done.append(at)
-        return f"flip bytes at {done}"
-    if kind == "flip-data":
-        name = rng.choice(datasets)
-        with h5py.File(path, "r") as f:
-            ds = f[name]
-            if ds.chunks and ds.id.get_num_chunks():
-                info = ds.id.get_chunk_info(0)
-                offset, length = info.byte_offset, info.size
-            else:
-                offset, length = ds.id.get_offset(), ds.id.get_storage_size()
-        if offset is None or not length:
-            return f"flip-data {name}: no data (nothing done)"
-        at = offset + rng.randrange(length)
-        with open(path, "r+b") as f:
-            f.seek(at)
-            byte = f.read(1)[0]
-            f.seek(at)
-            f.write(bytes([byte ^ rng.randint(1, 255)]))
-        return f"flip a byte of {name} at {at}"
-    if kind == "truncate":
-        keep = rng.randrange(size)
-        with open(path, "r+b") as f:
-            f.truncate(keep)
-        return f"truncate to {keep} of {size} bytes"
-    with h5py.File(path, "r+") as f:
-        if kind == "delete":
-            what = rng.choice(("dataset", "group", "attribute"))
-            if what == "attribute":
-                where, name = rng.choice(attrs)
-                del f[where].attrs[name]
-                return f"delete attribute {where}@{name}"
-            name = rng.choice(datasets if what == "dataset" else groups)
-            del f[name]
-            return f"delete {what} {name}"
-        if kind == "retype":
-            name = rng.choice(datasets)
-            values = f[name][()]
-            del f[name]
-            if values.dtype.kind == "O":
-                new = np.arange(values.size).reshape(values.shape)
-            elif values.dtype.kind == "f":
-                new = values.astype(np.int64)
-            else:
-                new = values.astype(rng.choice((np.float64, np.int8, np.uint16)))
-            f.create_dataset(name, data=new)
-            return f"retype {name} {values.dtype} -> {new.dtype}"
-        where, name = rng.choice(attrs)
-        value: Any = rng.choice((*GARBAGE, -1, 10**12, 1.5, True))
-        f[where].attrs[name] = value
-        return f"set attribute {where}@{name} = {value!r}"
 
 
 def run(args: list[str]) -> tuple[str, str]:
@@ -181,9 +97,11 @@ def in_fork(path: Path, baseline: dict[str, str]) -> dict[str, Any]:
             payload = json.dumps(child(path, baseline)).encode()
         except BaseException as exc:  # reported as "harness", not hidden
             payload = json.dumps({"harness": repr(exc)}).encode()
-        with os.fdopen(write, "wb") as f:
-            f.write(payload)
-        os._exit(0)
+        try:
+            with os.fdopen(write, "wb") as f:
+                f.write(payload)
+        finally:
+            os._exit(0)  # never unwind into the parent's code
     os.close(write)
     with os.fdopen(read, "rb") as f:
         data = f.read()
@@ -201,7 +119,7 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=10, help="Cases of each bad kind to print.")
     args = parser.parse_args()
     source = args.file or tiny_file()
-    objects = _objects(source)
+    objects = objects_of(source)
     baseline: dict[str, str] = {}
     for name in ("info", "leaks"):
         outcome, text = run([name, str(source), "--json"])

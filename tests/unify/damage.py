@@ -7,10 +7,13 @@ variable-length strings (where nothing but a checksum notices a changed byte).
 
 from __future__ import annotations
 
+import random
 import struct
 from pathlib import Path
+from typing import Any
 
 import h5py
+import numpy as np
 
 #: Bytes of a variable-length datum in a dataset's chunk: length, heap address, index.
 _VLEN_REF = struct.Struct("<IQI")
@@ -79,3 +82,89 @@ def change_string_byte(path: Path, dataset: str, row: int, position: int, new: b
 def truncate(path: Path, fraction: float) -> None:
     with open(path, "r+b") as f:
         f.truncate(int(path.stat().st_size * fraction))
+
+
+# --------------------------------------------------------------------- random damage
+KINDS = ("flip", "flip-data", "truncate", "delete", "retype", "attr")
+GARBAGE = ("{", "", "[1, 2", "null", "not json", "ééé", "1e999")
+
+
+def objects_of(path: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """(datasets, groups, (object, attribute) pairs) of a file: what ``damage`` picks from."""
+    datasets: list[str] = []
+    groups: list[str] = []
+    with h5py.File(path, "r") as f:
+        attrs: list[tuple[str, str]] = [("/", a) for a in f.attrs]
+
+        def visit(name: str, obj: Any) -> None:
+            (datasets if isinstance(obj, h5py.Dataset) else groups).append(name)
+            attrs.extend((name, a) for a in obj.attrs)
+
+        f.visititems(visit)
+    return datasets, groups, attrs
+
+
+def damage(path: Path, kind: str, rng: random.Random, objects: Any) -> str:
+    """Damage ``path`` in place; a description of what was done."""
+    datasets, groups, attrs = objects
+    size = path.stat().st_size
+    if kind == "flip":
+        done = []
+        with open(path, "r+b") as f:
+            for _ in range(rng.randint(1, 3)):
+                at = rng.randrange(size)
+                f.seek(at)
+                byte = f.read(1)[0]
+                f.seek(at)
+                f.write(bytes([byte ^ rng.randint(1, 255)]))
+                done.append(at)
+        return f"flip bytes at {done}"
+    if kind == "flip-data":
+        name = rng.choice(datasets)
+        with h5py.File(path, "r") as f:
+            ds = f[name]
+            if ds.chunks and ds.id.get_num_chunks():
+                info = ds.id.get_chunk_info(0)
+                offset, length = info.byte_offset, info.size
+            else:
+                offset, length = ds.id.get_offset(), ds.id.get_storage_size()
+        if offset is None or not length:
+            return f"flip-data {name}: no data (nothing done)"
+        at = offset + rng.randrange(length)
+        with open(path, "r+b") as f:
+            f.seek(at)
+            byte = f.read(1)[0]
+            f.seek(at)
+            f.write(bytes([byte ^ rng.randint(1, 255)]))
+        return f"flip a byte of {name} at {at}"
+    if kind == "truncate":
+        keep = rng.randrange(size)
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+        return f"truncate to {keep} of {size} bytes"
+    with h5py.File(path, "r+") as f:
+        if kind == "delete":
+            what = rng.choice(("dataset", "group", "attribute"))
+            if what == "attribute":
+                where, name = rng.choice(attrs)
+                del f[where].attrs[name]
+                return f"delete attribute {where}@{name}"
+            name = rng.choice(datasets if what == "dataset" else groups)
+            del f[name]
+            return f"delete {what} {name}"
+        if kind == "retype":
+            name = rng.choice(datasets)
+            values = f[name][()]
+            del f[name]
+            if values.dtype.kind == "O":
+                new = np.arange(values.size).reshape(values.shape)
+            elif values.dtype.kind == "f":
+                new = values.astype(np.int64)
+            else:
+                new = values.astype(rng.choice((np.float64, np.int8, np.uint16)))
+            f.create_dataset(name, data=new)
+            return f"retype {name} {values.dtype} -> {new.dtype}"
+        where, name = rng.choice(attrs)
+        value: Any = rng.choice((*GARBAGE, -1, 10**12, 1.5, True))
+        f[where].attrs[name] = value
+        return f"set attribute {where}@{name} = {value!r}"
