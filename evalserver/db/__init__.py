@@ -1,0 +1,1 @@
+"""The database: ORM models (the row of a submission is the truth) and sessions."""

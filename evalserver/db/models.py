@@ -1,0 +1,167 @@
+"""ORM models. A submission's row is the truth: queue messages carry only its id, and every
+status change is a guarded UPDATE on this row (see ``evalserver.worker``).
+
+Times are timezone-aware UTC. Paths are stored relative to the data dir, so a data dir can be
+moved or mounted elsewhere on another host.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "BenchmarkPhase",
+    "BenchmarkVersion",
+    "Status",
+    "Submission",
+    "Team",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Status(enum.StrEnum):
+    """Where a submission is. ``scored``, ``failed`` and ``cancelled`` are final."""
+
+    queued = "queued"
+    running = "running"
+    scored = "scored"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.scored, Status.failed, Status.cancelled)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Verbatim as given (HTML or SQL metacharacters included): escaped where rendered.
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: sha256 hex of the token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    submissions: Mapped[list[Submission]] = relationship(back_populates="team")
+
+
+class BenchmarkVersion(Base):
+    """One loaded (private) unified file. Identified by its fingerprint; a name can have
+    several versions, and results keep naming the version they were scored against."""
+
+    __tablename__ = "benchmark_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The copy of the unified file, relative to the data dir.
+    file_path: Mapped[str] = mapped_column(String(500))
+    schema_version: Mapped[str] = mapped_column(String(20))
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    phases: Mapped[list[BenchmarkPhase]] = relationship(
+        back_populates="benchmark", cascade="all, delete-orphan"
+    )
+
+
+class BenchmarkPhase(Base):
+    """A leaderboard: one (task, phase) of a benchmark version."""
+
+    __tablename__ = "benchmark_phases"
+    __table_args__ = (UniqueConstraint("benchmark_id", "task", "phase"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    benchmark_id: Mapped[int] = mapped_column(ForeignKey("benchmark_versions.id"))
+    task: Mapped[str] = mapped_column(String(100))
+    phase: Mapped[str] = mapped_column(String(100))
+    #: The splits scored together, as a JSON list.
+    splits: Mapped[list[str]] = mapped_column(JSON)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    num_examples: Mapped[int] = mapped_column(Integer, default=0)
+
+    benchmark: Mapped[BenchmarkVersion] = relationship(back_populates="phases")
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        # The same team uploading the same file for the same leaderboard gets the existing row.
+        UniqueConstraint("team_id", "benchmark_id", "task", "phase", "file_sha256"),
+        Index("ix_submissions_status_updated", "status", "updated_at"),
+    )
+
+    #: Random, unguessable (uuid4 hex): ids in URLs do not enumerate other teams' work.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    benchmark_id: Mapped[int] = mapped_column(ForeignKey("benchmark_versions.id"))
+    task: Mapped[str] = mapped_column(String(100))
+    phase: Mapped[str] = mapped_column(String(100))
+
+    #: Relative to the data dir; a server-made name, never the uploader's.
+    file_path: Mapped[str] = mapped_column(String(500))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    file_size: Mapped[int] = mapped_column(Integer)
+    original_name: Mapped[str] = mapped_column(String(500), default="")
+    #: The validated form (``evalserver.metrics.Validated.save``), so workers never re-parse.
+    validated_path: Mapped[str | None] = mapped_column(String(500), default=None)
+
+    method_name: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    paper_url: Mapped[str] = mapped_column(String(500), default="")
+    code_url: Mapped[str] = mapped_column(String(500), default="")
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    status: Mapped[Status] = mapped_column(
+        Enum(Status, native_enum=False, length=20), default=Status.queued
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Last change of status or last (re-)enqueue: the sweeper's clock.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    scorer_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    scorer_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    worker_host: Mapped[str | None] = mapped_column(String(200), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: ``Result.to_dict()`` without the per-example arrays.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: The per-example arrays (``Result.save``), relative to the data dir.
+    arrays_path: Mapped[str | None] = mapped_column(String(500), default=None)
+
+    team: Mapped[Team] = relationship(back_populates="submissions")
+    benchmark: Mapped[BenchmarkVersion] = relationship()

@@ -1,0 +1,75 @@
+"""Server settings, read from the environment (``VL12_...``) so that the same code runs the
+embedded default and a production deployment: only URLs change.
+
+The embedded default needs no other server: SQLite (WAL) for the database and kombu's
+SQLAlchemy transport on a second SQLite file for the broker, both under the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ClientSettings", "Settings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/vl12-server`` (``~/.local/share/vl12-server``): a per-user place that
+    survives reboots, unlike a temp dir, and is not the current folder (a server started
+    from two folders must not silently make two databases)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vl12-server"
+
+
+class Settings(BaseSettings):
+    """Settings of the API, the workers and the sweeper (all read the same ones)."""
+
+    model_config = SettingsConfigDict(env_prefix="VL12_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    #: ``sqlite:///<data_dir>/vl12.db`` when unset.
+    database_url: str | None = None
+    #: ``sqla+sqlite:///<data_dir>/broker.db`` when unset.
+    broker_url: str | None = None
+    admin_token: SecretStr | None = None
+
+    #: The sweeper looks for stuck rows this often.
+    sweep_interval_s: float = 30.0
+    #: A row still ``queued`` this long after its last enqueue is enqueued again.
+    queued_deadline_s: float = 300.0
+    #: A row still ``running`` this long after it started is presumed lost (dead worker).
+    running_deadline_s: float = 900.0
+    #: Attempts before the sweeper gives up on a row and fails it with a message.
+    max_attempts: int = 3
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'vl12.db'}"
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def benchmarks_dir(self) -> Path:
+        return self.data_dir / "benchmarks"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
+
+
+class ClientSettings(BaseSettings):
+    """The command-line client's settings: where the server is and the team's token."""
+
+    model_config = SettingsConfigDict(env_prefix="VL12_", extra="ignore")
+
+    url: str = "http://127.0.0.1:8000"
+    token: SecretStr | None = None

@@ -1,0 +1,1 @@
+"""Celery workers that score submissions, and the sweeper that re-queues stuck ones."""

@@ -1,0 +1,33 @@
+"""The Celery application, made from settings (no module-level app: the broker is a
+setting, and tests run several servers side by side).
+
+Queue semantics (spec/evalserver.md): a message carries only a submission id; late
+acknowledgement and prefetch 1, so a message is never held by a worker that is busy or dies;
+no result backend (the database row is the result).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from evalserver.settings import Settings
+
+__all__ = ["SCORE_TASK", "make_celery"]
+
+#: The scoring task's name: the API sends it by name, so it never imports worker code.
+SCORE_TASK = "vl12.score_submission"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("vl12", broker=settings.broker, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+    )
+    return app
