@@ -41,6 +41,18 @@ class MalformedFileError(DataError):
         super().__init__(f"{path}: malformed file{where}: {detail}")
 
 
+#: Longest record name or detail a message quotes: a hostile file's 8,000-character value
+#: must not become an 8,000-character error line.
+MAX_QUOTED = 300
+
+
+def clip(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
 class RecordError(DataError):
     """One record of a raw file lacks a field or has a field of the wrong type."""
 
@@ -48,7 +60,9 @@ class RecordError(DataError):
         self.path = Path(path)
         self.record = record
         self.field = field
-        super().__init__(f"{path}: record {record}: field {field!r}: {detail}")
+        super().__init__(
+            f"{path}: record {clip(str(record), 120)}: field {clip(field, 120)!r}: {clip(detail)}"
+        )
 
 
 class SchemaError(DataError):

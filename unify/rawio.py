@@ -524,7 +524,19 @@ def loads_json(data: bytes, path: Path | str, limits: RawLimits = DEFAULT_LIMITS
     except orjson.JSONDecodeError as exc:
         if "depth limit" in exc.msg:
             raise depth_error(path, ORJSON_MAX_DEPTH) from None
-        raise MalformedFileError(path, exc.msg, exc.pos) from None
+        raise MalformedFileError(path, exc.msg, _utf8_error_position(data, exc)) from None
+
+
+def _utf8_error_position(data: bytes, exc: orjson.JSONDecodeError) -> int:
+    """orjson reports invalid UTF-8 at position 0 whatever its place: find the first bad
+    byte instead (only on this error path), so a user can go to it."""
+    if "UTF-8" not in exc.msg:
+        return exc.pos
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return bad.start
+    return exc.pos
 
 
 def _open_binary(path: Path) -> BinaryIO:

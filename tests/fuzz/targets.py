@@ -924,7 +924,10 @@ def h5_corruptions(draw: st.DrawFn, layout: H5Layout) -> H5Corruption:
 
 #: Damage confined to one split: ``evalserver score`` reads only the scored task's splits
 #: (their structure is checked when they are loaded), so damage in another task's split
-#: need not stop it; ``info``, ``leaks`` and ``verify`` still must refuse it.
+#: need not stop it; ``info``, ``leaks`` and ``verify`` still must refuse it. The same holds
+#: for the attributes of another task and its splits (ATTRIBUTE_DAMAGE): scoring snli_ve
+#: never reads the role of vgqa/val.
+ATTRIBUTE_DAMAGE = frozenset({"delete_attr", "bad_json_attr", "bad_role", "num_examples"})
 SPLIT_DAMAGE = frozenset(
     {
         "num_examples",
@@ -943,7 +946,7 @@ def h5_verdict(c: H5Corruption, command: str, task: str | None = None) -> Verdic
     if (
         command == "score"
         and task is not None
-        and c.kind in SPLIT_DAMAGE
+        and c.kind in SPLIT_DAMAGE | ATTRIBUTE_DAMAGE
         and len(where) > 1
         and where[0] == "tasks"
         and where[1] != task

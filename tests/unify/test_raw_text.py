@@ -176,3 +176,29 @@ def test_escape_scan_agrees_with_a_full_parse(
         found = found or scanner.feed(doc[start : start + step])
     found = found or scanner.feed(b"", final=True)
     assert (found is not None) == truth
+
+
+def test_invalid_utf8_is_reported_at_its_byte(tmp_path: Path) -> None:
+    """orjson says "at byte 0" for invalid UTF-8 wherever it is; the message gives the real
+    offset of the first bad byte."""
+    from unify.errors import MalformedFileError
+    from unify.rawio import loads_json
+
+    data = b'{"questions": [{"question": "ok"}, {"question": "bad \xff\xfe here"}]}'
+    with pytest.raises(MalformedFileError) as caught:
+        loads_json(data, tmp_path / "q.json")
+    bad = data.index(b"\xff")
+    assert caught.value.position == bad
+    assert f"at byte {bad}:" in str(caught.value)
+
+
+def test_a_huge_value_is_not_quoted_in_full() -> None:
+    """A hostile 8,000-character value makes a message of bounded length that still names
+    the file, record and field."""
+    from unify.errors import RecordError
+
+    err = RecordError("raw/snli_ve/x.jsonl", "r" * 5000, "Flikr30kID", "got " + "x" * 8000)
+    text = str(err)
+    assert len(text) < 700
+    assert text.startswith("raw/snli_ve/x.jsonl: record rrr")
+    assert "field 'Flikr30kID'" in text and "(8004 characters)" in text

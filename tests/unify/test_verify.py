@@ -497,3 +497,29 @@ def test_a_ground_truth_the_metric_refuses_is_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{path}: cannot read the ground truth")
     assert f"the ground truth is unusable: {says}" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda o: o.__setitem__(1, o[2] + 1), "offsets decrease at row 1"),
+        (lambda o: o.__setitem__(-1, o[-1] - 1), "offsets end at"),
+    ],
+)
+def test_feature_offsets_are_checked_on_open(
+    featured_h5: Path,  # noqa: F811
+    tmp_path: Path,
+    edit: Callable[[np.ndarray], None],
+    message: str,
+) -> None:
+    """Commands that never load region features (info, leaks, score) still refuse feature
+    offsets that go backwards or miss the boxes' end: the long fuzz run found them accepted."""
+    path = tmp_path / "featured.h5"
+    shutil.copyfile(featured_h5, path)
+    with h5py.File(path, "r+") as f:
+        offsets = f["features/bottomup_coco/offsets"][()]
+        edit(offsets)
+        f["features/bottomup_coco/offsets"][...] = offsets
+    result = invoke(unify_main, "info", path)
+    assert result.exit_code == 1
+    assert "/features/bottomup_coco/offsets" in result.output and message in result.output

@@ -140,11 +140,6 @@ class Converter(ABC):
             if rf.required and not present
         ]
 
-    def is_required(self, name: str) -> bool:
-        """Is ``name`` a required file of the release? A required file must hold records
-        (``unify.rules.require_records``); an optional one may be empty."""
-        return any(rf.name == name and rf.required for rf in self.raw_files)
-
     def has_file(self, ctx: BuildContext, name: str) -> bool:
         return self.file(ctx.raw_root, name).is_file()
 

@@ -251,8 +251,8 @@ class Gqa(Converter):
                 cols["question"].append(row[4][0])
         # Exhaust the stream in smoke mode so the file's digest is still complete.
         _drain(items)
-        if self.is_required(name):
-            rules.require_records(path, records, "questions")
+        # A present file must hold records, optional or not (optional = may be absent).
+        rules.require_records(path, records, "questions")
         self._check(path, cols)
         return cols
 

@@ -120,8 +120,8 @@ class Nlvr2(Converter):
             sentences.append(sentence)
             labels.append(label)
             keys.append(sentence_key(parts))
-        if self.is_required(file):
-            rules.require_records(path, len(ids), "examples")
+        # A present file must hold records, optional or not (optional = may be absent).
+        rules.require_records(path, len(ids), "examples")
         rules.check(path, ids, {"identifier": ids}, RECORD_RULES)
         return SplitTable(
             split,

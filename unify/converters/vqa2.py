@@ -164,8 +164,8 @@ class Vqa2(Converter):
             ids.append(qid)
             image_ids.append(image_id)
             texts.append(text)
-        if self.is_required(name):
-            rules.require_records(path, len(ids), "questions")
+        # A present file must hold records, optional or not (optional = may be absent).
+        rules.require_records(path, len(ids), "questions")
         columns = {
             "question_id": rules.int_array(ids, np.int64, path, "question_id", ids),
             "image_id": rules.int_array(image_ids, np.int64, path, "image_id", ids),
