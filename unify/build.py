@@ -173,6 +173,21 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def resolve_hide(values: tuple[str, ...], tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """``--hide`` values checked against the build's tasks (``unify.hidden.parse_hide``)
+    and their converters: a task whose converter declares no answer columns cannot hide a
+    split."""
+    converters = registry()
+    hide = parse_hide(values, {t: converters[t].spec for t in tasks})
+    for value in hide:
+        if not converters[value.partition(":")[0]].answer_columns:
+            raise DataError(
+                f"--hide {value!r}: the answers of this task cannot be withheld from its "
+                "inputs (its converter declares no answer columns)"
+            )
+    return hide
+
+
 def check_organiser_folder(folder: Path, converters: list[Any]) -> None:
     """An organiser folder must exist and hold an organiser file of a task of the build:
     a folder laid out wrongly would otherwise give a build without answers, silently."""
@@ -209,14 +224,7 @@ def _run_build(
         raise MissingRawFilesError(missing)
     if options.organiser is not None:
         check_organiser_folder(Path(options.organiser), selected)
-    specs = {conv.name: conv.spec for conv in selected}
-    hide = parse_hide(options.hide, specs)
-    unhideable = [h for h in hide if not converters[h.partition(":")[0]].answer_columns]
-    if unhideable:
-        raise DataError(
-            f"--hide {unhideable[0]}: the answers of this task cannot be withheld from its "
-            "inputs (its converter declares no answer columns)"
-        )
+    hide = resolve_hide(options.hide, options.tasks)
 
     ctx = BuildContext(
         raw_root=raw_root,

@@ -20,18 +20,16 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from unify.build import BuildOptions, resolve_tasks, run_build
+from unify.build import BuildOptions, resolve_hide, resolve_tasks, run_build
 from unify.clitypes import TaskName, Vl12Group
 from unify.converters import registry
 from unify.errors import DataError
-from unify.hidden import parse_hide
 from unify.images import INTEGER_ID_UNIVERSES, KEY_OF_ID
 from unify.leakage import LeakagePolicy
 from unify.paths import input_dir, input_file, output_file
 from unify.rawio import DEFAULT_LIMITS, ORJSON_MAX_DEPTH, RawLimits
 from unify.reader import UnifiedFile, _plain
 from unify.tasks import UNIVERSES, all_tasks
-from unify.tasks import get as get_task
 
 
 def _progress_factory(quiet: bool) -> Any:
@@ -224,7 +222,7 @@ def build(
     output_file(out, force)
     tasks = resolve_tasks(names, all_tasks)
     try:
-        hidden = parse_hide(hide, {t: get_task(t) for t in tasks})
+        hidden = resolve_hide(hide, tasks)
     except DataError as exc:
         raise click.BadParameter(str(exc), param_hint="--hide") from None
     _check_raw_inputs(raw, tasks)
