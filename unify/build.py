@@ -277,6 +277,10 @@ def _run_build(
             mark_split(split, conv.answer_columns, split.name in hidden)
             if split.name in hidden:
                 report["hidden"].setdefault(conv.name, {})[split.name] = split.attrs["answers"]
+    # Hidden splits are evaluation splits like any other: cleaned against (by their role).
+    cleaning.report["hidden_evaluation_splits"] = [
+        f"{task}/{split}" for task, splits in report["hidden"].items() for split in splits
+    ]
     timings["leakage"] = round(time.perf_counter() - phase, 3)
     timings["before_write"] = round(time.perf_counter() - started, 3)
     report["timings"] = timings

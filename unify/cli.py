@@ -467,6 +467,12 @@ def leaks(file: Path, against: tuple[Path, ...], universe: str | None, as_json: 
                     f"{p['train_task'] + '/' + p['train_split']:<28}{p['eval_task']:<26}"
                     f"{p['images']:>8}{p['examples']:>10}  {', '.join(p['link_types'])}"
                 )
+        if result["hidden_evaluation_splits"]:
+            click.echo(
+                "hidden splits, evaluation splits like the others (their images count "
+                f"whether or not their answers are in the file): "
+                f"{', '.join(result['hidden_evaluation_splits'])}"
+            )
         verdict = (
             "no training example touches an evaluation image"
             if not result["leaking_training_examples"]
