@@ -543,3 +543,27 @@ def test_files_before_hidden_splits_read_as_nothing_hidden(
         assert not uf.split("vqa2", "test").answers_present  # no `answers` column
         assert uf.split("vqa2", "minval").answers_present
         assert uf.split("nlvr2", "test1").answers_present
+
+
+# ------------------------------------------------------------------- learnability probes
+@pytest.mark.slow
+def test_probe_scores_on_the_hidden_test_split(tmp_path: Path) -> None:
+    """The small sample's private build: the VQA probe learns from trainval and is scored
+    on the hidden test split, as well as on minval (the organisers' answers follow the
+    same world)."""
+    from unify.features import import_features
+    from unify.sample.probes import RegionStore, run_probe
+    from unify.sample.world import generate
+
+    raw = tmp_path / "raw"
+    generate(raw, scale="small", seed=0, tasks=[all_tasks()["vqa2"]])
+    out = _build(raw, tmp_path / "small.h5", raw / ORGANISER, tasks=("vqa2",))
+    import_features(out, [raw / "features" / "coco.tsv"], "bottomup_coco", "coco")
+    with UnifiedFile(out) as uf:
+        store = RegionStore(uf, "bottomup_coco")
+        test = run_probe(uf, "vqa2", "trainval", "test", store)
+        minval = run_probe(uf, "vqa2", "trainval", "minval", store)
+    assert test.examples >= 500
+    assert test.score >= test.chance + 20 and test.blind is not None
+    assert test.score >= test.blind + 10
+    assert abs(test.score - minval.score) < 10, (test, minval)
