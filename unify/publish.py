@@ -8,7 +8,8 @@ answer columns of hidden splits, which are never written (deleting them after a 
 would leave their bytes in the file). The root records the private build's fingerprint
 (``published_from``) and gets its own (``unify.build.published_fingerprint``); the split
 attribute ``answers`` of a hidden split becomes "absent" and ``/@checksums`` no longer
-lists the left-out datasets, so ``unify verify`` passes on the copy.
+lists the left-out datasets, so ``unify verify`` passes on the copy (it is run on the
+copy before the copy replaces OUT: damage in the private build is never published).
 
 Publishing a public copy again is an error (it has nothing more to withhold, and a copy
 of a copy would hide which build it comes from). A private build without hidden splits
@@ -30,6 +31,8 @@ from unify.errors import DataError
 from unify.hidden import ABSENT, ANSWER_COLUMNS_ATTR, ANSWERS_ATTR, PUBLISHED_FROM
 from unify.reader import UnifiedFile
 from unify.schema import TASKS
+from unify.structure import READ_ERRORS, detail
+from unify.verify import verify_file
 from unify.writer import atomic_output
 
 
@@ -86,13 +89,26 @@ def publish(private: Path, out: Path) -> PublishReport:
     report = PublishReport(
         private, out, private_fingerprint, published_fingerprint(private_fingerprint), withheld
     )
-    with (
-        atomic_output(out) as tmp, h5py.File(private, "r") as src,
-        h5py.File(tmp, "w", libver=("v110", "latest")) as dst,
-    ):
-        _copy(src, dst, withheld)
-        dst.attrs[PUBLISHED_FROM] = report.published_from
-        dst.attrs["fingerprint"] = report.fingerprint
+    with atomic_output(out) as tmp:
+        try:
+            with (
+                h5py.File(private, "r") as src,
+                h5py.File(tmp, "w", libver=("v110", "latest")) as dst,
+            ):
+                _copy(src, dst, withheld)
+                dst.attrs[PUBLISHED_FROM] = report.published_from
+                dst.attrs["fingerprint"] = report.fingerprint
+        except READ_ERRORS as exc:
+            raise DataError(f"{private}: cannot be copied, it is damaged ({detail(exc)})") from None
+        # The copy is checked in full before it replaces OUT: an object copy moves stored
+        # bytes as they are, so damage in PRIVATE would reach participants unnoticed.
+        checked = verify_file(tmp)
+        if not checked.ok:
+            first = checked.problems[0]
+            raise DataError(
+                f"{private}: damaged, not published: {first.path}: {first.what} "
+                f"({len(checked.problems)} problem(s); see `unify verify {private}`)"
+            )
     return report
 
 

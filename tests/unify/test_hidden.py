@@ -84,6 +84,17 @@ def test_taskspecs_declare_the_releases_hidden_splits() -> None:
             assert spec.role(split) == "eval" and split != spec.val_split
 
 
+def test_hidden_splits_are_documented_and_listed() -> None:
+    code, text, _ = run("tasks", "--json")
+    assert code == 0
+    records = {r["name"]: r for r in json.loads(text)}
+    assert {name: r["hidden"] for name, r in records.items()} == {
+        s.name: list(s.hidden) for s in all_tasks().values()
+    }
+    tasks_md = (Path(__file__).parents[2] / "docs" / "tasks.md").read_text()
+    assert "- hidden splits (answers held by the organisers): `test-dev`, `test`" in tasks_md
+
+
 @pytest.mark.parametrize(
     "hidden,problem",
     [(("nope",), "hidden split 'nope' is not a split"), (("train",), "not an evaluation")],
@@ -129,6 +140,11 @@ def test_private_build_holds_the_answers(
         # As the task's public evaluation split (choices files aside).
         other = uf.split(task, all_tasks()[task].val_split)
         assert set(view.group) == set(other.group) - {"valid_answers", "plausible_answers"}
+
+
+def test_private_build_verifies(private: Path) -> None:
+    report = verify_file(private)
+    assert report.ok, report.problems
 
 
 def test_other_splits_are_marked_not_hidden(private: Path) -> None:
@@ -567,3 +583,14 @@ def test_probe_scores_on_the_hidden_test_split(tmp_path: Path) -> None:
     assert test.score >= test.chance + 20 and test.blind is not None
     assert test.score >= test.blind + 10
     assert abs(test.score - minval.score) < 10, (test, minval)
+
+
+def test_a_damaged_private_build_is_not_published(private: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.h5"
+    shutil.copyfile(private, damaged)
+    with h5py.File(damaged, "r+") as f:
+        f["tasks/vqa2/minval/question"][0] = "A question nobody asked?"
+    code, _, err = run("publish", str(damaged), "--out", str(tmp_path / "pub.h5"))
+    assert code == 1, err
+    assert err.startswith(f"error: {damaged}: damaged, not published: /tasks/vqa2/minval/question")
+    assert not (tmp_path / "pub.h5").exists() and not list(tmp_path.glob(".*.tmp"))
