@@ -107,7 +107,13 @@ def list_cmd(raw: Path | None) -> None:
     for conv in registry().values():
         click.echo(f"{conv.name}  ({conv.title}; {conv.spec.group}; metric {conv.spec.metric})")
         click.echo(f"  download: {conv.homepage}")
-        click.echo("  splits: " + ", ".join(f"{s.name} ({s.role})" for s in conv.splits))
+        click.echo(
+            "  splits: "
+            + ", ".join(
+                f"{s.name} ({s.role}{', hidden' if s.name in conv.spec.hidden else ''})"
+                for s in conv.splits
+            )
+        )
         for rf in conv.raw_files:
             need = "required" if rf.required else "optional"
             if raw is None:
@@ -122,6 +128,8 @@ def list_cmd(raw: Path | None) -> None:
                 )
             where = f"{conv.name}/{rf.name}"
             click.echo(f"  [{mark:>7}] {where}  ({need}: {rf.description})")
+        for rf in conv.organiser_files:
+            click.echo(f"  [organiser] {conv.name}/{rf.name}  (--organiser DIR: {rf.description})")
 
 
 @main.command()

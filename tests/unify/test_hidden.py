@@ -95,6 +95,14 @@ def test_hidden_splits_are_documented_and_listed() -> None:
     assert "- hidden splits (answers held by the organisers): `test-dev`, `test`" in tasks_md
 
 
+def test_list_names_hidden_splits_and_organiser_files() -> None:
+    code, text, _ = run("list")
+    assert code == 0
+    assert "test (eval, hidden), test-dev (eval, hidden)" in text
+    assert f"[organiser] vqa2/{VQA_ANNOTATIONS}  (--organiser DIR: " in text
+    assert f"[organiser] gqa/{GQA_SUBMISSION}  (--organiser DIR: " in text
+
+
 @pytest.mark.parametrize(
     "hidden,problem",
     [(("nope",), "hidden split 'nope' is not a split"), (("train",), "not an evaluation")],
