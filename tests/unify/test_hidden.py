@@ -95,6 +95,15 @@ def test_hidden_splits_are_documented_and_listed() -> None:
     assert "- hidden splits (answers held by the organisers): `test-dev`, `test`" in tasks_md
 
 
+def test_tasks_with_hidden_splits_can_take_their_answers() -> None:
+    for spec in all_tasks().values():
+        converter = registry()[spec.name]
+        if spec.hidden:
+            assert converter.answer_columns and converter.organiser_files, spec.name
+        # Answer columns are never what identifies or shows an example.
+        assert not {"id", "image"} & set(converter.answer_columns), spec.name
+
+
 def test_list_names_hidden_splits_and_organiser_files() -> None:
     code, text, _ = run("list")
     assert code == 0

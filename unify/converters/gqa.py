@@ -13,7 +13,9 @@ Every answered question keeps ``steps``, its number of reasoning steps as the of
 ``valid`` and ``plausible`` answers) become the ragged columns ``valid_answers`` and
 ``plausible_answers`` of ``minval`` / ``testdev``, the splits that are scored, so validity
 and plausibility are ground truth of the file; every question of such a split needs an
-entry.
+entry. The ``submission`` questions (``submission_all_questions.json``, no answers) are a
+hidden split: a private build (``--organiser``) takes their answers from the organisers'
+file of the same name, every record the public question of its id.
 """
 
 from __future__ import annotations
