@@ -50,8 +50,7 @@ def parse_hide(values: Iterable[str], specs: Mapping[str, TaskSpec]) -> tuple[st
         spec = specs.get(task)
         if spec is None:
             raise DataError(
-                f"--hide {value!r}: task {task!r} is not in this build "
-                f"(tasks: {', '.join(specs)})"
+                f"--hide {value!r}: task {task!r} is not in this build (tasks: {', '.join(specs)})"
             )
         if split not in spec.split_names or spec.role(split) != "eval":
             raise DataError(
@@ -117,5 +116,6 @@ def check_ids(
             f"(first: {unknown[:SHOWN_IDS]})"
         )
     if problems:
-        raise DataError(f"{path}: organiser file does not match the public questions: "
-                        + "; ".join(problems))
+        raise DataError(
+            f"{path}: organiser file does not match the public questions: " + "; ".join(problems)
+        )

@@ -285,7 +285,13 @@ def test_vqa_organiser_file_missing_an_answer(tiny_raw: Path, tmp_path: Path) ->
     dropped: list[int] = []
     _edit_vqa(path, lambda anns: dropped.append(anns.pop(3)["question_id"]))
     code, _, err = run(
-        "build", "vqa2", "--raw", str(raw), "--organiser", str(organiser), "--out",
+        "build",
+        "vqa2",
+        "--raw",
+        str(raw),
+        "--organiser",
+        str(organiser),
+        "--out",
         str(tmp_path / "u.h5"),
     )
     assert code == 1 and not (tmp_path / "u.h5").exists()
@@ -343,8 +349,11 @@ def test_gqa_organiser_file_mismatches(tiny_raw: Path, tmp_path: Path) -> None:
         _build(raw, tmp_path / "u.h5", organiser, tasks=("gqa",))
     path.write_bytes(original)
     _edit_gqa(path, lambda d: d.update({"99999999": d[first]}))
-    with pytest.raises(DataError, match=r"1 id\(s\) in it are not public questions of "
-                       r"gqa/submission \(first: \['99999999'\]\)"):
+    with pytest.raises(
+        DataError,
+        match=r"1 id\(s\) in it are not public questions of "
+        r"gqa/submission \(first: \['99999999'\]\)",
+    ):
         _build(raw, tmp_path / "u.h5", organiser, tasks=("gqa",))
     path.write_bytes(original)
     _edit_gqa(path, lambda d: d[first].update(question="Another question?"))
@@ -360,7 +369,13 @@ def test_organiser_folder_without_organiser_files(tiny_raw: Path, tmp_path: Path
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run(
-        "build", "vqa2", "--raw", str(tiny_raw), "--organiser", str(empty), "--out",
+        "build",
+        "vqa2",
+        "--raw",
+        str(tiny_raw),
+        "--organiser",
+        str(empty),
+        "--out",
         str(tmp_path / "u.h5"),
     )
     assert code == 1
@@ -394,8 +409,13 @@ def _walk(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         def visit(name: str, obj: Any) -> None:
             attrs["/" + name] = {k: _plain(v) for k, v in obj.attrs.items()}
             if isinstance(obj, h5py.Dataset):
-                data["/" + name] = (obj.dtype.str, obj.shape, obj.chunks, obj.compression,
-                                    obj[()].tolist())
+                data["/" + name] = (
+                    obj.dtype.str,
+                    obj.shape,
+                    obj.chunks,
+                    obj.compression,
+                    obj[()].tolist(),
+                )
 
         f.visititems(visit)
     return attrs, data
@@ -447,9 +467,7 @@ def test_public_copy_has_the_columns_of_a_build_without_organiser_files(
                 assert list(a.split(task, split).group) == list(b.split(task, split).group)
 
 
-def test_public_copy_verifies_and_names_its_private_build(
-    public_copy: Path, private: Path
-) -> None:
+def test_public_copy_verifies_and_names_its_private_build(public_copy: Path, private: Path) -> None:
     report = verify_file(public_copy)
     assert report.ok and report.checksums == "match", report.problems
     with UnifiedFile(public_copy) as pub, UnifiedFile(private) as uf:
@@ -525,8 +543,17 @@ def test_leaks_on_a_public_copy(public_copy: Path, private: Path) -> None:
 def test_hide_more_splits(tiny_raw: Path, tmp_path: Path, private: Path) -> None:
     out = tmp_path / "hide.h5"
     code, _, err = run(
-        "build", *TASKS, "--raw", str(tiny_raw), "--organiser", str(tiny_raw / ORGANISER),
-        "--hide", "nlvr2:test1", "--out", str(out), "--quiet",
+        "build",
+        *TASKS,
+        "--raw",
+        str(tiny_raw),
+        "--organiser",
+        str(tiny_raw / ORGANISER),
+        "--hide",
+        "nlvr2:test1",
+        "--out",
+        str(out),
+        "--quiet",
     )
     assert code == 0, err
     with UnifiedFile(out) as uf, UnifiedFile(private) as other:
@@ -553,8 +580,15 @@ def test_hide_more_splits(tiny_raw: Path, tmp_path: Path, private: Path) -> None
 )
 def test_hide_refuses(tiny_raw: Path, tmp_path: Path, value: str, message: str) -> None:
     code, _, err = run(
-        "build", "nlvr2", "coco_retrieval", "--raw", str(tiny_raw), "--hide", value,
-        "--out", str(tmp_path / "u.h5"),
+        "build",
+        "nlvr2",
+        "coco_retrieval",
+        "--raw",
+        str(tiny_raw),
+        "--hide",
+        value,
+        "--out",
+        str(tmp_path / "u.h5"),
     )
     assert code == 2 and message in err, err
 
