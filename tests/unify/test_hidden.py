@@ -645,3 +645,15 @@ def test_a_damaged_private_build_is_not_published(private: Path, tmp_path: Path)
     assert code == 1, err
     assert err.startswith(f"error: {damaged}: damaged, not published: /tasks/vqa2/minval/question")
     assert not (tmp_path / "pub.h5").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_publish_path_problems(private: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.h5"
+    code, _, err = run("publish", str(missing), "--out", str(tmp_path / "pub.h5"))
+    assert code == 1 and str(missing) in err and len(err.strip().splitlines()) == 1
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    code, _, err = run("publish", str(private), "--out", str(folder), "--force")
+    assert code == 1 and str(folder) in err
+    code, _, err = run("publish", str(private))
+    assert code == 2 and "--out" in err
