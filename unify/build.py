@@ -23,6 +23,7 @@ from unify.converters import registry
 from unify.converters.base import BuildContext, ProgressFactory
 from unify.converters.vgqa import add_vg_links, fill_vg_sizes
 from unify.errors import DataError, MissingRawFilesError
+from unify.hidden import ORGANISER, hidden_splits, mark_split, parse_hide
 from unify.leakage import LeakagePolicy, clean_tables, write_leakage
 from unify.rawio import DEFAULT_LIMITS, RawLimits
 from unify.reader import UnifiedFile
@@ -46,6 +47,12 @@ class BuildOptions:
     #: Resource bounds of the raw parsers. Not recorded (nor in the fingerprint): they
     #: decide whether a build succeeds, never what a successful build contains.
     limits: RawLimits = DEFAULT_LIMITS
+    #: Splits hidden beyond the TaskSpecs' (``--hide``), as sorted ``task:split`` strings
+    #: (``unify.hidden.parse_hide``).
+    hide: tuple[str, ...] = ()
+    #: The organisers' answers of hidden splits (``--organiser``). Not recorded as a path:
+    #: the files it gave enter ``sources`` (and so the fingerprint).
+    organiser: Path | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -55,6 +62,7 @@ class BuildOptions:
             "max_examples": self.max_examples,
             "cleaning_scope": "tasks in this build" if self.clean else "none",
             "policy": self.policy.as_record(),
+            "hide": list(self.hide),
         }
 
 
@@ -92,12 +100,22 @@ def fingerprint(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def published_fingerprint(private: str) -> str:
+    """The fingerprint of the public copy of a private build (``unify publish``): a
+    function of the private build's alone, since what a copy withholds is decided by the
+    private file (its hidden splits), and different from it, since the content differs."""
+    canonical = json.dumps({"published_from": private}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def recompute_fingerprint(uf: UnifiedFile) -> str:
     """The fingerprint from what the file records about its build (root attributes and
     each task's ``converter_version``): equal to its ``fingerprint`` attribute unless the
-    file was altered after the build."""
+    file was altered after the build. A public copy records its private build's options,
+    so its own is ``published_fingerprint`` of that."""
     versions = {t: str(uf.task_attrs(t)["converter_version"]) for t in uf.tasks}
-    return fingerprint(uf.sources, uf.build_options, versions, uf.schema_version)
+    private = fingerprint(uf.sources, uf.build_options, versions, uf.schema_version)
+    return published_fingerprint(private) if uf.is_public_copy else private
 
 
 @dataclass
@@ -155,6 +173,35 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def resolve_hide(values: tuple[str, ...], tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """``--hide`` values checked against the build's tasks (``unify.hidden.parse_hide``)
+    and their converters: a task whose converter declares no answer columns cannot hide a
+    split."""
+    converters = registry()
+    hide = parse_hide(values, {t: converters[t].spec for t in tasks})
+    for value in hide:
+        if not converters[value.partition(":")[0]].answer_columns:
+            raise DataError(
+                f"--hide {value!r}: the answers of this task cannot be withheld from its "
+                "inputs (its converter declares no answer columns)"
+            )
+    return hide
+
+
+def check_organiser_folder(folder: Path, converters: list[Any]) -> None:
+    """An organiser folder must exist and hold an organiser file of a task of the build:
+    a folder laid out wrongly would otherwise give a build without answers, silently."""
+    if not folder.is_dir():
+        raise DataError(f"organiser folder {folder} does not exist")
+    expected = [conv.file(folder, rf.name) for conv in converters for rf in conv.organiser_files]
+    if expected and not any(path.is_file() for path in expected):
+        listing = ", ".join(str(p) for p in expected)
+        raise DataError(
+            f"organiser folder {folder} holds no organiser file of the tasks built "
+            f"(expected one of: {listing})"
+        )
+
+
 def run_build(
     raw_root: Path, out: Path, options: BuildOptions, progress: ProgressFactory | None = None
 ) -> BuildResult:
@@ -175,12 +222,16 @@ def _run_build(
     missing = [m for conv in selected for m in conv.missing_files(raw_root)]
     if missing:
         raise MissingRawFilesError(missing)
+    if options.organiser is not None:
+        check_organiser_folder(Path(options.organiser), selected)
+    hide = resolve_hide(options.hide, options.tasks)
 
     ctx = BuildContext(
         raw_root=raw_root,
         tasks=options.tasks,
         max_examples=options.max_examples,
         limits=options.limits,
+        organiser_root=None if options.organiser is None else Path(options.organiser),
     )
     if progress is not None:
         ctx.progress = progress
@@ -219,11 +270,25 @@ def _run_build(
         apply=options.clean,
     )
     report["leakage"] = cleaning.report
+    report["hidden"] = {}
+    for conv, table in zip(selected, tables, strict=True):
+        hidden = hidden_splits(conv.spec, hide)
+        for split in table.splits:
+            mark_split(split, conv.answer_columns, split.name in hidden)
+            if split.name in hidden:
+                report["hidden"].setdefault(conv.name, {})[split.name] = split.attrs["answers"]
+    # Hidden splits are evaluation splits like any other: cleaned against (by their role).
+    cleaning.report["hidden_evaluation_splits"] = [
+        f"{task}/{split}" for task, splits in report["hidden"].items() for split in splits
+    ]
     timings["leakage"] = round(time.perf_counter() - phase, 3)
     timings["before_write"] = round(time.perf_counter() - started, 3)
     report["timings"] = timings
 
-    sources = ctx.sources.as_records()
+    sources = ctx.sources.as_records() + [
+        record | {"path": f"{ORGANISER}/{record['path']}"}
+        for record in ctx.organiser_sources.as_records()
+    ]
     versions = {conv.name: conv.version for conv in selected}
     root_attrs = {
         "build_options": options.as_record(),

@@ -1,4 +1,4 @@
-"""The ``unify`` command: list, build, info, leaks, verify, features import, sample.
+"""The ``unify`` command: list, build, info, leaks, verify, publish, features import, sample.
 
 Exit codes: 0 ok; 1 data error (bad or missing raw input, a path that cannot be read or
 written, an unreadable or damaged unified file); 2 usage error (bad options or task names,
@@ -20,9 +20,10 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from unify.build import BuildOptions, resolve_tasks, run_build
+from unify.build import BuildOptions, resolve_hide, resolve_tasks, run_build
 from unify.clitypes import TaskName, Vl12Group
 from unify.converters import registry
+from unify.errors import DataError
 from unify.images import INTEGER_ID_UNIVERSES, KEY_OF_ID
 from unify.leakage import LeakagePolicy
 from unify.paths import input_dir, input_file, output_file
@@ -106,7 +107,13 @@ def list_cmd(raw: Path | None) -> None:
     for conv in registry().values():
         click.echo(f"{conv.name}  ({conv.title}; {conv.spec.group}; metric {conv.spec.metric})")
         click.echo(f"  download: {conv.homepage}")
-        click.echo("  splits: " + ", ".join(f"{s.name} ({s.role})" for s in conv.splits))
+        click.echo(
+            "  splits: "
+            + ", ".join(
+                f"{s.name} ({s.role}{', hidden' if s.name in conv.spec.hidden else ''})"
+                for s in conv.splits
+            )
+        )
         for rf in conv.raw_files:
             need = "required" if rf.required else "optional"
             if raw is None:
@@ -121,6 +128,8 @@ def list_cmd(raw: Path | None) -> None:
                 )
             where = f"{conv.name}/{rf.name}"
             click.echo(f"  [{mark:>7}] {where}  ({need}: {rf.description})")
+        for rf in conv.organiser_files:
+            click.echo(f"  [organiser] {conv.name}/{rf.name}  (--organiser DIR: {rf.description})")
 
 
 @main.command()
@@ -141,6 +150,17 @@ def list_cmd(raw: Path | None) -> None:
     type=click.IntRange(min=1),
     default=None,
     help="Smoke mode: first N records of each raw file, in release order.",
+)
+@click.option(
+    "--organiser",
+    type=_Existing("organiser folder", folder=True),
+    help="The organisers' answers of hidden splits: <organiser>/<task>/<files> (a private build).",
+)
+@click.option(
+    "--hide",
+    multiple=True,
+    metavar="TASK:SPLIT",
+    help="Hide this evaluation split too: its answers go only to the private build (repeatable).",
 )
 @click.option("--no-clean", is_flag=True, help="Keep raw splits (no leakage cleaning).")
 @click.option(
@@ -193,6 +213,8 @@ def build(
     out: Path,
     force: bool,
     max_examples: int | None,
+    organiser: Path | None,
+    hide: tuple[str, ...],
     no_clean: bool,
     keep_train: tuple[str, ...],
     ignore_eval: tuple[str, ...],
@@ -207,6 +229,10 @@ def build(
         raise click.UsageError("give task NAMES or --all (not both)")
     output_file(out, force)
     tasks = resolve_tasks(names, all_tasks)
+    try:
+        hidden = resolve_hide(hide, tasks)
+    except DataError as exc:
+        raise click.BadParameter(str(exc), param_hint="--hide") from None
     _check_raw_inputs(raw, tasks)
     policy = LeakagePolicy(keep_train=frozenset(keep_train), ignore_eval=frozenset(ignore_eval))
     limits = RawLimits(
@@ -222,8 +248,22 @@ def build(
         max_examples=max_examples,
         policy=policy,
         limits=limits,
+        hide=hidden,
+        organiser=organiser,
     )
     result = run_build(raw, out, options, progress=_progress_factory(quiet))
+    unanswered = [
+        f"{task}/{split}"
+        for task, splits in result.report.get("hidden", {}).items()
+        for split, answers in splits.items()
+        if answers != "present"
+    ]
+    if organiser is not None and unanswered:
+        click.echo(
+            f"warning: {organiser} has no answers for hidden split(s) {', '.join(unanswered)}: "
+            "they cannot be scored from this build",
+            err=True,
+        )
     emptied = result.report.get("leakage", {}).get("emptied_training_splits", [])
     if emptied:
         click.echo(
@@ -233,7 +273,7 @@ def build(
         )
     if not quiet:
         with UnifiedFile(out) as uf:
-            lines = build_summary(uf)
+            lines = build_summary(uf) + hidden_summary(uf)
         click.echo(f"wrote {out} in {result.seconds:.1f}s", err=True)
         for line in lines:
             click.echo(line, err=True)
@@ -254,6 +294,17 @@ def _check_raw_inputs(raw: Path, tasks: tuple[str, ...]) -> None:
     for path in paths:
         if os.path.lexists(path) and not path.is_dir():
             input_file(path, "raw file")
+
+
+def hidden_summary(uf: UnifiedFile) -> list[str]:
+    """The hidden splits of a built file and whether their answers are in it."""
+    hidden = [
+        f"{task}/{s} (answers {'present' if view.answers_present else 'absent'})"
+        for task in uf.tasks
+        for s in uf.splits(task)
+        if (view := uf.split(task, s)).hidden
+    ]
+    return [f"hidden splits: {'; '.join(hidden)}"] if hidden else []
 
 
 def build_summary(uf: UnifiedFile) -> list[str]:
@@ -298,16 +349,23 @@ def info(file: Path, as_json: bool) -> None:
         f"created {summary['created']}"
     )
     click.echo(f"fingerprint: {summary['fingerprint'] or 'none (built before fingerprints)'}")
+    if summary["published_from"]:
+        click.echo(
+            f"public copy (unify publish) of the private build {summary['published_from']}: "
+            "hidden splits have no answers"
+        )
     opts = summary["build_options"]
     click.echo(
         f"build: tasks {', '.join(opts.get('tasks', []))}; clean {opts.get('clean')}; "
         f"max_examples {opts.get('max_examples')}"
     )
     click.echo(f"images: {summary['images']}; links: {summary['links']}")
-    click.echo(f"{'task':<22}{'split':<14}{'role':<7}{'examples':>10}")
+    click.echo(f"{'task':<22}{'split':<14}{'role':<7}{'examples':>10}  answers")
     for task, t in summary["tasks"].items():
         for split, s in t["splits"].items():
-            click.echo(f"{task:<22}{split:<14}{s['role']:<7}{s['num_examples']:>10}")
+            answers = "present" if s["answers_present"] else "absent"
+            note = f"{answers} (hidden)" if s["hidden"] else answers
+            click.echo(f"{task:<22}{split:<14}{s['role']:<7}{s['num_examples']:>10}  {note}")
     for name, v in summary["vocabularies"].items():
         click.echo(f"vocab {name}: {v['size']} answers (min count {v['min_count']})")
     for name, feat in summary["features"].items():
@@ -328,13 +386,19 @@ def describe(uf: UnifiedFile) -> dict[str, Any]:
         splits = {}
         for split in uf.splits(task):
             view = uf.split(task, split).check()  # a damaged split is refused, not described
-            splits[split] = {"role": view.role, "num_examples": view.num_examples}
+            splits[split] = {
+                "role": view.role,
+                "num_examples": view.num_examples,
+                "hidden": view.hidden,
+                "answers_present": view.answers_present,
+            }
         tasks[task] = {"attrs": uf.task_attrs(task), "splits": splits}
     return {
         "schema_version": uf.schema_version,
         "vl12_version": str(h5.attrs.get("vl12_version", "")),
         "created": str(h5.attrs.get("created", "")),
-        "fingerprint": str(h5.attrs.get("fingerprint", "")),
+        "fingerprint": uf.fingerprint,
+        "published_from": uf.benchmark_fingerprint if uf.is_public_copy else None,
         "build_options": uf.build_options,
         "images": len(uf.image_keys),
         "links": len(h5["links"]["type"]),
@@ -411,6 +475,12 @@ def leaks(file: Path, against: tuple[Path, ...], universe: str | None, as_json: 
                     f"{p['train_task'] + '/' + p['train_split']:<28}{p['eval_task']:<26}"
                     f"{p['images']:>8}{p['examples']:>10}  {', '.join(p['link_types'])}"
                 )
+        if result["hidden_evaluation_splits"]:
+            click.echo(
+                "hidden splits, evaluation splits like the others (their images count "
+                f"whether or not their answers are in the file): "
+                f"{', '.join(result['hidden_evaluation_splits'])}"
+            )
         verdict = (
             "no training example touches an evaluation image"
             if not result["leaking_training_examples"]
@@ -449,6 +519,36 @@ def verify(file: Path, as_json: bool) -> None:
         )
     if not report.ok:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("private", type=UNIFIED_FILE)
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Public copy to write."
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def publish(private: Path, out: Path, force: bool) -> None:
+    """Copy PRIVATE without the answers of its hidden splits, for participants.
+
+    Everything else (questions, ids, images, features, vocabularies, leakage report) is
+    copied unchanged; the copy records PRIVATE's fingerprint.
+    """
+    from unify.publish import publish as publish_file
+
+    if out.resolve() == private.resolve():
+        raise click.UsageError(f"--out {out} is PRIVATE itself: write the copy elsewhere")
+    output_file(out, force)
+    report = publish_file(private, out)
+    click.echo(
+        f"wrote {out}: public copy of {private} (fingerprint {report.published_from[:12]}; "
+        f"its own {report.fingerprint[:12]})",
+        err=True,
+    )
+    if not report.withheld:
+        click.echo("no hidden split: nothing withheld", err=True)
+    for split, columns in report.withheld.items():
+        what = ", ".join(columns) if columns else "nothing (the private build had no answers)"
+        click.echo(f"  {split}: withheld {what}", err=True)
 
 
 @main.group()

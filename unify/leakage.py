@@ -516,12 +516,15 @@ def check_file(
     )
     node = groups.index
     images = []
+    hidden = []
     for task in uf.tasks:
         for split in uf.splits(task):
             view = uf.split(task, split).check()  # image rows inside /images, offsets
             images.append(
                 SplitImages(task, split, view.role, view.column("image").astype(np.int64))
             )
+            if view.hidden:
+                hidden.append(f"{task}/{split}")
     for name, ks in against:
         images.append(
             SplitImages(
@@ -537,4 +540,6 @@ def check_file(
         "evaluation_images": analysis.eval_images,
         "leaking_training_examples": analysis.total_leaking,
         "pairs": analysis.pairs,
+        # Their answers may be withheld (a public copy), their images never are.
+        "hidden_evaluation_splits": hidden,
     }

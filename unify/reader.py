@@ -32,6 +32,7 @@ import numpy as np
 from unify import checksums as sums
 from unify.columns import Column, ColumnCache, DirectRows, Plain, Ragged, load_column
 from unify.errors import DataError, SchemaError
+from unify.hidden import ANSWERS_ATTR, HIDDEN_ATTR, PRESENT, PUBLISHED_FROM
 from unify.schema import FEATURES, IMAGES, LINKS, OFFSETS, SCHEMA_MAJOR, TASKS, VOCAB
 from unify.structure import (
     IMAGE_SPLIT_ARRAYS,
@@ -48,6 +49,7 @@ from unify.structure import (
     reading,
     task_problems,
 )
+from unify.tasks import all_tasks
 
 ITER_BLOCK = 4096
 
@@ -307,6 +309,24 @@ class SplitView:
     @property
     def role(self) -> str:
         return str(self.group.attrs["role"])
+
+    @property
+    def hidden(self) -> bool:
+        """Are the split's answers withheld from participants (``unify.hidden``)? Files
+        before schema 1.3 hide nothing."""
+        return bool(self.group.attrs.get(HIDDEN_ATTR, False))
+
+    @property
+    def answers_present(self) -> bool:
+        """Does this file hold the split's answers? A hidden split has them only in a
+        private build (``unify build --organiser``), never in a public copy. Files before
+        schema 1.3 say nothing: there, a split lacking a target field of its task (VQA v2
+        test) has none."""
+        value = self.group.attrs.get(ANSWERS_ATTR)
+        if value is not None:
+            return str(_plain(value)) == PRESENT
+        spec = all_tasks().get(self.task)
+        return spec is None or all(field in self.group for field in spec.targets)
 
     @cached_property
     def num_examples(self) -> int:
@@ -615,6 +635,27 @@ class UnifiedFile:
     @property
     def build_report(self) -> dict[str, Any]:
         return self.attr_json("build_report") or {}
+
+    def _text_attr(self, name: str) -> str | None:
+        value = self.h5.attrs.get(name)
+        return None if value is None else str(_plain(value))
+
+    @property
+    def fingerprint(self) -> str:
+        """The file's content fingerprint ("" for a file built before fingerprints)."""
+        return self._text_attr("fingerprint") or ""
+
+    @property
+    def is_public_copy(self) -> bool:
+        """Was this file made by ``unify publish`` (hidden splits without answers)?"""
+        return self._text_attr(PUBLISHED_FROM) is not None
+
+    @property
+    def benchmark_fingerprint(self) -> str:
+        """The fingerprint of the benchmark a prediction for this file is scored on: the
+        private build's. A build's own ``fingerprint``; for a public copy, the one of the
+        private build it was published from (root attribute ``published_from``)."""
+        return self._text_attr(PUBLISHED_FROM) or self.fingerprint
 
     @property
     def tasks(self) -> list[str]:

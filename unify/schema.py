@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-SCHEMA_VERSION: Final = "1.2"
+SCHEMA_VERSION: Final = "1.3"
 SCHEMA_MAJOR: Final = 1
 
 Role = Literal["train", "eval", "extra"]

@@ -313,6 +313,7 @@ def file_problems(h5: h5py.File) -> list[Problem]:
         name: c.attr(h5, name, kind, required=have is not None and have >= since)
         for name, kind, since in ROOT_ATTRS
     }
+    c.attr(h5, "published_from", "sha256", required=False)  # a public copy (unify publish)
 
     n_images: int | None = None
     images = c.get(h5, IMAGES, h5py.Group)
@@ -494,6 +495,11 @@ def _split_columns(c: _Checker, group: h5py.Group, seen: dict[str, tuple[str, An
     if n is not None and n < 0:
         c.add(f"{path}@num_examples", f"{n} is negative")
         n = None
+    c.attr(group, "hidden", "bool", required=False)  # hidden splits: schema 1.3
+    answers = c.attr(group, "answers", "str", required=False)
+    if answers is not None and answers not in ("present", "absent"):
+        c.add(f"{path}@answers", f"{answers!r} is not 'present' or 'absent'")
+    c.attr(group, "answer_columns", "json-list", required=False)
     arrays = c.attr(group, "split_arrays", "json-list", required=False) or []
     if not all(isinstance(a, str) for a in arrays):
         c.add(f"{path}@split_arrays", "is not a list of dataset names")

@@ -63,6 +63,8 @@ def render_markdown() -> str:
             phases = ", ".join(f"`{p.name}` ({' + '.join(p.splits)})" for p in s.phases)
             selection = f"default `{s.default_phase}`; model selection on `{s.val_split}`"
             lines.append(f"- phases: {phases}; {selection}")
+            hidden = ", ".join(f"`{h}`" for h in s.hidden) or "none"
+            lines.append(f"- hidden splits (answers held by the organisers): {hidden}")
             targets = f"{', '.join(s.targets)} (adapter `{s.target_adapter}`)"
             lines.append(f"- inputs: {', '.join(s.inputs)}; targets: {targets}")
             lines.append(f"- columns: {_columns(s)}")

@@ -146,6 +146,10 @@ class TaskSpec:
     #: "module:function" of the task's sample generator (``unify sample``), imported on
     #: demand like ``converter``; ``None``: the sample world does not write this task.
     sample: str | None = None
+    #: Evaluation splits whose answers the public release withholds (the challenge's
+    #: organisers hold them): a private build reads them from organiser files
+    #: (``unify build --organiser``), ``unify publish`` leaves them out of a public copy.
+    hidden: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.splits]
@@ -169,6 +173,13 @@ class TaskSpec:
                 )
             if len(phase.splits) > 1 and phase.name in names:
                 problems.append(f"multi-split phase {phase.name!r} shadows a split name")
+        for split in self.hidden:
+            if split not in names:
+                problems.append(f"hidden split {split!r} is not a split")
+            elif self.role(split) != "eval":
+                problems.append(f"hidden split {split!r} is not an evaluation split")
+            elif split == self.val_split:
+                problems.append(f"hidden split {split!r} is the model-selection split")
         if self.default_phase not in {p.name for p in self.phases}:
             problems.append(f"default_phase {self.default_phase!r} is not a phase")
         column_names = [c.name for c in self.columns]
@@ -365,6 +376,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
         ),
         default_phase="minval",
         sample="unify.sample.vqa2_format:write_sample",
+        hidden=("test-dev", "test"),
     ),
     TaskSpec(
         name="gqa",
@@ -418,6 +430,7 @@ BUILTIN: tuple[TaskSpec, ...] = (
         ),
         default_phase="testdev",
         sample="unify.sample.gqa_format:write_sample",
+        hidden=("submission",),
     ),
     TaskSpec(
         name="vgqa",

@@ -26,7 +26,7 @@ from typing import Any
 
 from evalserver.metrics import gqa, guesswhat, nlvr2, pointing, refexp, retrieval, snli_ve, vqa
 from unify import tasks
-from unify.errors import SchemaError
+from unify.errors import DataError, SchemaError
 from unify.reader import UnifiedFile
 from unify.tasks import TaskSpec
 
@@ -69,11 +69,13 @@ class GroundTruth:
 
 
 def file_fingerprint(uf: UnifiedFile) -> str | None:
-    """The build's content fingerprint (a sha256 hex string); None for older files."""
-    value = uf.h5.attrs.get("fingerprint")
-    if isinstance(value, bytes):
-        value = value.decode()
-    return None if value is None else str(value)
+    """The benchmark's fingerprint (a sha256 hex string); None for older files.
+
+    That is the private build's (``UnifiedFile.benchmark_fingerprint``): a public copy
+    names the build it was published from, so that predictions checked against it are
+    recognised by a server scoring against the private build.
+    """
+    return uf.benchmark_fingerprint or None
 
 
 def describe_fingerprint(fingerprint: str | None) -> str:
@@ -124,6 +126,28 @@ def load_groundtruth(
         return _load(uf, spec, chosen.name, chosen.splits, builder)
 
 
+def _require_answers(uf: UnifiedFile, task: str, splits: tuple[str, ...]) -> None:
+    """A hidden split can be scored only where its answers are: in a private build made
+    with the organisers' files (``unify.hidden``)."""
+    for split in splits:
+        if split not in uf.splits(task):
+            continue  # the metric names what is missing
+        view = uf.split(task, split)
+        if view.answers_present:
+            continue
+        if uf.is_public_copy:
+            why = (
+                "it is a public copy (unify publish) of the build with fingerprint "
+                f"{uf.benchmark_fingerprint[:12]}: score against that private build"
+            )
+        else:
+            why = (
+                "it was built without organiser files: build with "
+                "`unify build --organiser DIR`"
+            )
+        raise DataError(f"{uf.path}: the answers of {task}/{split} are not in this file ({why})")
+
+
 def _load(
     uf: UnifiedFile, spec: TaskSpec, phase: str, splits: tuple[str, ...], builder: Builder
 ) -> GroundTruth:
@@ -137,6 +161,7 @@ def _load(
             f"{uf.path}: task {spec.name!r} was built for metric {built!r}, but this vl12 "
             f"scores it with {spec.metric!r}; rebuild the file"
         )
+    _require_answers(uf, spec.name, splits)
     try:
         data = builder(uf, spec.name, splits)
     except (ValueError, IndexError) as exc:  # the metric refuses what the file holds

@@ -122,13 +122,15 @@ class VqaGroundTruth:
 def groundtruth(uf: UnifiedFile, task: str, splits: tuple[str, ...]) -> VqaGroundTruth:
     """The human answers and types of ``splits`` (in order) of a VQA-format task.
 
-    A split without ``answers`` (VQA test, test-dev) is held by the organisers: a
-    ``SchemaError`` says it cannot be scored here.
+    A hidden split (VQA test, test-dev) has ``answers`` only in a private build made with
+    the organisers' files (``unify build --organiser``); elsewhere a ``SchemaError`` says
+    it cannot be scored from this file (``load_groundtruth`` says why first).
     """
     phase = read_phase(uf, task, splits)
     if not phase.has("answers"):
         raise SchemaError(
-            f"{phase.where} has no answers (the organisers hold them): it cannot be scored here"
+            f"{phase.where} has no answers (the organisers hold them; a private build has "
+            "them: `unify build --organiser DIR`): it cannot be scored from this file"
         )
     answers = phase.ragged("answers")
     return VqaGroundTruth(

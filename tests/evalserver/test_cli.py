@@ -175,8 +175,9 @@ def test_ground_truth_problems_name_task_phase_and_file(tiny_h5: Path, tmp_path:
     )
     assert code == 1
     assert err.strip() == (
-        f"{tiny_h5}: cannot read the ground truth of vqa2, phase test (split test): vqa2/test "
-        "has no answers (the organisers hold them): it cannot be scored here"
+        f"{tiny_h5}: cannot read the ground truth of vqa2, phase test (split test): the "
+        "answers of vqa2/test are not in this file (it was built without organiser files: "
+        "build with `unify build --organiser DIR`)"
     )
     code, _, err = run("score", "--data", str(path), "--task", "vqa2", str(path))
     assert code == 1 and err.startswith(

@@ -32,6 +32,7 @@ from unify import checksums
 from unify.cli import main as unify_main
 from unify.errors import SchemaError
 from unify.reader import UnifiedFile
+from unify.schema import SCHEMA_VERSION
 from unify.verify import verify_file
 
 SCORED = ("vqa2", "gqa", "nlvr2", "flickr30k_retrieval")
@@ -302,7 +303,8 @@ def test_a_sound_build_verifies_clean(tiny_h5: Path) -> None:
     result = invoke(unify_main, "verify", tiny_h5)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines() == [
-        f"{tiny_h5}: ok: schema 1.2, {_datasets(tiny_h5)} datasets; every checksum matches"
+        f"{tiny_h5}: ok: schema {SCHEMA_VERSION}, {_datasets(tiny_h5)} datasets; "
+        "every checksum matches"
     ]
     record = json.loads(invoke(unify_main, "verify", tiny_h5, "--json").stdout)
     assert record["ok"] is True and record["checksums"] == "match" and record["problems"] == []

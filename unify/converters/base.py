@@ -62,15 +62,21 @@ class BuildContext:
     max_examples: int | None = None
     #: Resource bounds of every raw parser (``unify build`` options).
     limits: RawLimits = DEFAULT_LIMITS
+    #: The organisers' answers of hidden splits (``--organiser``), laid out like the raw
+    #: folder; ``None``: a build without them (hidden splits keep no answers).
+    organiser_root: Path | None = None
     images: ImageRegistry = field(default_factory=ImageRegistry)
     links: LinkSet = field(default_factory=LinkSet)
     vocabularies: dict[str, Vocabulary] = field(default_factory=dict)
     sources: SourceLog = field(init=False)
+    #: Organiser files read (paths relative to ``organiser_root``).
+    organiser_sources: SourceLog = field(init=False)
     progress: ProgressFactory = _no_progress
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.sources = SourceLog(self.raw_root)
+        self.organiser_sources = SourceLog(self.organiser_root or self.raw_root)
 
     def limit(self, records: Iterable[T]) -> Iterator[T]:
         """Smoke mode: the first N records of a raw file, in release order."""
@@ -101,6 +107,13 @@ class Converter(ABC):
     #: apply to: rules checked on columns, and descriptions of rules checked inline on
     #: the fast path; declared next to the field mapping, listed in docs/raw-layout.md.
     field_rules: ClassVar[Mapping[str, tuple[Declared, ...]]] = MappingProxyType({})
+    #: Files of the organisers holding the answers of the task's hidden splits, in the
+    #: release's own format, under ``<organiser>/<task>/`` (``unify build --organiser``).
+    organiser_files: ClassVar[tuple[RawFile, ...]] = ()
+    #: Columns of an evaluation split that hold its answers: what a hidden split lacks in
+    #: a public build and what ``unify publish`` leaves out. Empty: the answers cannot be
+    #: separated from the inputs (retrieval), so no split of the task can be hidden.
+    answer_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -142,6 +155,23 @@ class Converter(ABC):
 
     def has_file(self, ctx: BuildContext, name: str) -> bool:
         return self.file(ctx.raw_root, name).is_file()
+
+    # Organiser files: read like raw files, recorded in the build's sources apart.
+    def organiser_file(self, ctx: BuildContext, name: str) -> Path | None:
+        """The organiser file ``name`` of this task, or ``None`` when the build has no
+        organiser folder or the folder has no such file."""
+        if ctx.organiser_root is None:
+            return None
+        path = self.file(ctx.organiser_root, name)
+        return path if path.is_file() else None
+
+    def load_organiser_json(self, ctx: BuildContext, path: Path) -> Any:
+        return load_json(path, self.name, ctx.organiser_sources, ctx.limits)
+
+    def iter_organiser_json_items(
+        self, ctx: BuildContext, path: Path
+    ) -> Iterator[tuple[str, Any]]:
+        return iter_json_items(path, self.name, ctx.organiser_sources, ctx.limits)
 
     # Reading helpers: every read is recorded with its sha256 in the build's sources.
     def load_json(self, ctx: BuildContext, name: str) -> Any:

@@ -13,7 +13,9 @@ Every answered question keeps ``steps``, its number of reasoning steps as the of
 ``valid`` and ``plausible`` answers) become the ragged columns ``valid_answers`` and
 ``plausible_answers`` of ``minval`` / ``testdev``, the splits that are scored, so validity
 and plausibility are ground truth of the file; every question of such a split needs an
-entry.
+entry. The ``submission`` questions (``submission_all_questions.json``, no answers) are a
+hidden split: a private build (``--organiser``) takes their answers from the organisers'
+file of the same name, every record the public question of its id.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from unify import rules
+from unify import hidden, rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
-from unify.errors import RecordError
+from unify.errors import DataError, RecordError
 from unify.images import gqa_key
 from unify.rules import Digits, NonEmpty, Unique
 from unify.table import Ragged, SplitTable, TaskTable
@@ -44,6 +46,9 @@ NON_STEPS = ("exist", "query: name", "choose name")
 #: Choices file -> the balanced split whose questions it gives valid/plausible answers for.
 CHOICES = {"val_choices.json": "minval", "testdev_choices.json": "testdev"}
 CHOICE_FIELDS = (("valid", "valid_answers"), ("plausible", "plausible_answers"))
+#: The challenge's questions (no answers in the release); the organisers' file of the same
+#: name under ``<organiser>/gqa/`` holds them with their answers (``--organiser``).
+SUBMISSION = "submission_all_questions.json"
 
 #: Rules of every question file (the key of a record is its question id).
 QUESTION_RULES = (
@@ -90,6 +95,14 @@ def program_steps(semantic: list[dict[str, Any]]) -> int:
 class Gqa(Converter):
     version = "1.1.0"  # 1.1: steps; valid/plausible answers from the choices files
     homepage = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
+    organiser_files = (RawFile(SUBMISSION, False, "submission questions with their answers"),)
+    answer_columns = (
+        *ANSWERED_FIELDS[1:],
+        "label",
+        "steps",
+        "entailed",
+        *(column for _, column in CHOICE_FIELDS),
+    )
     field_rules = MappingProxyType(
         {"question files": (*INLINE_RULES, *QUESTION_RULES), "choices files": CHOICE_RULES}
     )
@@ -99,9 +112,7 @@ class Gqa(Converter):
         RawFile("testdev_balanced_questions.json", True, "balanced test-dev questions"),
         RawFile("val_all_questions.json", False, "all val questions (consistency)"),
         RawFile("testdev_all_questions.json", False, "all test-dev questions (consistency)"),
-        RawFile(
-            "submission_all_questions.json", False, "challenge submission questions, no answers"
-        ),
+        RawFile(SUBMISSION, False, "challenge submission questions, no answers"),
         RawFile("val_choices.json", False, "valid/plausible answers of val questions"),
         RawFile("testdev_choices.json", False, "valid/plausible answers of testdev questions"),
     )
@@ -149,19 +160,13 @@ class Gqa(Converter):
             splits.append(
                 _table("testdev_all", "extra", [(part, np.arange(len(part["id"])))], vocab)
             )
-        if self.has_file(ctx, "submission_all_questions.json"):
-            part = self._read(ctx, "submission_all_questions.json", answered=False)
-            splits.append(
-                SplitTable(
-                    "submission",
-                    "eval",
-                    {
-                        "id": part["id"],
-                        "image": part["image"],
-                        "question": part["question"],
-                        "is_balanced": np.asarray(part["is_balanced"], dtype=bool),
-                    },
-                )
+        if self.has_file(ctx, SUBMISSION):
+            part = self._read(ctx, SUBMISSION, answered=False)
+            splits.append(self._submission(ctx, part, vocab))
+        elif (organiser := self.organiser_file(ctx, SUBMISSION)) is not None:
+            raise DataError(
+                f"{organiser}: organiser answers of the submission questions, but the raw "
+                f"folder has no {SUBMISSION} to pair them with"
             )
         for file, split_name in CHOICES.items():
             if self.has_file(ctx, file):
@@ -171,6 +176,45 @@ class Gqa(Converter):
             ctx.images.add_many(split.columns["image"])
         report["counts"] = {s.name: s.num_examples for s in splits}
         return TaskTable(self.name, self.task_attrs(label_set="gqa"), splits, report)
+
+    def _submission(
+        self, ctx: BuildContext, public: dict[str, list[Any]], vocab: Vocabulary
+    ) -> SplitTable:
+        """The submission split: the public questions, with the answers of the organisers'
+        file of the same name when the build has one.
+
+        The organisers' file is a questions file with answers (every field of the balanced
+        files); each of its records must be the public question of the same id (same image,
+        text and ``isBalanced``), every public question must have one and (outside smoke
+        mode, which cuts the public file short) every record must be a public question.
+        """
+        columns: dict[str, Any] = {
+            "id": public["id"],
+            "image": public["image"],
+            "question": public["question"],
+            "is_balanced": np.asarray(public["is_balanced"], dtype=bool),
+        }
+        path = self.organiser_file(ctx, SUBMISSION)
+        if path is None:
+            return SplitTable("submission", "eval", columns)
+        answered = self._read(ctx, SUBMISSION, organiser=path)
+        hidden.check_ids(
+            path,
+            "gqa/submission",
+            public["id"],
+            answered["id"],
+            every_organiser_id=ctx.max_examples is None,
+        )
+        row_of = {qid: i for i, qid in enumerate(answered["id"])}
+        order = [row_of[q] for q in public["id"]]
+        same = (("image", "imageId"), ("question", "question"), ("is_balanced", "isBalanced"))
+        for i, (qid, row) in enumerate(zip(public["id"], order, strict=True)):
+            for key, what in same:
+                if answered[key][row] != public[key][i]:
+                    raise RecordError(
+                        path, qid, what, f"differs from the public question's {what}"
+                    )
+        return _table("submission", "eval", [(answered, np.asarray(order, dtype=np.int64))], vocab)
 
     def _choices(self, ctx: BuildContext, name: str, split: SplitTable) -> dict[str, Ragged]:
         """``valid_answers`` and ``plausible_answers`` of every question of ``split``.
@@ -224,15 +268,23 @@ class Gqa(Converter):
         name: str,
         keep_images: set[str] | None = None,
         answered: bool = True,
+        organiser: Path | None = None,
     ) -> dict[str, list[Any]]:
-        path = self.file(ctx.raw_root, name)
+        """The records of question file ``name`` (or of the organisers' file ``organiser``,
+        read whole even in smoke mode: its records are matched to the public ones by id)."""
+        path = self.file(ctx.raw_root, name) if organiser is None else organiser
         cols: dict[str, list[Any]] = {
             k: [] for k in ("id", "image", "is_balanced", "entailed", "steps", *ANSWERED_FIELDS)
         }
         intern: dict[str, str] = {}
-        items: Iterable[tuple[str, Any]] = self.iter_json_items(ctx, name)
+        items: Iterable[tuple[str, Any]] = (
+            self.iter_json_items(ctx, name)
+            if organiser is None
+            else self.iter_organiser_json_items(ctx, organiser)
+        )
         records = 0
-        for qid, rec in ctx.limit(ctx.progress(items, desc=f"gqa {name}")):
+        chosen = ctx.progress(items, desc=f"gqa {name}")
+        for qid, rec in ctx.limit(chosen) if organiser is None else chosen:
             records += 1
             row = _parse(rec, qid, path, answered)
             if keep_images is not None and row[1] not in keep_images:

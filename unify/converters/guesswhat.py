@@ -58,6 +58,7 @@ GAME_RULES = (
 
 class GuessWhat(Converter):
     version = "1.0.0"
+    answer_columns = ("object_id", "label")
     homepage = "https://guesswhat.ai/download"
     raw_files = tuple(
         RawFile(FILE.format(s), True, f"{s} games (gzip JSON Lines)") for s in SPLIT_NAMES

@@ -59,6 +59,7 @@ def sentence_key(parts: list[str]) -> str:
 
 class Nlvr2(Converter):
     version = "1.0.0"
+    answer_columns = ("label",)
     homepage = "https://github.com/lil-lab/nlvr/tree/master/nlvr2"
     raw_files = tuple(
         RawFile(file, required, f"{split} examples (JSON Lines)") for split, file, required in FILES

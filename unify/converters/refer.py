@@ -99,6 +99,7 @@ class ReferConverter(Converter):
 
     refs_file: ClassVar[str]
     version = "1.1.0"  # 1.1: bbox and region boxes stored as float64
+    answer_columns = ("ann_id", "category_id", "bbox")
     homepage = HOMEPAGE
     field_rules = MappingProxyType({"refs pickle": REF_RULES, INSTANCES: INSTANCES_RULES})
 

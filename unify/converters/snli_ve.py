@@ -58,6 +58,7 @@ PAIR_RULES = (
 
 class SnliVe(Converter):
     version = "1.1.0"  # 1.1: ids of dropped "-" pairs kept as a split array
+    answer_columns = ("label",)
     homepage = "https://github.com/necla-ml/SNLI-VE"
     raw_files = tuple(RawFile(FILE.format(s), True, f"{s} pairs (JSON Lines)") for s in SPLIT_NAMES)
     field_rules = MappingProxyType({"pairs": PAIR_RULES})

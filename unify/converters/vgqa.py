@@ -138,6 +138,7 @@ def fill_vg_sizes(ctx: BuildContext) -> None:
 
 class Vgqa(Converter):
     version = "1.0.0"
+    answer_columns = ("answer", "answer_normalized", "label")
     homepage = "https://homes.cs.washington.edu/~ranjay/visualgenome/api.html"
     field_rules = MappingProxyType(
         {"question_answers.json": QA_RULES, "image_data.json": IMAGE_DATA_RULES}

@@ -44,6 +44,7 @@ BOX_RULES = ("`box_id`: unique in the file, 0 or more", Boxes("box"))
 
 class Visual7w(Converter):
     version = "1.0.0"
+    answer_columns = ("label",)
     homepage = "http://ai.stanford.edu/~yukez/visual7w/"
     raw_files = (RawFile(POINTING, True, "pointing QA pairs, splits and boxes"),)
     field_rules = MappingProxyType({"QA pairs": QA_RULES, "boxes": BOX_RULES})

@@ -2,7 +2,8 @@
 
 Splits as pinned in the canonical table: ``minval`` = the 3,000 val2014 questions with the
 largest question_id, ``trainval`` = all of train2014 + the other val2014 questions, ``test``
-and ``test-dev`` = the test2015 question files (no answers). The answer vocabulary and
+and ``test-dev`` = the test2015 question files (no answers; a private build takes them from
+the organisers' test2015 annotations, ``unify build --organiser``). The answer vocabulary and
 soft targets follow the reference recipe (bottom-up-attention / 12-in-1): normalised
 multiple-choice answers seen at least 9 times over train+val; a question's target for an
 answer is 0.3/0.6/0.9/1.0 for 1/2/3/>=4 of its 10 normalised human answers.
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from unify import rules
+from unify import hidden, rules
 from unify.converters.base import BuildContext, Converter, RawFile, require
 from unify.errors import DataError, RecordError
 from unify.images import coco_key
@@ -34,6 +35,9 @@ SOFT_SCORES = (0.0, 0.3, 0.6, 0.9, 1.0)
 QUESTIONS = "v2_OpenEnded_mscoco_{}_questions.json"
 ANNOTATIONS = "v2_mscoco_{}_annotations.json"
 TEST_SUBSETS = (("test", "test2015"), ("test-dev", "test-dev2015"))
+#: The organisers' answers (``--organiser``): the annotations of every test2015 question,
+#: test-dev2015's included (its questions are test2015 questions with the same ids).
+ORGANISER_ANNOTATIONS = ANNOTATIONS.format("test2015")
 #: Every annotation has this many human answers (the accuracy is min(#agreeing / 3, 1)).
 NUM_ANSWERS = 10
 #: The answer types the release uses (and the scorer reports a column for).
@@ -58,6 +62,16 @@ class Vqa2(Converter):
     homepage = "https://visualqa.org/download.html"
     field_rules = MappingProxyType(
         {"questions files": QUESTION_RULES, "annotations files": ANNOTATION_RULES}
+    )
+    organiser_files = (
+        RawFile(ORGANISER_ANNOTATIONS, False, "answers of test2015 (test and test-dev)"),
+    )
+    answer_columns = (
+        "question_type",
+        "answer_type",
+        "multiple_choice_answer",
+        "answers",
+        "targets",
     )
     raw_files = (
         RawFile(QUESTIONS.format("train2014"), True, "train questions"),
@@ -120,24 +134,30 @@ class Vqa2(Converter):
             "vocabulary_size": len(vocab),
             "min_answer_count": MIN_ANSWER_COUNT,
         }
+        tests: dict[str, dict[str, Any]] = {}
         for split_name, subset in TEST_SUBSETS:
             name = QUESTIONS.format(subset)
             if not self.has_file(ctx, name):
                 report[f"{split_name}_file"] = "absent"
                 continue
-            part = self._read_questions(ctx, name, "test2015")
-            splits.append(
-                SplitTable(
-                    split_name,
-                    "eval",
-                    {
-                        "id": part["id_array"],
-                        "image": part["image"],
-                        "subset": part["subset"],
-                        "question": part["question"],
-                    },
-                )
+            tests[split_name] = self._read_questions(ctx, name, "test2015")
+        organiser = self.organiser_file(ctx, ORGANISER_ANNOTATIONS)
+        if organiser is not None and "test" not in tests:
+            raise DataError(
+                f"{organiser}: organiser answers of test2015, but the raw folder has no "
+                f"{QUESTIONS.format('test2015')} to pair them with"
             )
+        tests = self._organiser_answers(ctx, tests)
+        for split_name, part in tests.items():
+            columns: dict[str, Any] = {
+                "id": part["id_array"],
+                "image": part["image"],
+                "subset": part["subset"],
+                "question": part["question"],
+            }
+            if "answers" in part:
+                columns |= _answer_columns(part, vocab)
+            splits.append(SplitTable(split_name, "eval", columns))
         for split in splits:
             ctx.images.add_many(split.columns["image"])
         report["counts"] = {s.name: s.num_examples for s in splits}
@@ -185,71 +205,117 @@ class Vqa2(Converter):
         part = self._read_questions(ctx, QUESTIONS.format(subset), subset)
         ann_name = ANNOTATIONS.format(subset)
         ann_path = self.file(ctx.raw_root, ann_name)
-        doc = self.load_json(ctx, ann_name)
-        annotations = require(doc, "annotations", list, ann_path, "<top level>")
-        by_id: dict[int, Any] = {}
-        for i, ann in enumerate(annotations):
-            try:
-                by_id[ann["question_id"]] = ann
-            except (KeyError, TypeError):
-                require(ann, "question_id", int, ann_path, f"#{i}")
-        if len(by_id) != len(annotations):
-            _explain_duplicate(annotations, ann_path)
-        rules.require_records(ann_path, len(annotations), "annotations")
-        del doc, annotations
+        by_id = _annotations_by_id(self.load_json(ctx, ann_name), ann_path)
         if ctx.max_examples is None and len(by_id) != len(part["id"]):
             extra = sorted(set(by_id) - set(part["id"]))[:5]
             raise DataError(
                 f"{ann_path}: {len(by_id)} annotations for {len(part['id'])} questions"
                 + (f"; annotations without a question: {extra}" if extra else "")
             )
-        intern: dict[str, str] = {}
-        qtypes, atypes, mcs, answers = [], [], [], []
-        for qid, image_id in zip(part["id"], part["image_id"], strict=True):
-            ann = by_id.get(qid)
-            if ann is None:
-                raise RecordError(ann_path, qid, "question_id", "no annotation for this question")
-            try:
-                qtype, atype, mc = (
-                    ann["question_type"],
-                    ann["answer_type"],
-                    ann["multiple_choice_answer"],
-                )
-                raw = [a["answer"] for a in ann["answers"]]
-                ok = (
-                    type(qtype) is str
-                    and type(atype) is str
-                    and type(mc) is str
-                    and len(raw) == NUM_ANSWERS
-                    and type(ann["image_id"]) is int
-                    and ann["image_id"] == image_id
-                )
-                if ok:  # interning also rejects unhashable answers (lists, objects)
-                    raw = [intern.setdefault(a, a) for a in raw]
-            except (KeyError, TypeError):
-                ok = False
-            if not ok:
-                _explain_annotation(ann, ann_path, qid, coco_key(image_id))
-            qtypes.append(intern.setdefault(qtype, qtype))
-            atypes.append(intern.setdefault(atype, atype))
-            mcs.append(mc)
-            answers.append(raw)
-        # Answers are type-checked once per distinct value, not once per occurrence.
-        if any(type(a) is not str for a in intern):
-            for qid, raw in zip(part["id"], answers, strict=True):
-                for j, a in enumerate(raw):
-                    if type(a) is not str:
-                        raise RecordError(
-                            ann_path,
-                            qid,
-                            f"answers[{j}].answer",
-                            f"expected str, got {type(a).__name__} {a!r:.60}",
-                        )
-        # Answer types: checked once per distinct value; every row only on a failure.
-        if set(atypes) - set(ANSWER_TYPES):
-            rules.check(ann_path, part["id"], {"answer_type": atypes}, ANNOTATION_RULES)
-        part.update(question_type=qtypes, answer_type=atypes, mc=mcs, answers=answers)
-        return part
+        return _attach_answers(part, by_id, ann_path)
+
+    def _organiser_answers(
+        self, ctx: BuildContext, parts: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """The hidden splits' questions with the answers of the organisers' test2015
+        annotations file, which covers test-dev too (test-dev2015 is a subset of
+        test2015: its questions have the same ids).
+
+        Every public question of a hidden split needs an annotation, and every annotation
+        must be a public question (in smoke mode, ``--max-examples``, the public splits
+        are cut short, so only the first holds).
+        """
+        path = self.organiser_file(ctx, ORGANISER_ANNOTATIONS)
+        if path is None or not parts:
+            return parts
+        by_id = _annotations_by_id(self.load_organiser_json(ctx, path), path)
+        public = [i for part in parts.values() for i in part["id"]]
+        where = " and ".join(f"vqa2/{name}" for name in parts)
+        hidden.check_ids(
+            path, where, public, by_id, every_organiser_id=ctx.max_examples is None
+        )
+        return {name: _attach_answers(part, by_id, path) for name, part in parts.items()}
+
+
+def _answer_columns(part: dict[str, list[Any]], vocab: Vocabulary) -> dict[str, Any]:
+    """The answer columns of annotated questions (as trainval's and minval's)."""
+    answers = Ragged.from_lists(values=part["answers"])
+    answers.values["values"] = np.array(answers.values["values"], dtype=object)
+    return {
+        "question_type": np.array(part["question_type"], dtype=object),
+        "answer_type": np.array(part["answer_type"], dtype=object),
+        "multiple_choice_answer": np.array(part["mc"], dtype=object),
+        "answers": answers,
+        "targets": soft_targets(answers, vocab),
+    }
+
+
+def _annotations_by_id(doc: Any, ann_path: Path) -> dict[int, Any]:
+    """The annotations of a file by question id (one each, at least one)."""
+    annotations = require(doc, "annotations", list, ann_path, "<top level>")
+    by_id: dict[int, Any] = {}
+    for i, ann in enumerate(annotations):
+        try:
+            by_id[ann["question_id"]] = ann
+        except (KeyError, TypeError):
+            require(ann, "question_id", int, ann_path, f"#{i}")
+    if len(by_id) != len(annotations):
+        _explain_duplicate(annotations, ann_path)
+    rules.require_records(ann_path, len(annotations), "annotations")
+    return by_id
+
+
+def _attach_answers(
+    part: dict[str, list[Any]], by_id: dict[int, Any], ann_path: Path
+) -> dict[str, list[Any]]:
+    """``part``'s questions with their annotations' fields, every field checked."""
+    intern: dict[str, str] = {}
+    qtypes, atypes, mcs, answers = [], [], [], []
+    for qid, image_id in zip(part["id"], part["image_id"], strict=True):
+        ann = by_id.get(qid)
+        if ann is None:
+            raise RecordError(ann_path, qid, "question_id", "no annotation for this question")
+        try:
+            qtype, atype, mc = (
+                ann["question_type"],
+                ann["answer_type"],
+                ann["multiple_choice_answer"],
+            )
+            raw = [a["answer"] for a in ann["answers"]]
+            ok = (
+                type(qtype) is str
+                and type(atype) is str
+                and type(mc) is str
+                and len(raw) == NUM_ANSWERS
+                and type(ann["image_id"]) is int
+                and ann["image_id"] == image_id
+            )
+            if ok:  # interning also rejects unhashable answers (lists, objects)
+                raw = [intern.setdefault(a, a) for a in raw]
+        except (KeyError, TypeError):
+            ok = False
+        if not ok:
+            _explain_annotation(ann, ann_path, qid, coco_key(image_id))
+        qtypes.append(intern.setdefault(qtype, qtype))
+        atypes.append(intern.setdefault(atype, atype))
+        mcs.append(mc)
+        answers.append(raw)
+    # Answers are type-checked once per distinct value, not once per occurrence.
+    if any(type(a) is not str for a in intern):
+        for qid, raw in zip(part["id"], answers, strict=True):
+            for j, a in enumerate(raw):
+                if type(a) is not str:
+                    raise RecordError(
+                        ann_path,
+                        qid,
+                        f"answers[{j}].answer",
+                        f"expected str, got {type(a).__name__} {a!r:.60}",
+                    )
+    # Answer types: checked once per distinct value; every row only on a failure.
+    if set(atypes) - set(ANSWER_TYPES):
+        rules.check(ann_path, part["id"], {"answer_type": atypes}, ANNOTATION_RULES)
+    part.update(question_type=qtypes, answer_type=atypes, mc=mcs, answers=answers)
+    return part
 
 
 def _explain_annotation(ann: Any, path: Path, qid: int, image_key: str) -> None:

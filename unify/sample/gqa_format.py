@@ -10,10 +10,11 @@ from typing import Any, TypedDict
 
 import orjson
 
+from unify.converters.gqa import SUBMISSION
 from unify.sample import language as lang
 from unify.sample.jsonfile import atomic_binary
 from unify.sample.scenes import CATEGORY_NAMES, COLOURS
-from unify.sample.world import World, count
+from unify.sample.world import World, count, organiser_dir
 from unify.tasks import TaskSpec
 
 
@@ -141,17 +142,19 @@ def feature_images(w: World) -> dict[str, list[tuple[str, str]]]:
 
 
 def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
-    """Balanced train, val and testdev questions with their programs, and the val and
-    testdev choices files."""
+    """Balanced train, val and testdev questions with their programs, the val and testdev
+    choices files, and the submission questions on the testdev images: without answers
+    in ``submission_all_questions.json``, with them in the organisers' file of the same
+    name under ``<out>/organiser/gqa/``."""
     s = w.sized(SAMPLE_SCALES, spec.name)
     nonvg = _nonvg_images(w, s)
     val = [str(v) for v in w.gqa_val]
     dev = [str(v) for v in w.gqa_testdev]
     train = [str(v) for v in w.vg_train + list(w.vg_coco) + list(w.vg_flickr)] + nonvg
 
-    def records(images: list[str], prefix: int) -> Iterator[GqaQuestion]:
+    def records(images: list[str], prefix: int, stream: str = "gqa") -> Iterator[GqaQuestion]:
         for j, image in enumerate(images):
-            rng = w.rng("gqa", image)
+            rng = w.rng(stream, image)
             uid = w.vg_uid(int(image)) if image.isdigit() else f"gqa{image}"
             scene = w.scene(uid)
             for k in range(count(rng, s.per_image)):
@@ -184,7 +187,15 @@ def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
         write_gqa(task_dir, "testdev_balanced_questions.json", records(dev, 3)),
         write_gqa_choices(task_dir, "val_choices.json", choices(val, 2)),
         write_gqa_choices(task_dir, "testdev_choices.json", choices(dev, 3)),
+        write_gqa(task_dir, SUBMISSION, map(_unanswered, records(dev, 4, "gqa-submission"))),
+        write_gqa(organiser_dir(task_dir), SUBMISSION, records(dev, 4, "gqa-submission")),
     ]
+
+
+def _unanswered(q: GqaQuestion) -> GqaQuestion:
+    """A question as the release gives one whose answer it withholds (no program either:
+    it names what the answer is about)."""
+    return {"id": q["id"], "imageId": q["imageId"], "question": q["question"]}
 
 
 def _op(operation: str, argument: str, *dependencies: int) -> GqaOperation:

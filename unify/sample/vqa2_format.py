@@ -13,7 +13,7 @@ import orjson
 
 from unify.sample import language as lang
 from unify.sample.jsonfile import atomic_binary
-from unify.sample.world import World, count
+from unify.sample.world import World, count, organiser_dir
 from unify.tasks import TaskSpec
 
 INFO = {
@@ -48,14 +48,19 @@ def _header(fields: dict[str, Any], array: str) -> bytes:
 
 
 def write_vqa2(
-    task_dir: Path, subset: str, records: Iterable[VqaQuestion], answered: bool | None = None
+    task_dir: Path,
+    subset: str,
+    records: Iterable[VqaQuestion],
+    answered: bool | None = None,
+    annotations_dir: Path | None = None,
 ) -> list[Path]:
     """Write ``v2_OpenEnded_mscoco_<subset>_questions.json`` and, for answered subsets,
     ``v2_mscoco_<subset>_annotations.json`` in one pass over ``records`` (a generator is
     fine: nothing is held in memory). ``answered`` defaults to "the first record has
-    answers"."""
+    answers". ``annotations_dir`` puts the annotations elsewhere (the organisers' folder of
+    a subset whose answers the release withholds)."""
     q_path = task_dir / f"v2_OpenEnded_mscoco_{subset}_questions.json"
-    a_path = task_dir / f"v2_mscoco_{subset}_annotations.json"
+    a_path = (annotations_dir or task_dir) / f"v2_mscoco_{subset}_annotations.json"
     it = iter(records)
     first = next(it, None)
     if answered is None:
@@ -138,13 +143,20 @@ SAMPLE_SCALES = {
 
 
 def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
-    """The four subsets: answered train2014 and val2014, unanswered test2015 and its
-    test-dev2015 quarter."""
+    """The four subsets: answered train2014 and val2014, test2015 and its test-dev2015
+    quarter without answers, and the organisers' test2015 annotations (the answers of
+    both, as in the release test-dev's questions are test2015 questions) in
+    ``<out>/organiser/vqa2/``."""
     s = w.sized(SAMPLE_SCALES, spec.name)
 
-    def records(images: list[int], per_image: float, answered: bool) -> Iterator[VqaQuestion]:
+    def records(
+        images: list[int], per_image: float, answered: bool, organisers: bool = False
+    ) -> Iterator[VqaQuestion]:
         for cid in images:
             rng = w.rng("vqa2", cid)
+            # The organisers' annotator answers come from a stream of their own, so that
+            # the public questions are the same whether the answers are written or not.
+            answer_rng = w.rng("vqa2-organiser", cid) if organisers else rng
             scene = w.scene(w.coco_uid(cid))
             for k in range(count(rng, per_image)):
                 q, a, atype, qtype = lang.vqa_question(scene, rng)
@@ -154,14 +166,15 @@ def write_sample(w: World, task_dir: Path, spec: TaskSpec) -> list[Path]:
                         question_type=qtype,
                         answer_type=atype,
                         multiple_choice_answer=a,
-                        answers=lang.annotator_answers(a, rng, atype),
+                        answers=lang.annotator_answers(a, answer_rng, atype),
                     )
                 yield rec
 
     d = task_dir
     files = write_vqa2(d, "train2014", records(w.coco_train, s.per_image, True), True)
     files += write_vqa2(d, "val2014", records(w.coco_val, s.per_image, True), True)
-    files += write_vqa2(d, "test2015", records(w.coco_test, s.test_per_image, False), False)
+    test = records(w.coco_test, s.test_per_image, True, organisers=True)
+    files += write_vqa2(d, "test2015", test, True, annotations_dir=organiser_dir(d))
     dev = [c for c in w.coco_test if c % 4 == 0] or w.coco_test[:1]
     files += write_vqa2(d, "test-dev2015", records(dev, s.test_per_image, False), False)
     return files

@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import TypeVar
 
 from unify.errors import DataError
+from unify.hidden import ORGANISER
 from unify.sample import language as lang
 from unify.sample.coco_format import flickr_static_url
 from unify.sample.features_format import RegionRow, write_tsv
@@ -296,6 +297,13 @@ class World:
 
 
 # ------------------------------------------------------------------------- generators
+def organiser_dir(task_dir: Path) -> Path:
+    """Where a task's sample writes the organisers' answers of its hidden splits:
+    ``<out>/organiser/<task>/``, laid out like the raw folder so that ``unify build
+    --organiser <out>/organiser`` reads it (``unify build --raw <out>`` ignores it)."""
+    return task_dir.parent / ORGANISER / task_dir.name
+
+
 def sample_writer(spec: TaskSpec) -> SampleWriter | None:
     """The task's sample generator (``TaskSpec.sample``, "module:function"), imported on
     demand; ``None`` when the spec names none."""

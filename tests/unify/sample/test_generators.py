@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from unify.cli import main
 from unify.errors import DataError
+from unify.hidden import ORGANISER
 from unify.sample import world as world_module
 from unify.sample.world import SCALES, World, generate, sample_writer, unsampled_tasks
 from unify.tasks import TaskSpec, all_tasks, get
@@ -46,10 +47,13 @@ def test_each_sample_module_has_numbers_for_every_scale(spec: TaskSpec) -> None:
 
 
 def test_generate_writes_a_folder_for_exactly_the_sampled_tasks(tiny_raw: Path) -> None:
-    folders = {p.name for p in tiny_raw.iterdir() if p.is_dir()} - {"features"}
+    folders = {p.name for p in tiny_raw.iterdir() if p.is_dir()} - {"features", ORGANISER}
     assert folders == {spec.name for spec in SAMPLED}
     for name in folders:
         assert any((tiny_raw / name).iterdir()), name
+    # The organisers' answers: a folder for exactly the sampled tasks with hidden splits.
+    organiser = {p.name for p in (tiny_raw / ORGANISER).iterdir()}
+    assert organiser == {spec.name for spec in SAMPLED if spec.hidden}
 
 
 def test_the_same_seed_gives_the_same_bytes(tiny_raw: Path, tmp_path: Path) -> None:
@@ -63,9 +67,11 @@ def test_a_task_alone_gives_the_files_it_gives_among_all(
 ) -> None:
     """Every draw is keyed by task: adding or dropping a task changes no other's files."""
     files = generate(tmp_path, scale="tiny", seed=0, features=False, tasks=[spec])
-    assert files and all(p.parent == tmp_path / spec.name for p in files)
+    own = (tmp_path / spec.name, tmp_path / ORGANISER / spec.name)  # and its answers
+    assert files and all(p.parent in own for p in files)
+    prefixes = (f"{spec.name}/", f"{ORGANISER}/{spec.name}/")
     assert _files(tmp_path) == {
-        k: v for k, v in _files(tiny_raw).items() if k.startswith(f"{spec.name}/")
+        k: v for k, v in _files(tiny_raw).items() if k.startswith(prefixes)
     }
 
 
