@@ -228,7 +228,8 @@ def _check_zip(zf: zipfile.ZipFile, archive: Path) -> None:
                 joined = posixpath_join(posixpath_dir(info.filename), target)
                 if _unsafe_name(target) or _unsafe_name(joined):
                     problem = f"a link to {target!r}, outside the folder"
-        elif problem is None and mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        elif problem is None and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+            # Zip writers without Unix modes leave the type bits 0: a plain file.
             problem = "a special file (device, FIFO)"
         if problem is not None:
             raise DownloadError(
