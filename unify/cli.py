@@ -579,7 +579,7 @@ def download(
     def report(o: Outcome) -> None:
         if as_json:
             return
-        if o.status in ("fetched", "from"):
+        if o.status in ("fetched", "from", "built"):
             files = ", ".join(o.files)
             click.echo(f"{o.source}: {o.status} {o.detail} -> {files}", err=True)
             if o.sha256:

@@ -79,8 +79,9 @@ def read_through(
     if not path.is_file():
         raise DataError(f"{path} is not a regular file")
     log = SourceLog(path.parent)
-    if read_as == "pickle":
-        load_plain(path, limits)
+    if read_as in ("pickle", "text"):
+        if read_as == "pickle":
+            load_plain(path, limits)
         return path.stat().st_size, sha256_of(path)
     if read_as == "json":
         load_json(path, "doctor", log, limits)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import importlib
 import json
 import os
 import stat
@@ -92,7 +93,7 @@ class Outcome:
     """What happened to one source."""
 
     source: str
-    status: str  # "fetched", "present", "from", "manual", "failed"
+    status: str  # "fetched", "present", "from", "built", "manual", "failed"
     detail: str = ""
     sha256: str | None = None
     size: int | None = None
@@ -100,7 +101,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("fetched", "present", "from")
+        return self.status in ("fetched", "present", "from", "built")
 
 
 # ------------------------------------------------------------------------------- fetching
@@ -394,7 +395,8 @@ def _one(source: Source, raw: Path, options: DownloadOptions, progress: Progress
     """Fetch (or take from ``--from``), verify and place one source."""
     if _present(source, raw):
         return Outcome(source.name, "present", "every file is already in place")
-    if source.manual:
+    if source.manual or source.kind == "built":
+        # Files made by hand (or by the authors' own script) are taken as they are.
         found = [
             options.from_dir / PurePosixPath(m.inside).name
             for m in source.members
@@ -404,8 +406,9 @@ def _one(source: Source, raw: Path, options: DownloadOptions, progress: Progress
             pairs = zip(source.members, found, strict=True)
             files = {m.dest: _copy_in(p, raw / m.dest, m) for m, p in pairs}
             return Outcome(source.name, "from", f"copied from {options.from_dir}", files=files)
-        steps = "\n".join(f"  {i}. {s}" for i, s in enumerate(source.steps, 1))
-        return Outcome(source.name, "manual", f"manual step ({source.page}):\n{steps}")
+        if source.kind == "built":
+            return _build(source, raw, options, progress)
+        return Outcome(source.name, "manual", f"manual step ({source.page}):\n{_steps(source)}")
     hand = _from_candidate(source, options.from_dir)
     work = raw / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
@@ -444,6 +447,51 @@ def _one(source: Source, raw: Path, options: DownloadOptions, progress: Progress
     return Outcome(source.name, status, detail, sha256=digest, size=size, files=files)
 
 
+def _steps(source: Source) -> str:
+    return "\n".join(f"  {i}. {s}" for i, s in enumerate(source.steps, 1))
+
+
+def _build(source: Source, raw: Path, options: DownloadOptions, progress: ProgressHook) -> Outcome:
+    """Fetch the parts of a built source, run its builder, then drop the parts."""
+    for part in source.parts:
+        try:
+            got = _one(part, raw, options, progress)
+            problem = "" if got.ok else got.detail
+        except DataError as exc:
+            problem = str(exc)
+        if problem:
+            raise DownloadError(
+                f"cannot build it: part {part.name}: {problem}\n"
+                f"what to do instead ({source.page}):\n{_steps(source)}"
+            )
+    assert source.builder is not None
+    module, _, function = source.builder.partition(":")
+    builder = getattr(importlib.import_module(module), function)
+    inputs = {m.dest: raw / m.dest for part in source.parts for m in part.members}
+    temps: dict[str, Path] = {}
+    try:
+        for m in source.members:
+            dest = raw / m.dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+            os.close(fd)
+            temps[m.dest] = Path(tmp)
+        builder(inputs, temps)
+        files = {
+            dest: {"size": tmp.stat().st_size, "sha256": sha256_of(tmp)}
+            for dest, tmp in temps.items()
+        }
+        for dest, tmp in temps.items():
+            os.replace(tmp, raw / dest)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    for path in inputs.values():
+        path.unlink(missing_ok=True)
+    parts = ", ".join(part.name for part in source.parts)
+    return Outcome(source.name, "built", f"from {parts}", files=files)
+
+
 def download_sources(
     sources: tuple[Source, ...],
     raw: Path,
@@ -474,7 +522,7 @@ def download_sources(
             outcome = future.result()
             with lock:
                 outcomes.append(outcome)
-                if outcome.status in ("fetched", "from"):
+                if outcome.status in ("fetched", "from", "built"):
                     source = futures[future]
                     state["sources"][source.name] = {
                         "url": source.url,

@@ -36,11 +36,13 @@ __all__ = [
     "tasks_of",
 ]
 
-ArchiveKind = Literal["zip", "tar.gz", "file"]
+#: ``built``: made by ``builder`` from the files of ``parts`` (SNLI-VE).
+ArchiveKind = Literal["zip", "tar.gz", "file", "built"]
 #: How ``unify doctor`` reads a file through, with the reader the converter uses:
 #: ``json`` whole (orjson), ``json-stream`` streamed object items (ijson, bounded memory),
-#: ``jsonl`` JSON Lines (gzip or not), ``pickle`` the restricted unpickler.
-ReadAs = Literal["json", "json-stream", "jsonl", "pickle"]
+#: ``jsonl`` JSON Lines (gzip or not), ``pickle`` the restricted unpickler, ``text`` a
+#: plain list (only hashed).
+ReadAs = Literal["json", "json-stream", "jsonl", "pickle", "text"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class Source:
     sha256: str | None = None
     size: int | None = None
     steps: tuple[str, ...] = field(default=())
+    #: For kind ``built``: the sources of its inputs (their members' ``dest`` are paths
+    #: under ``<raw>/.vl12/``, removed once the build succeeded) and the builder,
+    #: ``"module:function"`` called with the input paths by dest and the output paths by
+    #: dest, imported on demand.
+    parts: tuple[Source, ...] = field(default=())
+    builder: str | None = None
 
     @property
     def filename(self) -> str:
@@ -78,7 +86,7 @@ class Source:
 
     @property
     def manual(self) -> bool:
-        return self.url is None
+        return self.url is None and self.builder is None
 
 
 def _zip(name: str, page: str, url: str, members: Iterable[Member]) -> Source:
@@ -226,22 +234,47 @@ SOURCES: tuple[Source, ...] = (
         "snli-ve",
         _SNLI_VE_PAGE,
         None,
-        "file",
+        "built",
         tuple(
             Member(f"snli_ve_{split}.jsonl", f"snli_ve/snli_ve_{split}.jsonl", "jsonl")
             for split in ("train", "dev", "test")
         ),
+        parts=(
+            _zip(
+                "snli-1.0",
+                "https://nlp.stanford.edu/projects/snli/ (and the SNLI-VE README)",
+                "https://nlp.stanford.edu/projects/snli/snli_1.0.zip",
+                (
+                    Member(
+                        f"snli_1.0/snli_1.0_{s}.jsonl", f".vl12/snli_ve/snli_1.0_{s}.jsonl", "jsonl"
+                    )
+                    for s in ("train", "dev", "test")
+                ),
+            ),
+            *(
+                _file(
+                    f"snli-ve-{stem.replace('_', '-')}",
+                    _SNLI_VE_PAGE,
+                    f"https://raw.githubusercontent.com/necla-ml/SNLI-VE/master/data/{stem}.lst",
+                    f".vl12/snli_ve/{stem}.lst",
+                    "text",
+                )
+                for stem in ("flickr30k_train_val", "flickr30k_test")
+            ),
+        ),
+        builder="unify.snli_ve_build:build",
         steps=(
-            "SNLI-VE has no direct download: its authors' script builds it from SNLI 1.0 "
-            "and the Flickr30k Entities split lists.",
-            "Download SNLI 1.0 (https://nlp.stanford.edu/projects/snli/snli_1.0.zip) and unzip it.",
-            "git clone https://github.com/necla-ml/SNLI-VE and run its "
-            "data/snli_ve_generator.py as its README says (it reads the SNLI 1.0 folder and "
-            "the split lists shipped in that repository's data/ folder).",
-            "Copy snli_ve_train.jsonl, snli_ve_dev.jsonl and snli_ve_test.jsonl into "
-            "<raw>/snli_ve/ (or pass the folder holding them as `unify download snli_ve "
-            "--raw <raw> --from <folder>`).",
-            "Check them with `unify doctor snli_ve --raw <raw>`.",
+            "SNLI-VE has no direct download: `unify download snli_ve` builds it from SNLI "
+            "1.0 and the Flickr30k split lists as its authors' generator does.",
+            "If a part cannot be fetched: download SNLI 1.0 "
+            "(https://nlp.stanford.edu/projects/snli/snli_1.0.zip) and the lists "
+            "flickr30k_train_val.lst and flickr30k_test.lst from "
+            "https://github.com/necla-ml/SNLI-VE into one folder, then run "
+            "`unify download snli_ve --raw <raw> --from <folder>`.",
+            "Or build it with the authors' snli_ve_generator.py (its README) and copy "
+            "snli_ve_train.jsonl, snli_ve_dev.jsonl and snli_ve_test.jsonl into "
+            "<raw>/snli_ve/ (or pass their folder as --from).",
+            "Check the result with `unify doctor snli_ve --raw <raw>`.",
         ),
     ),
 )

@@ -71,15 +71,25 @@ def test_a_missing_required_file_is_an_error_with_its_command(raw: Path) -> None
     assert _doctor("gqa", "--raw", str(raw))[0] == 0
 
 
-def test_a_missing_manual_file_points_to_its_page_and_steps(raw: Path) -> None:
+def test_a_missing_built_file_names_its_command(raw: Path) -> None:
     (raw / "snli_ve/snli_ve_dev.jsonl").unlink()
     code, report = _doctor("snli_ve", "--raw", str(raw))
     assert code == 1
     entry = _by_path(report)["snli_ve/snli_ve_dev.jsonl"]
-    assert "https://github.com/necla-ml/SNLI-VE" in entry["fix"]
-    assert any("snli_1.0.zip" in step for step in entry["steps"])
+    assert entry["fix"] == f"unify download snli_ve --raw {raw}"
     text = CliRunner().invoke(main, ["doctor", "snli_ve", "--raw", str(raw)])
     assert "MISSING] snli_ve/snli_ve_dev.jsonl" in text.stdout
+
+
+def test_a_missing_manual_file_points_to_its_page_and_steps(raw: Path) -> None:
+    dest = "visual7w/dataset_v7w_pointing.json"
+    (raw / dest).unlink()
+    found = source_of(dest)
+    assert found is not None
+    manual = replace(found[0], url=None, steps=("Sign in.", "Fetch it."))
+    (entry,) = diagnose(raw, ["visual7w"], sources=(manual,))
+    assert entry.is_error and entry.steps == ["Sign in.", "Fetch it."]
+    assert entry.fix.startswith(f"manual step, see {manual.page}")
 
 
 def _truncate(path: Path) -> None:

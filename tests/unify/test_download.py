@@ -417,6 +417,8 @@ def test_every_member_is_a_declared_raw_file_and_every_source_documented() -> No
     for source in SOURCES:
         assert source.page, source.name
         assert source.url or source.steps, f"{source.name}: no URL and no manual steps"
+        if source.kind == "built":
+            assert source.builder and source.parts and source.steps, source.name
         assert tasks_of(source), f"{source.name}: read by no task"
         for m in source.members:
             assert m.dest in known, f"{source.name}: {m.dest} is no converter's raw file"
@@ -463,23 +465,141 @@ def test_download_from_a_folder_of_hand_fetched_archives(tmp_path: Path, tiny_ra
     assert report["status"] == "ok" and report["reference"] == "the download record"
 
 
-def test_a_manual_source_prints_its_steps_and_takes_from(tmp_path: Path, tiny_raw: Path) -> None:
-    raw = tmp_path / "raw"
-    result = CliRunner().invoke(main, ["download", "snli_ve", "--raw", str(raw), "-q"])
-    assert result.exit_code == 1
-    assert "needs a manual step" in result.stderr
-    assert "snli_1.0.zip" in result.stderr and "necla-ml/SNLI-VE" in result.stderr
-    hand = tmp_path / "built"
+def test_a_manual_source_prints_its_steps_and_takes_from(tmp_path: Path) -> None:
+    steps = ("Sign in at the page.", "Download x.json.")
+    manual = Source(
+        "signed",
+        "https://example.org/page",
+        None,
+        "file",
+        (Member("x.json", "t/x.json", "json"),),
+        steps=steps,
+    )
+    (outcome,) = download_sources((manual,), tmp_path / "raw", FAST)
+    assert outcome.status == "manual" and not outcome.ok
+    assert outcome.detail == (
+        "manual step (https://example.org/page):\n  1. Sign in at the page.\n  2. Download x.json."
+    )
+    hand = tmp_path / "hand"
     hand.mkdir()
-    for f in (tiny_raw / "snli_ve").iterdir():
-        (hand / f.name).write_bytes(f.read_bytes())
+    (hand / "x.json").write_bytes(MEMBER)
+    (taken,) = download_sources((manual,), tmp_path / "raw", replace(FAST, from_dir=hand))
+    assert taken.status == "from"
+    assert (tmp_path / "raw/t/x.json").read_bytes() == MEMBER
+
+
+# ------------------------------------------------------------------------------- SNLI-VE
+
+(SNLI_VE,) = (s for s in SOURCES if s.name == "snli-ve")
+
+
+def _records(path: Path) -> list[str]:
+    return sorted(json.dumps(json.loads(line), sort_keys=True) for line in path.open())
+
+
+def _snli_parts(tiny_raw: Path) -> dict[str, bytes]:
+    """A tiny SNLI 1.0 and split lists from which the sample's SNLI-VE files follow,
+    plus pairs the generator drops: gold "-", a Visual Genome pair, an unlisted image."""
+    snli: list[dict] = []
+    images: dict[str, list[str]] = {}
+    for split in ("train", "dev", "test"):
+        for line in (tiny_raw / f"snli_ve/snli_ve_{split}.jsonl").open():
+            rec = json.loads(line)
+            image = rec.pop("Flikr30kID").removesuffix(".jpg")
+            images.setdefault(split, [])
+            if image not in images[split]:
+                images[split].append(image)
+            snli.append(rec)
+    first = snli[0]
+    snli.insert(1, first | {"pairID": first["pairID"] + "x", "gold_label": "-"})
+    snli.insert(2, first | {"pairID": "vg_123.jpg#0r1n"})
+    snli.append(first | {"pairID": "99999999.jpg#0r1e", "captionID": "99999999.jpg#0"})
+    thirds = len(snli) // 3
+    files = {"train": snli[:thirds], "dev": snli[thirds : 2 * thirds], "test": snli[2 * thirds :]}
+    archive = _zip(
+        {
+            f"snli_1.0/snli_1.0_{split}.jsonl": b"".join(
+                json.dumps(r).encode() + b"\n" for r in recs
+            )
+            for split, recs in files.items()
+        }
+    )
+    fillers = [f"filler{i}" for i in range(1000 - len(images["dev"]))]
+    return {
+        "snli_1.0.zip": archive,
+        "flickr30k_train_val.lst": "\n".join(images["train"] + fillers + images["dev"]).encode(),
+        "flickr30k_test.lst": "\n".join(images["test"]).encode() + b"\n",
+    }
+
+
+def _check_snli_ve(raw: Path, tiny_raw: Path) -> None:
+    from unify.converters.base import BuildContext
+    from unify.tasks import get
+
+    for m in SNLI_VE.members:
+        assert _records(raw / m.dest) == _records(tiny_raw / m.dest), m.dest
+    table = get("snli_ve").make_converter().convert(BuildContext(raw, ("snli_ve",)))
+    assert sum(s.num_examples for s in table.splits) == sum(
+        len(_records(tiny_raw / m.dest)) for m in SNLI_VE.members
+    )
+    assert not (raw / WORK_DIR / "snli_ve").exists() or not any(
+        (raw / WORK_DIR / "snli_ve").iterdir()
+    )  # the parts are removed once it is built
+
+
+def test_snli_ve_is_built_from_snli_and_the_split_lists(
+    server: Server, tmp_path: Path, tiny_raw: Path
+) -> None:
+    parts = _snli_parts(tiny_raw)
+    local = replace(
+        SNLI_VE, parts=tuple(_pointed_at(server, p, parts[p.filename]) for p in SNLI_VE.parts)
+    )
+    (outcome,) = download_sources((local,), tmp_path, FAST)
+    assert outcome.status == "built", outcome.detail
+    assert sorted(outcome.files) == sorted(m.dest for m in SNLI_VE.members)
+    _check_snli_ve(tmp_path, tiny_raw)
+    assert len(server.log) == 3
+
+
+def test_snli_ve_is_built_from_hand_fetched_parts(tmp_path: Path, tiny_raw: Path) -> None:
+    hand = tmp_path / "hand"
+    hand.mkdir()
+    for name, data in _snli_parts(tiny_raw).items():
+        (hand / name).write_bytes(data)
+    raw = tmp_path / "raw"
     result = CliRunner().invoke(
         main, ["download", "snli_ve", "--raw", str(raw), "--from", str(hand), "-q"]
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (raw / "snli_ve").iterdir()) == sorted(
-        p.name for p in hand.iterdir()
+    assert "snli-ve: built from snli-1.0" in result.stderr
+    _check_snli_ve(raw, tiny_raw)
+    state = json.loads((raw / STATE_FILE).read_text())
+    assert set(state["sources"]["snli-ve"]["files"]) == {m.dest for m in SNLI_VE.members}
+
+
+def test_snli_ve_from_the_authors_own_output(tmp_path: Path, tiny_raw: Path) -> None:
+    built = tmp_path / "built"
+    built.mkdir()
+    for f in (tiny_raw / "snli_ve").iterdir():
+        (built / f.name).write_bytes(f.read_bytes())
+    raw = tmp_path / "raw"
+    result = CliRunner().invoke(
+        main, ["download", "snli_ve", "--raw", str(raw), "--from", str(built), "-q"]
     )
+    assert result.exit_code == 0, result.output
+    for f in built.iterdir():
+        assert (raw / "snli_ve" / f.name).read_bytes() == f.read_bytes()
+
+
+def test_a_missing_part_says_what_to_do_instead(server: Server, tmp_path: Path) -> None:
+    local = replace(
+        SNLI_VE, parts=tuple(replace(p, url=server.url(p.filename)) for p in SNLI_VE.parts)
+    )
+    (outcome,) = download_sources((local,), tmp_path, FAST)
+    assert outcome.status == "failed"
+    assert "cannot build it: part snli-1.0" in outcome.detail and "HTTP 404" in outcome.detail
+    assert "snli_ve_generator.py" in outcome.detail  # the steps follow
+    assert _only_final_files(tmp_path) == []
 
 
 def test_download_cli_fetches_and_shows_the_recorded_checksum(
