@@ -28,6 +28,7 @@ from unify.leakage import LeakagePolicy
 from unify.paths import input_dir, input_file, output_file
 from unify.rawio import DEFAULT_LIMITS, ORJSON_MAX_DEPTH, RawLimits
 from unify.reader import UnifiedFile, _plain
+from unify.sources import FEATURE_SOURCES
 from unify.tasks import UNIVERSES, all_tasks
 
 
@@ -510,6 +511,12 @@ def features_import(
 )
 @click.option("--optional", is_flag=True, help="Also fetch the sources of optional files.")
 @click.option(
+    "--features",
+    multiple=True,
+    type=click.Choice(list(FEATURE_SOURCES)),
+    help="Also fetch the region features of this universe (repeatable).",
+)
+@click.option(
     "--jobs", type=click.IntRange(1, 8), default=3, show_default=True, help="Parallel downloads."
 )
 @click.option(
@@ -538,6 +545,7 @@ def download(
     raw: Path,
     from_dir: Path | None,
     optional: bool,
+    features: tuple[str, ...],
     jobs: int,
     retries: int,
     backoff: float,
@@ -551,16 +559,20 @@ def download(
     Each source is fetched once however many tasks read it; a source whose files are all
     in place is skipped. Exit 1 when a source failed or needs a manual step.
     """
+    from unify import sources
     from unify.download import STATE_FILE, DownloadOptions, Outcome, download_sources
     from unify.paths import output_dir
-    from unify.sources import describe, sources_for
 
-    if all_tasks == bool(names):
+    if all_tasks and names:
         raise click.UsageError("give task NAMES or --all (not both)")
-    tasks = resolve_tasks(names, all_tasks)
-    chosen = sources_for(tasks, optional=optional)
+    if not (all_tasks or names or features):
+        raise click.UsageError("give task NAMES, --all or --features")
+    tasks = resolve_tasks(names, all_tasks) if names or all_tasks else ()
+    chosen = sources.sources_for(tasks, optional=optional) + tuple(
+        sources.FEATURE_SOURCES[u] for u in dict.fromkeys(features)
+    )
     if list_only:
-        records = [describe(s) for s in chosen]
+        records = [sources.describe(s) for s in chosen]
         if as_json:
             click.echo(json.dumps(records, indent=2))
             return

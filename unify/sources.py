@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
 
-from unify.tasks import TaskSpec, all_tasks
+from unify.tasks import UNIVERSES, TaskSpec, all_tasks
 
 __all__ = [
+    "FEATURE_SOURCES",
     "SOURCES",
     "Member",
     "ReadAs",
@@ -278,6 +279,26 @@ SOURCES: tuple[Source, ...] = (
         ),
     ),
 )
+
+
+#: Optional region features, by image universe, placed where ``unify features import``
+#: reads them (``<raw>/features/<universe>.tsv``). Only COCO's bottom-up-attention TSV is
+#: published as a file; 12-in-1 itself shipped LMDBs of its own extraction.
+FEATURE_SOURCES: Mapping[str, Source] = {
+    "coco": _zip(
+        "features-coco",
+        "https://github.com/peteanderson80/bottom-up-attention#pretrained-features",
+        "https://imagecaption.blob.core.windows.net/imagecaption/trainval_36.zip",
+        (
+            Member(
+                "trainval_36/trainval_resnet101_faster_rcnn_genome_36.tsv",
+                "features/coco.tsv",
+                "text",
+            ),
+        ),
+    ),
+}
+assert set(FEATURE_SOURCES) <= set(UNIVERSES)
 
 
 def raw_paths(spec: TaskSpec) -> dict[str, bool]:

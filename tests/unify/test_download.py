@@ -28,8 +28,16 @@ from unify import sources as sources_module
 from unify.cli import main
 from unify.converters import registry
 from unify.download import STATE_FILE, WORK_DIR, DownloadOptions, download_sources
-from unify.sources import SOURCES, Member, Source, raw_paths, sources_for, tasks_of
-from unify.tasks import all_tasks
+from unify.sources import (
+    FEATURE_SOURCES,
+    SOURCES,
+    Member,
+    Source,
+    raw_paths,
+    sources_for,
+    tasks_of,
+)
+from unify.tasks import UNIVERSES, all_tasks
 
 FAST = DownloadOptions(jobs=3, retries=3, backoff=0.01, timeout=5)
 
@@ -622,9 +630,29 @@ def test_download_cli_fetches_and_shows_the_recorded_checksum(
 def test_download_cli_usage(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["download", "--raw", str(tmp_path)]).exit_code == 2
+    both = runner.invoke(main, ["download", "vqa2", "--all", "--raw", str(tmp_path)])
+    assert both.exit_code == 2
     assert runner.invoke(main, ["download", "nope", "--raw", str(tmp_path)]).exit_code == 2
     listed = runner.invoke(main, ["download", "--all", "--raw", str(tmp_path), "--list", "--json"])
     assert listed.exit_code == 0
     records = json.loads(listed.stdout)
     assert {t for r in records for t in r["tasks"]} == set(all_tasks())
     assert list(tmp_path.iterdir()) == []  # --list fetches nothing
+
+
+def test_feature_sources_land_where_features_import_reads_them(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for universe, source in FEATURE_SOURCES.items():
+        assert universe in UNIVERSES and source.page
+        assert [m.dest for m in source.members] == [f"features/{universe}.tsv"]
+    tsv = b"1\t640\t480\t0\t\t\n"
+    coco = FEATURE_SOURCES["coco"]
+    body = _zip({m.inside: tsv for m in coco.members})
+    local = {"coco": _pointed_at(server, coco, body)}
+    monkeypatch.setattr(sources_module, "FEATURE_SOURCES", local)
+    raw = tmp_path / "raw"
+    result = CliRunner().invoke(main, ["download", "--features", "coco", "--raw", str(raw), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (raw / "features/coco.tsv").read_bytes() == tsv
+    assert "1 of 1 sources in place" in result.stderr
