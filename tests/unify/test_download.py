@@ -656,3 +656,16 @@ def test_feature_sources_land_where_features_import_reads_them(
     assert result.exit_code == 0, result.output
     assert (raw / "features/coco.tsv").read_bytes() == tsv
     assert "1 of 1 sources in place" in result.stderr
+
+
+def test_docs_cite_every_source() -> None:
+    """docs/download.md holds every declared URL, page and destination."""
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "download.md").read_text()
+    for source in (*SOURCES, *FEATURE_SOURCES.values()):
+        for part in (source, *source.parts):
+            assert part.url is None or part.url in text, part.url
+        assert source.page in text, source.page
+        for m in source.members:
+            assert f"`{m.dest}`" in text, m.dest
