@@ -125,7 +125,7 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
 def server() -> Iterator[Server]:
     state = Server("", {})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
+    httpd.daemon_threads = False  # server_close() joins every handler thread
     state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -273,7 +273,7 @@ def test_a_slow_server_times_out_and_is_retried(server: Server, tmp_path: Path) 
 
 
 def test_parallel_downloads_are_bounded(server: Server, tmp_path: Path) -> None:
-    sources = tuple(_file_source(server, f"f{i}.jsonl", BODY[:1000], pause=0.3) for i in range(6))
+    sources = tuple(_file_source(server, f"f{i}.jsonl", BODY[:1000], pause=0.5) for i in range(6))
     outcomes = download_sources(sources, tmp_path, replace(FAST, jobs=2))
     assert [o.status for o in outcomes] == ["fetched"] * 6
     assert [o.source for o in outcomes] == [s.name for s in sources]
@@ -430,8 +430,12 @@ def test_every_member_is_a_declared_raw_file_and_every_source_documented() -> No
         assert tasks_of(source), f"{source.name}: read by no task"
         for m in source.members:
             assert m.dest in known, f"{source.name}: {m.dest} is no converter's raw file"
-    names = [s.name for s in SOURCES]
+    everything = [p for s in (*SOURCES, *FEATURE_SOURCES.values()) for p in (s, *s.parts)]
+    names = [s.name for s in everything]
     assert len(names) == len(set(names))
+    # Downloads share <raw>/.vl12/: two sources must not share a file name.
+    files = [s.filename for s in everything if s.url]
+    assert len(files) == len(set(files))
 
 
 def test_the_tasks_of_a_source_follow_the_converters() -> None:
@@ -625,6 +629,10 @@ def test_download_cli_fetches_and_shows_the_recorded_checksum(
     digest = hashlib.sha256(body).hexdigest()
     assert f"{len(body)} bytes, sha256 {digest}" in result.stderr
     assert (raw / gw.members[0].dest).read_bytes() == body
+    again = CliRunner().invoke(main, ["download", "guesswhat", "--raw", str(raw), "--json"])
+    assert again.exit_code == 0, again.output
+    (record,) = json.loads(again.stdout)
+    assert (record["source"], record["status"]) == (gw.name, "present")
 
 
 def test_download_cli_usage(tmp_path: Path) -> None:
@@ -669,3 +677,22 @@ def test_docs_cite_every_source() -> None:
         assert source.page in text, source.page
         for m in source.members:
             assert f"`{m.dest}`" in text, m.dest
+
+
+def test_byte_progress_bars_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unify.cli import _byte_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    hook = _byte_progress(quiet=False)
+    for done in (0, 4096, 8192):
+        hook("vg-image-data", done, 8192)
+    assert "vg-image-data" in err.getvalue() and "8.19k" in err.getvalue()
+    quiet = _byte_progress(quiet=True)
+    before = err.getvalue()
+    quiet("x", 1, 2)
+    assert err.getvalue() == before
