@@ -57,6 +57,9 @@ _CHUNK = 1 << 20
 _PERMANENT = frozenset({400, 401, 403, 404, 405, 410, 451})
 #: Largest zip symlink entry read to check where it points.
 _MAX_LINK = 4096
+#: A member may inflate to this many times the size of its archive (JSON and pickles
+#: compress 5-20x); more is an archive bomb, refused before the disk fills.
+MAX_INFLATION = 100
 
 
 class DownloadError(DataError):
@@ -270,13 +273,20 @@ def _atomic(dest: Path) -> Iterator[IO[bytes]]:
         raise
 
 
-def _write_member(stream: IO[bytes], dest: Path, member: Member, what: str) -> dict[str, Any]:
+def _write_member(
+    stream: IO[bytes], dest: Path, member: Member, what: str, limit: int | None = None
+) -> dict[str, Any]:
     digest = hashlib.sha256()
     size = 0
     with _atomic(dest) as out:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            if limit is not None and size > limit:
+                raise DownloadError(
+                    f"{what}: refused: inflates to more than {limit} bytes "
+                    f"({MAX_INFLATION}x its archive; a release never does)"
+                )
             out.write(chunk)
         if member.size is not None and size != member.size:
             raise DownloadError(f"{what}: size {size} bytes, the release has {member.size}")
@@ -294,6 +304,7 @@ def extract(source: Source, archive: Path, raw: Path) -> dict[str, dict[str, Any
     one hostile entry is refused whole. Returns each member's size and sha256.
     """
     written: dict[str, dict[str, Any]] = {}
+    limit = MAX_INFLATION * max(archive.stat().st_size, 1)
     try:
         if source.kind == "zip":
             with zipfile.ZipFile(archive) as zf:
@@ -310,7 +321,7 @@ def extract(source: Source, archive: Path, raw: Path) -> dict[str, dict[str, Any
                     with zf.open(info) as stream:
                         what = f"{archive}:{member.inside}"
                         written[member.dest] = _write_member(
-                            stream, raw / member.dest, member, what
+                            stream, raw / member.dest, member, what, limit
                         )
         elif source.kind == "tar.gz":
             with tarfile.open(archive, "r:gz") as tf:
@@ -335,7 +346,7 @@ def extract(source: Source, archive: Path, raw: Path) -> dict[str, dict[str, Any
                     with stream:
                         what = f"{archive}:{member.inside}"
                         written[member.dest] = _write_member(
-                            stream, raw / member.dest, member, what
+                            stream, raw / member.dest, member, what, limit
                         )
         else:
             raise ValueError(f"{source.name}: kind {source.kind} is not an archive")

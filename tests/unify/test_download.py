@@ -370,6 +370,18 @@ def test_a_truncated_archive_is_unreadable(server: Server, tmp_path: Path, kind:
     assert _only_final_files(tmp_path) == []
 
 
+def test_an_archive_bomb_is_refused(server: Server, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data/x.json", b" " * (8 << 20))  # 8 MiB in about 8 KB
+    source = _archive_source(server, "a.zip", buf.getvalue())
+    (outcome,) = download_sources((source,), tmp_path, FAST)
+    assert outcome.status == "failed"
+    assert "refused: inflates to more than" in outcome.detail
+    assert _only_final_files(tmp_path) == []
+    assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+
+
 def test_an_archive_without_the_declared_member_names_it(server: Server, tmp_path: Path) -> None:
     source = _archive_source(server, "a.zip", _zip({"data/renamed.json": MEMBER}))
     (outcome,) = download_sources((source,), tmp_path, FAST)
