@@ -118,16 +118,26 @@ def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse:
     return urllib.request.urlopen(request, timeout=timeout)
 
 
+class _WrongRange(http.client.HTTPException):
+    """A 206 answer for another range than the one asked for."""
+
+
 def _resume_offset(resp: http.client.HTTPResponse, start: int) -> int:
-    """Where the body starts: ``start`` for a 206 that honours the range, else 0."""
+    """Where the body starts: ``start`` for a 206 that honours the range, 0 for a 200.
+
+    A 206 for another range than the one asked for cannot be placed: it is an error (the
+    retry starts over).
+    """
     if resp.status != 206:
         return 0
     content_range = resp.headers.get("Content-Range", "")
     try:
         first = int(content_range.split()[1].split("-")[0])
     except (IndexError, ValueError):
-        return 0
-    return first if first == start else 0
+        first = -1
+    if first != start:
+        raise _WrongRange(f"asked for bytes {start}-, got {content_range!r}")
+    return first
 
 
 def _total(resp: http.client.HTTPResponse, offset: int) -> int | None:
@@ -178,6 +188,8 @@ def fetch_url(
             reason = f"HTTP {exc.code} {exc.reason}"
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+            if isinstance(exc, _WrongRange):
+                part.unlink(missing_ok=True)  # start over without a range
         attempt += 1
         if attempt > options.retries:
             kept = part.stat().st_size if part.exists() else 0

@@ -53,6 +53,7 @@ class Route:
     delay: float = 0.0
     pause: float = 0.0  # every response waits this long (to overlap downloads)
     honour_range: bool = True
+    wrong_range: bool = False  # answer a range request with bytes from 0 as a 206
     served: int = 0
 
 
@@ -103,7 +104,7 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             body, start = route.body, 0
             wanted = self.headers.get("Range")
             if wanted and route.honour_range:
-                start = int(wanted.removeprefix("bytes=").split("-")[0])
+                start = 0 if route.wrong_range else int(wanted.removeprefix("bytes=").split("-")[0])
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             else:
@@ -202,6 +203,14 @@ def test_a_server_that_ignores_range_restarts_the_file(server: Server, tmp_path:
     (outcome,) = download_sources((source,), tmp_path, FAST)
     assert outcome.status == "fetched", outcome.detail
     assert (tmp_path / "t/a.jsonl").read_bytes() == BODY
+
+
+def test_a_206_for_another_range_starts_over(server: Server, tmp_path: Path) -> None:
+    source = _file_source(server, "a.jsonl", BODY, cut_first=1, wrong_range=True)
+    (outcome,) = download_sources((source,), tmp_path, FAST)
+    assert outcome.status == "fetched", outcome.detail
+    assert (tmp_path / "t/a.jsonl").read_bytes() == BODY
+    assert [r is None for _, r in server.log] == [True, False, True]
 
 
 def test_a_failed_download_leaves_no_file_under_its_name_and_resumes_next_run(
