@@ -15,6 +15,7 @@ only with ``--strict``.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -136,10 +137,10 @@ def _fix(
     if source.manual:
         return (
             f"manual step, see {source.page} "
-            f"(`unify download {task} --raw {raw}` prints the steps)",
+            f"(`unify download {task} --raw {shlex.quote(str(raw))}` prints the steps)",
             list(source.steps),
         )
-    return f"unify download {task} --raw {raw}", []
+    return f"unify download {task} --raw {shlex.quote(str(raw))}", []
 
 
 def diagnose(
@@ -183,7 +184,11 @@ def diagnose(
             status, detail, size, digest = seen[key]
             report = FileReport(task, rel, rf.required, status, detail, size, digest)
             if status == "unreadable":
-                report.fix = f"remove {path}, then {fix}" if fix.startswith("unify") else fix
+                report.fix = (
+                    f"remove {shlex.quote(str(path))}, then {fix}"
+                    if fix.startswith("unify")
+                    else fix
+                )
                 report.steps = steps
             else:
                 _compare(report, manifest, found, state, canonical, raw, fix)
@@ -224,7 +229,7 @@ def _compare(
     if report.status == "differs":
         report.fix = (
             "another release version reads fine; if this is not wanted: "
-            f"remove {raw / report.path}, then {fix}"
+            f"remove {shlex.quote(str(raw / report.path))}, then {fix}"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
+import shlex
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -134,7 +135,11 @@ def test_an_unreadable_file_is_an_error(raw: Path, rel: str, damage, words: str)
     assert entry["status"] == "unreadable" and entry["error"]
     assert words in entry["detail"], entry["detail"]
     task = rel.split("/")[0]
-    assert entry["fix"] == f"remove {raw / rel}, then unify download {task} --raw {raw}"
+    # Paths are quoted for the shell where they need it: refs(unc).p does.
+    assert (
+        entry["fix"]
+        == f"remove {shlex.quote(str(raw / rel))}, then unify download {task} --raw {raw}"
+    )
     others = [f for f in report["files"] if f["path"] != rel and f["status"] != "absent"]
     assert all(f["status"] == "ok" for f in others)
 
