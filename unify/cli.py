@@ -603,9 +603,17 @@ def download(
         else:
             click.echo(f"error: {o.source}: {o.detail}", err=True)
 
-    outcomes = download_sources(
-        chosen, raw, options, progress=_byte_progress(quiet or as_json), report=report
-    )
+    try:
+        outcomes = download_sources(
+            chosen, raw, options, progress=_byte_progress(quiet or as_json), report=report
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: finished sources are in place and recorded; "
+            "partial downloads resume on the next run",
+            err=True,
+        )
+        sys.exit(130)
     if as_json:
         click.echo(json.dumps([vars(o) for o in outcomes], indent=2))
     else:

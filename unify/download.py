@@ -66,6 +66,10 @@ class DownloadError(DataError):
     """A source could not be fetched, verified or extracted (exit 1)."""
 
 
+class Cancelled(Exception):
+    """The run was interrupted; what was fetched so far stays for the next run."""
+
+
 #: Called with (source name, bytes so far, total bytes or None) as a download advances.
 ProgressHook = Callable[[str, int, int | None], None]
 
@@ -151,8 +155,12 @@ def fetch_url(
     options: DownloadOptions,
     progress: ProgressHook = _no_progress,
     label: str = "",
+    cancel: threading.Event | None = None,
 ) -> None:
     """Download ``url`` into ``part``, resuming what ``part`` already holds.
+
+    ``cancel`` set (Ctrl-C in the main thread) stops it between two chunks or during a
+    pause, keeping the partial file for the next run.
 
     A dropped connection, a timeout or a server error (5xx, 429) is retried after
     ``backoff * 2**k`` seconds, resuming from the bytes on disk, up to ``retries`` times;
@@ -172,6 +180,8 @@ def fetch_url(
                     done = offset
                     progress(label, done, total)
                     while chunk := resp.read(_CHUNK):
+                        if cancel is not None and cancel.is_set():
+                            raise Cancelled(url)
                         out.write(chunk)
                         done += len(chunk)
                         progress(label, done, total)
@@ -197,7 +207,11 @@ def fetch_url(
                 f"{url}: gave up after {options.retries} retries ({reason}); "
                 f"{kept} bytes kept in {part}, the next run resumes from there"
             )
-        time.sleep(options.backoff * 2 ** (attempt - 1))
+        pause = options.backoff * 2 ** (attempt - 1)
+        if cancel is None:
+            time.sleep(pause)
+        elif cancel.wait(pause):
+            raise Cancelled(url)
 
 
 def sha256_of(path: Path) -> str:
@@ -414,7 +428,13 @@ def _copy_in(path: Path, dest: Path, member: Member) -> dict[str, Any]:
         return _write_member(stream, dest, member, str(path))
 
 
-def _one(source: Source, raw: Path, options: DownloadOptions, progress: ProgressHook) -> Outcome:
+def _one(
+    source: Source,
+    raw: Path,
+    options: DownloadOptions,
+    progress: ProgressHook,
+    cancel: threading.Event | None = None,
+) -> Outcome:
     """Fetch (or take from ``--from``), verify and place one source."""
     if _present(source, raw):
         return Outcome(source.name, "present", "every file is already in place")
@@ -430,7 +450,7 @@ def _one(source: Source, raw: Path, options: DownloadOptions, progress: Progress
             files = {m.dest: _copy_in(p, raw / m.dest, m) for m, p in pairs}
             return Outcome(source.name, "from", f"copied from {options.from_dir}", files=files)
         if source.kind == "built":
-            return _build(source, raw, options, progress)
+            return _build(source, raw, options, progress, cancel)
         return Outcome(source.name, "manual", f"manual step ({source.page}):\n{_steps(source)}")
     hand = _from_candidate(source, options.from_dir)
     work = raw / WORK_DIR
@@ -445,7 +465,7 @@ def _one(source: Source, raw: Path, options: DownloadOptions, progress: Progress
         status = "fetched"
         archive = work / source.filename
         got = work / f"{source.filename}.part"
-        fetch_url(source.url, got, options, progress, source.name)
+        fetch_url(source.url, got, options, progress, source.name, cancel)
         try:
             digest = _check(got, source.url, source.sha256, source.size)
         except DownloadError as exc:
@@ -474,11 +494,17 @@ def _steps(source: Source) -> str:
     return "\n".join(f"  {i}. {s}" for i, s in enumerate(source.steps, 1))
 
 
-def _build(source: Source, raw: Path, options: DownloadOptions, progress: ProgressHook) -> Outcome:
+def _build(
+    source: Source,
+    raw: Path,
+    options: DownloadOptions,
+    progress: ProgressHook,
+    cancel: threading.Event | None = None,
+) -> Outcome:
     """Fetch the parts of a built source, run its builder, then drop the parts."""
     for part in source.parts:
         try:
-            got = _one(part, raw, options, progress)
+            got = _one(part, raw, options, progress, cancel)
             problem = "" if got.ok else got.detail
         except DataError as exc:
             problem = str(exc)
@@ -531,29 +557,36 @@ def download_sources(
     raw.mkdir(parents=True, exist_ok=True)
     state = load_state(raw)
     outcomes: list[Outcome] = []
-    lock = threading.Lock()
+    cancel = threading.Event()
 
     def run(source: Source) -> Outcome:
         try:
-            return _one(source, raw, options, progress)
+            return _one(source, raw, options, progress, cancel)
         except DataError as exc:
             return Outcome(source.name, "failed", str(exc))
 
-    with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="vl12-dl") as pool:
+    pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="vl12-dl")
+    try:
         futures = {pool.submit(run, s): s for s in sources}
         for future in as_completed(futures):
             outcome = future.result()
-            with lock:
-                outcomes.append(outcome)
-                if outcome.status in ("fetched", "from", "built"):
-                    source = futures[future]
-                    state["sources"][source.name] = {
-                        "url": source.url,
-                        "archive": {"size": outcome.size, "sha256": outcome.sha256},
-                        "files": outcome.files,
-                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    }
-                    _save_state(raw, state)
+            outcomes.append(outcome)
+            if outcome.status in ("fetched", "from", "built"):
+                source = futures[future]
+                state["sources"][source.name] = {
+                    "url": source.url,
+                    "archive": {"size": outcome.size, "sha256": outcome.sha256},
+                    "files": outcome.files,
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+                _save_state(raw, state)
             report(outcome)
+    except BaseException:
+        # Ctrl-C (or a failing report): stop the running downloads between two chunks,
+        # drop the queued ones; partial files stay under .vl12/ for the next run.
+        cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     order = {s.name: i for i, s in enumerate(sources)}
     return sorted(outcomes, key=lambda o: order[o.source])

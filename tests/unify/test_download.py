@@ -289,6 +289,22 @@ def test_parallel_downloads_are_bounded(server: Server, tmp_path: Path) -> None:
     assert server.peak == 2
 
 
+def test_an_interrupt_stops_running_downloads_and_keeps_what_finished(
+    server: Server, tmp_path: Path
+) -> None:
+    sources = tuple(_file_source(server, f"f{i}.jsonl", BODY, pause=0.3) for i in range(3))
+
+    def interrupt(outcome: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        download_sources(sources, tmp_path, replace(FAST, jobs=1), report=interrupt)
+    assert _only_final_files(tmp_path) == ["t/f0.jsonl"]
+    assert len(server.log) <= 2  # the queued third one was never asked for
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert list(state["sources"]) == ["f0.jsonl"]
+
+
 # ------------------------------------------------------------------------------ archives
 
 MEMBER = b'{"ok": true}'
