@@ -10,9 +10,10 @@ data) is fetched once, and a task added to ``unify.tasks`` finds its sources by 
 Every URL is the one the dataset's own documentation gives; ``page`` cites that page. No
 release publishes sha256 sums, so ``sha256`` and ``size`` are ``None`` until someone
 checks them: ``unify download`` records what it fetched (``<raw>/.vl12/downloads.json``)
-and prints it, and ``unify doctor`` compares later reads against that record. Sources that
-need a licence, a sign-in or a generation step (SNLI-VE) have no URL: their ``steps``
-say exactly what to do, and ``unify doctor`` checks the result.
+and prints it, and ``unify doctor`` compares later reads against that record. SNLI-VE has
+no download of its own: it is ``built`` from its parts (SNLI 1.0 and the Flickr30k split
+lists, ``unify.snli_ve_build``). A source that needs a licence or a sign-in would have no
+URL and ``steps`` saying exactly what to do (none of the twelve does today).
 """
 
 from __future__ import annotations
