@@ -4,8 +4,9 @@ A source is one thing to fetch (an archive or a single file) and the members of 
 vl12 reads, each placed at its raw-layout path (``<folder>/<release file name>``, see
 docs/raw-layout.md). Which tasks need a source is never written here: it is derived from
 the converters' declared ``raw_files`` (:func:`tasks_of`, :func:`sources_for`), so one
-archive that holds the files of several tasks (Karpathy's caption archive, VG's image
-data) is fetched once, and a task added to ``unify.tasks`` finds its sources by its files.
+archive that holds the files of several tasks (Karpathy's caption archive serves both
+retrieval tasks) is fetched once, and a task added to ``unify.tasks`` finds its sources
+by its files.
 
 Every URL is the one the dataset's own documentation gives; ``page`` cites that page. No
 release publishes sha256 sums, so ``sha256`` and ``size`` are ``None`` until someone
@@ -22,6 +23,7 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from types import MappingProxyType
 from typing import Any, Literal
 
 from unify.tasks import UNIVERSES, TaskSpec, all_tasks
@@ -285,20 +287,22 @@ SOURCES: tuple[Source, ...] = (
 #: Optional region features, by image universe, placed where ``unify features import``
 #: reads them (``<raw>/features/<universe>.tsv``). Only COCO's bottom-up-attention TSV is
 #: published as a file; 12-in-1 itself shipped LMDBs of its own extraction.
-FEATURE_SOURCES: Mapping[str, Source] = {
-    "coco": _zip(
-        "features-coco",
-        "https://github.com/peteanderson80/bottom-up-attention#pretrained-features",
-        "https://imagecaption.blob.core.windows.net/imagecaption/trainval_36.zip",
-        (
-            Member(
-                "trainval_36/trainval_resnet101_faster_rcnn_genome_36.tsv",
-                "features/coco.tsv",
-                "text",
+FEATURE_SOURCES: Mapping[str, Source] = MappingProxyType(
+    {
+        "coco": _zip(
+            "features-coco",
+            "https://github.com/peteanderson80/bottom-up-attention#pretrained-features",
+            "https://imagecaption.blob.core.windows.net/imagecaption/trainval_36.zip",
+            (
+                Member(
+                    "trainval_36/trainval_resnet101_faster_rcnn_genome_36.tsv",
+                    "features/coco.tsv",
+                    "text",
+                ),
             ),
         ),
-    ),
-}
+    }
+)
 assert set(FEATURE_SOURCES) <= set(UNIVERSES)
 
 
