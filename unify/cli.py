@@ -658,17 +658,62 @@ def _byte_progress(quiet: bool) -> Any:
 @click.option("--raw", required=True, type=RAW_FOLDER, help="Raw folder: <raw>/<task>/<files>.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--strict", is_flag=True, help="A checksum that differs is an error too.")
-def doctor(names: tuple[str, ...], raw: Path, as_json: bool, strict: bool) -> None:
+@click.option(
+    "--max-depth",
+    type=click.IntRange(1, ORJSON_MAX_DEPTH),
+    default=DEFAULT_LIMITS.max_depth,
+    show_default=True,
+    help="As `unify build --max-depth`.",
+)
+@click.option(
+    "--max-decompressed-bytes",
+    type=ByteSize(),
+    default="4G",
+    show_default=True,
+    help="As `unify build --max-decompressed-bytes`.",
+)
+@click.option(
+    "--max-line-bytes",
+    type=ByteSize(),
+    default="64M",
+    show_default=True,
+    help="As `unify build --max-line-bytes`.",
+)
+@click.option(
+    "--max-pickle-expansion",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_LIMITS.max_pickle_expansion,
+    show_default=True,
+    help="As `unify build --max-pickle-expansion`.",
+)
+def doctor(
+    names: tuple[str, ...],
+    raw: Path,
+    as_json: bool,
+    strict: bool,
+    max_depth: int,
+    max_decompressed_bytes: int,
+    max_line_bytes: int,
+    max_pickle_expansion: float,
+) -> None:
     """Read every raw file of NAMES (all tasks by default) through and say how to fix each
     problem.
 
     Exit 1 when a required file is missing or any present file is unreadable; a readable
     file whose checksum differs from its reference is a warning (an error with --strict).
+    Files are read with the build's limits (the same options), so what passes here parses
+    in a build run with the same options.
     """
     from unify.doctor import as_records, diagnose, exit_code
 
     tasks = resolve_tasks(names, not names)
-    reports = diagnose(raw, tasks)
+    limits = RawLimits(
+        max_depth=max_depth,
+        max_decompressed_bytes=max_decompressed_bytes,
+        max_line_bytes=max_line_bytes,
+        max_pickle_expansion=max_pickle_expansion,
+    )
+    reports = diagnose(raw, tasks, limits=limits)
     code = exit_code(reports, strict)
     if as_json:
         click.echo(json.dumps({"ok": code == 0, "files": as_records(reports)}, indent=2))

@@ -192,6 +192,16 @@ def test_refcoco_plus_in_its_alias_folder(raw: Path) -> None:
     assert sorted(_by_path(report)) == ["refcoco+/instances.json", "refcoco+/refs(unc).p"]
 
 
+def test_doctor_reads_with_the_limits_of_the_build(raw: Path) -> None:
+    code, report = _doctor("visual7w", "--raw", str(raw), "--max-depth", "2")
+    assert code == 1
+    (entry,) = report["files"]
+    assert entry["status"] == "unreadable"
+    assert "nested deeper than 2 levels" in entry["detail"] and "--max-depth" in entry["detail"]
+    assert _doctor("guesswhat", "--raw", str(raw), "--max-decompressed-bytes", "1K")[0] == 1
+    assert _doctor("visual7w", "guesswhat", "--raw", str(raw))[0] == 0
+
+
 def test_doctor_usage(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["doctor", "nope", "--raw", str(tmp_path)]).exit_code == 2
