@@ -29,6 +29,7 @@ from unify.leakage import LeakagePolicy
 from unify.paths import input_dir, input_file, output_file
 from unify.rawio import DEFAULT_LIMITS, ORJSON_MAX_DEPTH, RawLimits
 from unify.reader import UnifiedFile, _plain
+from unify.sources import FEATURE_SOURCES
 from unify.tasks import UNIVERSES, all_tasks
 
 
@@ -591,6 +592,252 @@ def features_import(
         + (f"; {report.duplicates} duplicate rows ignored" if report.duplicates else ""),
         err=True,
     )
+
+
+@main.command()
+@click.argument("names", nargs=-1, type=TASK_NAME, metavar="[NAMES]...")
+@click.option("--all", "all_tasks", is_flag=True, help="Every task's sources.")
+@click.option(
+    "--raw",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Raw folder to fill (created if missing): <raw>/<task>/<files>.",
+)
+@click.option(
+    "--from",
+    "from_dir",
+    type=_Existing("--from folder", folder=True),
+    help="Folder of archives fetched by hand (by their download file names).",
+)
+@click.option("--optional", is_flag=True, help="Also fetch the sources of optional files.")
+@click.option(
+    "--features",
+    multiple=True,
+    type=click.Choice(list(FEATURE_SOURCES)),
+    help="Also fetch the region features of this universe (repeatable).",
+)
+@click.option(
+    "--jobs", type=click.IntRange(1, 8), default=3, show_default=True, help="Parallel downloads."
+)
+@click.option(
+    "--retries", type=click.IntRange(min=0), default=5, show_default=True, help="Per download."
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds before the first retry (doubled each time).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds without data before a connection counts as dropped.",
+)
+@click.option("--list", "list_only", is_flag=True, help="List the sources; fetch nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def download(
+    names: tuple[str, ...],
+    all_tasks: bool,
+    raw: Path,
+    from_dir: Path | None,
+    optional: bool,
+    features: tuple[str, ...],
+    jobs: int,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    list_only: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Fetch, verify and extract the official raw files of NAMES (or --all) into --raw.
+
+    Each source is fetched once however many tasks read it; a source whose files are all
+    in place is skipped. Exit 1 when a source failed or needs a manual step.
+    """
+    from unify import sources
+    from unify.download import STATE_FILE, DownloadOptions, Outcome, download_sources
+    from unify.paths import output_dir
+
+    if all_tasks and names:
+        raise click.UsageError("give task NAMES or --all (not both)")
+    if not (all_tasks or names or features):
+        raise click.UsageError("give task NAMES, --all or --features")
+    tasks = resolve_tasks(names, all_tasks) if names or all_tasks else ()
+    chosen = sources.sources_for(tasks, optional=optional) + tuple(
+        sources.FEATURE_SOURCES[u] for u in dict.fromkeys(features)
+    )
+    if list_only:
+        records = [sources.describe(s) for s in chosen]
+        if as_json:
+            click.echo(json.dumps(records, indent=2))
+            return
+        for r in records:
+            where = r["url"] or "manual step"
+            click.echo(f"{r['name']}  ({', '.join(r['tasks'])})  {where}")
+            click.echo(f"  documented at {r['page']}")
+            for m in r["members"]:
+                click.echo(f"  -> {m['dest']}")
+        return
+    output_dir(raw, force=True, what="raw folder")
+    options = DownloadOptions(
+        jobs=jobs, retries=retries, backoff=backoff, timeout=timeout, from_dir=from_dir
+    )
+
+    def report(o: Outcome) -> None:
+        if as_json:
+            return
+        if o.status in ("fetched", "from", "built"):
+            files = ", ".join(o.files)
+            click.echo(f"{o.source}: {o.status} {o.detail} -> {files}", err=True)
+            if o.sha256:
+                click.echo(f"  {o.size} bytes, sha256 {o.sha256}", err=True)
+        elif o.status == "present":
+            click.echo(f"{o.source}: {o.detail}", err=True)
+        elif o.status == "manual":
+            click.echo(f"{o.source}: needs a {o.detail}", err=True)
+        else:
+            click.echo(f"error: {o.source}: {o.detail}", err=True)
+
+    try:
+        outcomes = download_sources(
+            chosen, raw, options, progress=_byte_progress(quiet or as_json), report=report
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: finished sources are in place and recorded; "
+            "partial downloads resume on the next run",
+            err=True,
+        )
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps([vars(o) for o in outcomes], indent=2))
+    else:
+        ok = sum(o.ok for o in outcomes)
+        click.echo(
+            f"{ok} of {len(outcomes)} sources in place under {raw}; "
+            f"checksums recorded in {raw / STATE_FILE}",
+            err=True,
+        )
+    if not all(o.ok for o in outcomes):
+        sys.exit(1)
+
+
+def _byte_progress(quiet: bool) -> Any:
+    """A progress hook with one byte bar per download (off when stderr is no terminal)."""
+    import threading
+
+    if quiet or not sys.stderr.isatty():
+        return lambda name, done, total: None
+    bars: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def hook(name: str, done: int, total: int | None) -> None:
+        with lock:
+            bar = bars.get(name)
+            if bar is None:
+                bar = bars[name] = tqdm(
+                    desc=name, total=total, unit="B", unit_scale=True, file=sys.stderr,
+                    leave=False, position=len(bars), dynamic_ncols=True,
+                )
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+            if total is not None and done >= total:
+                bar.close()
+
+    return hook
+
+
+@main.command()
+@click.argument("names", nargs=-1, type=TASK_NAME, metavar="[NAMES]...")
+@click.option("--raw", required=True, type=RAW_FOLDER, help="Raw folder: <raw>/<task>/<files>.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--strict", is_flag=True, help="A checksum that differs is an error too.")
+@click.option(
+    "--max-depth",
+    type=click.IntRange(1, ORJSON_MAX_DEPTH),
+    default=DEFAULT_LIMITS.max_depth,
+    show_default=True,
+    help="As `unify build --max-depth`.",
+)
+@click.option(
+    "--max-decompressed-bytes",
+    type=ByteSize(),
+    default="4G",
+    show_default=True,
+    help="As `unify build --max-decompressed-bytes`.",
+)
+@click.option(
+    "--max-line-bytes",
+    type=ByteSize(),
+    default="64M",
+    show_default=True,
+    help="As `unify build --max-line-bytes`.",
+)
+@click.option(
+    "--max-pickle-expansion",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_LIMITS.max_pickle_expansion,
+    show_default=True,
+    help="As `unify build --max-pickle-expansion`.",
+)
+def doctor(
+    names: tuple[str, ...],
+    raw: Path,
+    as_json: bool,
+    strict: bool,
+    max_depth: int,
+    max_decompressed_bytes: int,
+    max_line_bytes: int,
+    max_pickle_expansion: float,
+) -> None:
+    """Read every raw file of NAMES (all tasks by default) through and say how to fix each
+    problem.
+
+    Exit 1 when a required file is missing or any present file is unreadable; a readable
+    file whose checksum differs from its reference is a warning (an error with --strict).
+    Files are read with the build's limits (the same options), so what passes here parses
+    in a build run with the same options.
+    """
+    from unify.doctor import as_records, diagnose, exit_code
+
+    tasks = resolve_tasks(names, not names)
+    limits = RawLimits(
+        max_depth=max_depth,
+        max_decompressed_bytes=max_decompressed_bytes,
+        max_line_bytes=max_line_bytes,
+        max_pickle_expansion=max_pickle_expansion,
+    )
+    reports = diagnose(raw, tasks, limits=limits)
+    code = exit_code(reports, strict)
+    if as_json:
+        click.echo(json.dumps({"ok": code == 0, "files": as_records(reports)}, indent=2))
+        sys.exit(code)
+    marks = {"ok": "ok", "missing": "MISSING", "absent": "absent", "unreadable": "UNREADABLE"}
+    for r in reports:
+        mark = marks.get(r.status, "DIFFERS" if strict else "differs")
+        need = "required" if r.required else "optional"
+        line = f"[{mark:>10}] {r.path}  ({need})"
+        if r.status in ("ok", "differs"):
+            line += f"  {r.size} bytes, sha256 {r.sha256}"
+            line += f", checked against {r.reference}" if r.reference else ", no known checksum"
+        click.echo(line)
+        if r.detail:
+            click.echo(f"             {r.detail}")
+        if r.fix and r.status != "ok":
+            click.echo(f"             fix: {r.fix}")
+    errors = sum(r.is_error for r in reports)
+    differ = sum(r.status == "differs" for r in reports)
+    click.echo(
+        f"{raw}: {len(tasks)} tasks, {len(reports)} files: {errors} errors, "
+        f"{differ} checksum differences ({'errors' if strict else 'warnings'})"
+    )
+    sys.exit(code)
 
 
 @main.command()

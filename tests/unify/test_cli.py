@@ -96,14 +96,15 @@ def test_sample_is_deterministic(tmp_path: Path) -> None:
         p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
     )
     # Every release file of the 12 tasks (gzip, pickles, JSON Lines too, GQA's two choices
-    # files and its submission questions), one feature TSV per image universe and the
-    # organisers' answers of the hidden splits (vqa2 test2015, gqa submission).
+    # files and its submission questions), one feature TSV per image universe, the
+    # organisers' answers of the hidden splits (vqa2 test2015, gqa submission) and the
+    # manifest `unify doctor` verifies (deterministic too: checked below with the rest).
     organiser = [f for f in files if f.parts[0] == "organiser"]
     assert sorted(f.as_posix() for f in organiser) == [
         "organiser/gqa/submission_all_questions.json",
         "organiser/vqa2/v2_mscoco_test2015_annotations.json",
     ]
-    assert len(files) == 34 + len(UNIVERSES) + len(organiser)
+    assert len(files) == 34 + len(UNIVERSES) + len(organiser) + 1
     assert {f.name for f in files if f.parent.name == "features"} == {
         f"{u}.tsv" for u in UNIVERSES
     }

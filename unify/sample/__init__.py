@@ -27,10 +27,14 @@ def generate(
     of the sample and leaves every other file as it is. Tests and benchmarks that write
     into fresh folders call ``unify.sample.world.generate`` directly.
     """
+    from unify.doctor import write_manifest
     from unify.paths import output_dir
     from unify.sample.world import generate as write_world
 
     output_dir(Path(out), force=force, what="sample folder")
-    return write_world(
+    files = write_world(
         Path(out), scale=scale, seed=seed, feature_dim=feature_dim, features=features
     )
+    # Its own checksums, which ``unify doctor`` verifies instead of the releases' ones.
+    write_manifest(Path(out), files)
+    return files

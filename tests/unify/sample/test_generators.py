@@ -96,7 +96,8 @@ def test_unify_sample_says_which_tasks_it_did_not_write(
     result = CliRunner().invoke(main, ["sample", "--out", str(out), "--no-features"])
     assert result.exit_code == 0, result.output
     assert "not written (their TaskSpec names no sample generator): extra" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["nlvr2"]
+    # The tasks written, and the manifest of their checksums that `unify doctor` verifies.
+    assert sorted(p.name for p in out.iterdir()) == ["nlvr2", "vl12-sample-manifest.json"]
 
 
 @pytest.mark.parametrize(
