@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -40,7 +41,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: Named constraints: a later migration can drop or alter one by name (SQLite batch mode
+#: cannot address an unnamed constraint).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
         datetime: DateTime(timezone=True),
@@ -120,6 +133,9 @@ class Submission(Base):
         # The same team uploading the same file for the same leaderboard gets the existing row.
         UniqueConstraint("team_id", "benchmark_id", "task", "phase", "file_sha256"),
         Index("ix_submissions_status_updated", "status", "updated_at"),
+        # A leaderboard reads the scored rows of one (benchmark, task, phase).
+        Index("ix_submissions_board", "benchmark_id", "task", "phase", "status"),
+        Index("ix_submissions_team_created", "team_id", "created_at"),
     )
 
     #: Random, unguessable (uuid4 hex): ids in URLs do not enumerate other teams' work.
