@@ -41,6 +41,8 @@ class Services:
     sessions: sessionmaker[Session]
     celery: Celery
     _pool: Executor | None = None
+    #: False for a pool given by the caller (shared by several apps): it closes it.
+    owns_pool: bool = True
     _lock: Lock = field(default_factory=Lock)
 
     @property
@@ -57,9 +59,9 @@ class Services:
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
+            if self._pool is not None and self.owns_pool:
                 self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            self._pool = None
         self.engine.dispose()
 
 

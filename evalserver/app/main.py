@@ -5,6 +5,7 @@ settings from the environment."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -23,12 +24,16 @@ API_PREFIX = "/api/v1"
 FORM_OVERHEAD = 1 << 20
 
 
-def make_app(settings: Settings) -> FastAPI:
+def make_app(settings: Settings, pool: Executor | None = None) -> FastAPI:
+    """The app of ``settings``. ``pool``: validation processes shared with other apps (and
+    closed by the caller); by default the app starts its own on the first upload."""
     engine = make_engine(settings.db_url)
     celery = make_celery(settings)
     # An upload must not wait on a broker that is down: fail fast, the sweeper re-sends.
     celery.conf.broker_connection_timeout = 2.0
-    services = Services(settings, engine, make_sessionmaker(engine), celery)
+    services = Services(
+        settings, engine, make_sessionmaker(engine), celery, pool, owns_pool=pool is None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
