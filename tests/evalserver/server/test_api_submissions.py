@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from evalserver.db.models import Status, Submission
 from evalserver.metrics import load_validated
 from evalserver.worker.celery_app import SCORE_TASK
+from unify import tasks
 from tests.evalserver.server.api_support import (
     TASK,
     Server,
@@ -28,6 +29,8 @@ from tests.evalserver.server.api_support import (
 )
 
 __all__ = ["validation_pool"]  # a fixture used here
+
+DEFAULT_PHASE = tasks.get(TASK).default_phase
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -59,7 +62,7 @@ def test_a_valid_file_is_stored_validated_committed_then_enqueued(server: Server
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["status"] == "queued"
-    assert body["task"] == TASK and body["phase"] == "minval"
+    assert body["task"] == TASK and body["phase"] == DEFAULT_PHASE
     assert body["benchmark"]["name"] == "tiny" and body["benchmark"]["version"] == 1
     assert body["file_sha256"] == hashlib.sha256(content).hexdigest()
     assert body["file_size"] == len(content)
@@ -75,7 +78,7 @@ def test_a_valid_file_is_stored_validated_committed_then_enqueued(server: Server
     assert stored.name == "upload"  # server-made, not "predictions.json"
     assert row.original_name == "predictions.json"
     validated = load_validated(data / row.validated_path)
-    assert validated.ok and validated.task == TASK and validated.phase == "minval"
+    assert validated.ok and validated.task == TASK and validated.phase == DEFAULT_PHASE
 
     [message] = server.sent()
     assert message["headers"]["task"] == SCORE_TASK
@@ -113,7 +116,7 @@ def test_a_bad_file_is_answered_422_with_the_whole_report_and_not_stored(
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert detail["total"] >= 2 and len(detail["problems"]) >= 2
-    assert "vqa2, phase minval" in detail["message"]
+    assert f"{TASK}, phase {DEFAULT_PHASE}" in detail["message"]
     assert all(p["text"] for p in detail["problems"])
     assert _rows(server) == [] and _uploads(server) == [] and server.sent() == []
 
@@ -146,9 +149,9 @@ def test_an_unknown_task_or_an_unloaded_phase_is_404(server: Server) -> None:
     content = submission(server.gt_path, seed=5)
     unknown = server.submit("alpha", content, task="nope")
     assert unknown.status_code == 404 and "unknown task 'nope'" in unknown.json()["detail"]
-    # vqa2 test has no answers in the sample: not a leaderboard of this server.
+    # A hidden split without answers in the sample: not a leaderboard of this server.
     unloaded = server.submit("alpha", content, phase="test")
-    assert unloaded.status_code == 404 and "vqa2, phase test" in unloaded.json()["detail"]
+    assert unloaded.status_code == 404 and f"{TASK}, phase test" in unloaded.json()["detail"]
     assert _rows(server) == [] and _uploads(server) == []
 
 
