@@ -41,7 +41,12 @@ SEED = iter(range(100, 10_000))
 
 
 def scored(
-    server: Server, who: str, metrics: dict[str, Any], *, status: Status = Status.scored, **form: Any
+    server: Server,
+    who: str,
+    metrics: dict[str, Any],
+    *,
+    status: Status = Status.scored,
+    **form: Any,
 ) -> str:
     """A submission through the API, then scored (or failed) as a worker would."""
     response = server.submit(who, submission(server.gt_path, seed=next(SEED)), **form)
@@ -76,7 +81,8 @@ def test_ranking_privacy_and_failed_runs(server: Server) -> None:
     scored(server, "alpha", {}, method_name="a-failed", status=Status.failed)
 
     public = board(server).json()
-    assert public["benchmark"]["name"] == "tiny" and public["phase"] == tasks.get(TASK).default_phase
+    assert public["benchmark"]["name"] == "tiny"
+    assert public["phase"] == tasks.get(TASK).default_phase
     assert public["columns"][0]["name"] == primary
     assert public["columns"][0]["primary"] is True
     rows = [(r["rank"], r["team"], r["method_name"]) for r in public["rows"]]

@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 from evalserver.db.models import Status, Submission
 from evalserver.metrics import load_validated
 from evalserver.worker.celery_app import SCORE_TASK
-from unify import tasks
 from tests.evalserver.server.api_support import (
     TASK,
     Server,
@@ -27,6 +26,7 @@ from tests.evalserver.server.api_support import (
     submission,
     validation_pool,
 )
+from unify import tasks
 
 __all__ = ["validation_pool"]  # a fixture used here
 
