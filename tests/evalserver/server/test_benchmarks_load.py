@@ -9,7 +9,9 @@ the file lacks are skipped with the reason.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -22,18 +24,25 @@ from evalserver.db.migrate import upgrade
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Team
 from evalserver.db.session import make_engine, make_sessionmaker
 from evalserver.teams import authenticate, hash_token
+from tests.evalserver.server.api_support import database
 from unify import tasks
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A data dir with an upgraded SQLite database, the commands' default."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def data_dir(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A data dir and an upgraded database: SQLite in the data dir (the commands' default,
+    no VL12_DATABASE_URL), or a private PostgreSQL database named by VL12_DATABASE_URL."""
     data = tmp_path / "data"
-    for name in ("VL12_DATABASE_URL", "VL12_BROKER_URL"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("VL12_BROKER_URL", raising=False)
+    monkeypatch.delenv("VL12_DATABASE_URL", raising=False)
     monkeypatch.setenv("VL12_DATA_DIR", str(data))
-    upgrade(f"sqlite:///{data / 'vl12.db'}")
-    return data
+    with database(request.param, data) as url:
+        if request.param != "sqlite":
+            monkeypatch.setenv("VL12_DATABASE_URL", url)
+        upgrade(url)
+        yield data
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -43,8 +52,12 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def _url(data: Path) -> str:
+    return os.environ.get("VL12_DATABASE_URL") or f"sqlite:///{data / 'vl12.db'}"
+
+
 def versions(data: Path) -> list[BenchmarkVersion]:
-    engine = make_engine(f"sqlite:///{data / 'vl12.db'}")
+    engine = make_engine(_url(data))
     try:
         with make_sessionmaker(engine)() as session:
             rows = session.scalars(select(BenchmarkVersion).order_by(BenchmarkVersion.id)).all()
@@ -130,7 +143,7 @@ def test_team_create_prints_the_token_once_and_stores_its_hash(data_dir: Path) -
     assert code == 0 and "shown once" in err
     token = out.strip()
     assert len(token) >= 40 and "\n" not in token
-    engine = make_engine(f"sqlite:///{data_dir / 'vl12.db'}")
+    engine = make_engine(_url(data_dir))
     try:
         with make_sessionmaker(engine)() as session:
             [team] = session.scalars(select(Team)).all()
