@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,8 +73,11 @@ def test_a_valid_file_is_stored_validated_committed_then_enqueued(server: Server
     assert body["method_name"] == "uniform" and body["paper_url"] == "http://p"
     assert body["team"] == "alpha"
 
+    # Times carry their UTC offset on every database (SQLite keeps none).
+    assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
     [row] = _rows(server)
     assert row.id == body["id"] and row.status == Status.queued and row.attempts == 0
+    assert row.created_at.tzinfo is not None
     data = server.settings.data_dir
     stored = data / row.file_path
     assert stored.read_bytes() == content
