@@ -92,7 +92,7 @@ class SubmissionOut(BaseModel):
             scorer_name=row.scorer_name,
             scorer_version=row.scorer_version,
             error=row.error,
-            metrics=(result or {}).get("metrics") if result else None,
+            metrics=result.get("metrics") if result else None,
             result=result,
             duplicate=duplicate,
         )

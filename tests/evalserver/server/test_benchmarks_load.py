@@ -179,3 +179,24 @@ def test_phase_rows_match_the_loaded_benchmark(data_dir: Path, tiny_h5: Path) ->
         spec = tasks.get(phase.task)
         assert tuple(phase.splits) == spec.phase(phase.phase).splits
         assert phase.num_examples > 0
+
+
+def test_two_loads_of_one_file_at_once_make_one_version(data_dir: Path, tiny_h5: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evalserver.benchmarks import load_benchmark
+
+    engine = make_engine(_url(data_dir))
+    sessions = make_sessionmaker(engine)
+
+    def one(_: int) -> bool:
+        with sessions() as session:
+            return load_benchmark(session, data_dir, tiny_h5, "bench").created
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as threads:
+            created = list(threads.map(one, range(2)))
+    finally:
+        engine.dispose()
+    assert sorted(created) == [False, True]
+    assert len(versions(data_dir)) == 1
