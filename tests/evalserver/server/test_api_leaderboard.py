@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from evalserver.benchmarks import load_benchmark
 from evalserver.db.models import Status, Submission
 from evalserver.db.session import make_engine, make_sessionmaker
 from tests.evalserver.server.api_support import (
     TASK,
     Server,
     boards,
+    rebuilt,
     running_server,
     submission,
     validation_pool,
@@ -188,3 +190,32 @@ def test_health_is_503_without_a_database(
     body = response.json()
     assert body["status"] == "down" and body["database"]["ok"] is False
     assert "OperationalError" in body["database"]["detail"]
+
+
+def test_a_new_version_takes_new_submissions_and_old_results_keep_theirs(
+    server: Server, tmp_path: Path
+) -> None:
+    primary = tasks.get(TASK).primary
+    old = scored(server, "alpha", {primary: 10.0}, method_name="old")
+    with server.sessions() as session:
+        load_benchmark(
+            session,
+            server.settings.data_dir,
+            rebuilt(server.gt_path, tmp_path / "v2.h5", hidden=(TASK, "minval")),
+            "tiny",
+        )
+    new = scored(server, "alpha", {primary: 20.0}, method_name="new")
+    get = server.client.get
+
+    def version_of(sid: str) -> int:
+        body = get(f"/api/v1/submissions/{sid}", headers=server.auth("alpha")).json()
+        return body["benchmark"]["version"]
+
+    assert (version_of(old), version_of(new)) == (1, 2)
+    newest = board(server).json()
+    assert newest["benchmark"]["version"] == 2 and newest["hidden"] is True
+    assert [r["method_name"] for r in newest["rows"]] == ["new"]
+    first = board(server, version=1).json()
+    assert [r["method_name"] for r in first["rows"]] == ["old"] and first["hidden"] is False
+    listed = get("/api/v1/benchmarks").json()
+    assert [(b["name"], b["version"]) for b in listed] == [("tiny", 2), ("tiny", 1)]

@@ -8,13 +8,10 @@ the file lacks are skipped with the reason.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import h5py
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -24,7 +21,7 @@ from evalserver.db.migrate import upgrade
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Team
 from evalserver.db.session import make_engine, make_sessionmaker
 from evalserver.teams import authenticate, hash_token
-from tests.evalserver.server.api_support import database
+from tests.evalserver.server.api_support import database, rebuilt
 from unify import tasks
 
 
@@ -66,17 +63,6 @@ def versions(data: Path) -> list[BenchmarkVersion]:
             return list(rows)
     finally:
         engine.dispose()
-
-
-def rebuilt(tiny_h5: Path, dest: Path, *, hidden: tuple[str, str] | None = None) -> Path:
-    """A copy of the tiny build with another fingerprint (another build), optionally one
-    split marked hidden as an organiser build marks it."""
-    shutil.copy(tiny_h5, dest)
-    with h5py.File(dest, "r+") as h5:
-        h5.attrs["fingerprint"] = hashlib.sha256(dest.name.encode()).hexdigest()
-        if hidden is not None:
-            h5["tasks"][hidden[0]][hidden[1]].attrs["hidden"] = True
-    return dest
 
 
 def test_load_registers_phases_copies_the_file_and_is_idempotent(
