@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -170,7 +171,7 @@ class Submission(Base):
     #: Relative to the data dir; a server-made name, never the uploader's.
     file_path: Mapped[str] = mapped_column(String(500))
     file_sha256: Mapped[str] = mapped_column(String(64))
-    file_size: Mapped[int] = mapped_column(Integer)
+    file_size: Mapped[int] = mapped_column(BigInteger)  # past 2 GiB on PostgreSQL too
     original_name: Mapped[str] = mapped_column(String(500), default="")
     #: The validated form (``evalserver.metrics.Validated.save``), so workers never re-parse.
     validated_path: Mapped[str | None] = mapped_column(String(500), default=None)
