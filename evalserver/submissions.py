@@ -41,6 +41,7 @@ from unify.errors import DataError
 
 __all__ = [
     "BoardNotFound",
+    "BoardUnavailable",
     "Metadata",
     "Rejected",
     "StoredFile",
@@ -62,6 +63,11 @@ _GT_CACHE = 4
 
 class BoardNotFound(LookupError):
     """No loaded benchmark version has the requested (task, phase)."""
+
+
+class BoardUnavailable(Exception):
+    """The benchmark file of a loaded board cannot be read here (moved, damaged): the
+    server's fault, not the submission's."""
 
 
 class TooLarge(Exception):
@@ -251,15 +257,24 @@ def create_submission(
         upload = stored.path.rename(folder / name)
         validated = folder / "validated.npz"
         benchmark_file = data_dir / board.benchmark.file_path
-        report = pool.submit(
-            validate_stored,
-            str(benchmark_file),
-            board.task,
-            board.phase,
-            str(upload),
-            str(validated),
-            max_bytes,
-        ).result()
+        try:
+            report = pool.submit(
+                validate_stored,
+                str(benchmark_file),
+                board.task,
+                board.phase,
+                str(upload),
+                str(validated),
+                max_bytes,
+            ).result()
+        except (DataError, OSError) as exc:
+            # Logged for the operator with the file's path; the participant gets no path.
+            log.error("cannot read the ground truth of %s/%s: %s", board.task, board.phase, exc)
+            bench = board.benchmark
+            raise BoardUnavailable(
+                f"the ground truth of {board.task}, phase {board.phase} of {bench.name} "
+                f"version {bench.version} cannot be read on this server; nothing was stored"
+            ) from None
         if not report["ok"]:
             raise Rejected(report)
         row = Submission(

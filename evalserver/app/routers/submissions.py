@@ -15,6 +15,7 @@ from evalserver.app.schemas import RejectedOut, SubmissionOut
 from evalserver.db.models import Status, Submission, Team
 from evalserver.submissions import (
     BoardNotFound,
+    BoardUnavailable,
     Metadata,
     Rejected,
     TooLarge,
@@ -38,7 +39,8 @@ MAX_LIST = 500
         404: {"description": "No loaded benchmark has this (task, phase)."},
         413: {"description": "The file is larger than the server's limit."},
         422: {"model": RejectedOut, "description": "The file failed validation (`detail`)."},
-        503: {"description": "The validation process died; nothing was stored."},
+        503: {"description": "The validation process died, or the benchmark file cannot be "
+              "read; nothing was stored."},
     },
 )
 def create(
@@ -89,6 +91,8 @@ def create(
         raise HTTPException(413, str(exc)) from None
     except Rejected as exc:
         raise HTTPException(422, exc.report) from None
+    except BoardUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
     except BrokenProcessPool:
         services.discard_pool(pool)
         log.error("a validation process died (out of memory?); nothing was stored")

@@ -260,3 +260,16 @@ def test_a_dead_validation_process_is_503_and_the_next_upload_gets_a_new_one(
         again = server.submit("alpha", submission(server.gt_path, seed=12))
         assert again.status_code == 201, again.text
         assert services.pool is not pool
+
+
+def test_a_benchmark_file_gone_from_the_data_dir_is_503_without_its_path(
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+) -> None:
+    with running_server("sqlite", tmp_path / "data", tiny_h5, validation_pool) as server:
+        [copy] = (server.settings.data_dir / "benchmarks").glob("*.h5")
+        copy.rename(copy.with_suffix(".moved"))
+        answer = server.submit("alpha", submission(server.gt_path, seed=13))
+        assert answer.status_code == 503
+        detail = answer.json()["detail"]
+        assert "cannot be read on this server" in detail and str(copy) not in detail
+        assert _rows(server) == [] and _uploads(server) == []
