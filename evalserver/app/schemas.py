@@ -21,6 +21,7 @@ __all__ = [
     "PhaseOut",
     "Problem",
     "RejectedOut",
+    "SubmissionChange",
     "SubmissionOut",
     "TaskOut",
 ]
@@ -96,6 +97,14 @@ class SubmissionOut(BaseModel):
             result=result,
             duplicate=duplicate,
         )
+
+
+class SubmissionChange(BaseModel):
+    """What can change after upload: visibility (its team or the admin), and whether it is
+    a baseline (the admin only)."""
+
+    public: bool | None = None
+    baseline: bool | None = None
 
 
 class Problem(BaseModel):

@@ -7,12 +7,12 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from evalserver.app.deps import DbSession, Services, Viewer, get_services, get_viewer, require_team
-from evalserver.app.schemas import RejectedOut, SubmissionOut
-from evalserver.db.models import Status, Submission, Team
+from evalserver.app.schemas import RejectedOut, SubmissionChange, SubmissionOut
+from evalserver.db.models import Status, Submission, Team, utcnow
 from evalserver.submissions import (
     BoardNotFound,
     BoardUnavailable,
@@ -111,10 +111,58 @@ def get_one(
     submission_id: str, session: DbSession, viewer: Annotated[Viewer, Depends(get_viewer)]
 ) -> SubmissionOut:
     """A submission of the caller's team (any, for the admin): status, metrics, error."""
+    # The same answer for "not yours" and "does not exist": ids do not leak.
+    return SubmissionOut.of(_visible(session, viewer, submission_id))
+
+
+def _visible(session: DbSession, viewer: Viewer, submission_id: str) -> Submission:
     row = session.get(Submission, submission_id)
     if row is None or not viewer.owns(row.team_id):
-        # The same answer for "not yours" and "does not exist": ids do not leak.
         raise HTTPException(404, f"no submission {submission_id} for this token")
+    return row
+
+
+@router.post("/{submission_id}/cancel", response_model=SubmissionOut, responses={404: {}, 409: {}})
+def cancel(
+    submission_id: str, session: DbSession, viewer: Annotated[Viewer, Depends(get_viewer)]
+) -> SubmissionOut:
+    """Cancel a queued or running submission (its team or the admin). A guarded UPDATE: a
+    worker can no longer claim it, and one scoring it cannot write its result; 409 when it
+    is final already."""
+    row = _visible(session, viewer, submission_id)
+    now = utcnow()
+    changed = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == row.id,
+            Submission.status.in_([Status.queued, Status.running]),
+        )
+        .values(status=Status.cancelled, finished_at=now, updated_at=now)
+    ).rowcount
+    session.commit()
+    session.refresh(row)
+    if not changed:
+        raise HTTPException(409, f"submission {row.id} is {row.status.value}: too late to cancel")
+    return SubmissionOut.of(row)
+
+
+@router.patch("/{submission_id}", response_model=SubmissionOut, responses={403: {}, 404: {}})
+def change(
+    submission_id: str,
+    change: SubmissionChange,
+    session: DbSession,
+    viewer: Annotated[Viewer, Depends(get_viewer)],
+) -> SubmissionOut:
+    """Make a submission public or private (its team or the admin), or mark it as a
+    baseline (the admin only; shown as such on leaderboards)."""
+    row = _visible(session, viewer, submission_id)
+    if change.baseline is not None and not viewer.admin:
+        raise HTTPException(403, "only the admin marks baselines")
+    if change.public is not None:
+        row.is_public = change.public
+    if change.baseline is not None:
+        row.is_baseline = change.baseline
+    session.commit()
     return SubmissionOut.of(row)
 
 

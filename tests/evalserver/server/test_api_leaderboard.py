@@ -144,6 +144,7 @@ def test_no_route_serves_files_or_ground_truth(server: Server) -> None:
     assert set(paths) == {
         "/api/v1/submissions",
         "/api/v1/submissions/{submission_id}",
+        "/api/v1/submissions/{submission_id}/cancel",
         "/api/v1/leaderboards/{task}",
         "/api/v1/benchmarks",
         "/api/v1/health",

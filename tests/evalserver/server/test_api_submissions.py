@@ -273,3 +273,36 @@ def test_a_benchmark_file_gone_from_the_data_dir_is_503_without_its_path(
         detail = answer.json()["detail"]
         assert "cannot be read on this server" in detail and str(copy) not in detail
         assert _rows(server) == [] and _uploads(server) == []
+
+
+def test_cancel_stops_a_queued_or_running_submission_once(server: Server) -> None:
+    queued = server.submit("alpha", submission(server.gt_path, seed=14)).json()["id"]
+    running = server.submit("alpha", submission(server.gt_path, seed=15)).json()["id"]
+    with server.sessions() as session:
+        session.get(Submission, running).status = Status.running
+        session.commit()
+    post = server.client.post
+    theirs = post(f"/api/v1/submissions/{queued}/cancel", headers=server.auth("beta"))
+    assert theirs.status_code == 404
+    for sid in (queued, running):
+        answer = post(f"/api/v1/submissions/{sid}/cancel", headers=server.auth("alpha"))
+        assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
+        assert answer.json()["finished_at"] is not None
+    again = post(f"/api/v1/submissions/{queued}/cancel", headers=server.auth("alpha"))
+    assert again.status_code == 409 and "cancelled" in again.json()["detail"]
+    assert {r.status for r in _rows(server)} == {Status.cancelled}
+
+
+def test_visibility_by_the_team_and_baselines_by_the_admin(server: Server) -> None:
+    sid = server.submit("alpha", submission(server.gt_path, seed=16)).json()["id"]
+    patch = server.client.patch
+    url = f"/api/v1/submissions/{sid}"
+    private = patch(url, json={"public": False}, headers=server.auth("alpha"))
+    assert private.status_code == 200 and private.json()["public"] is False
+    refused = patch(url, json={"baseline": True}, headers=server.auth("alpha"))
+    assert refused.status_code == 403
+    assert patch(url, json={"public": True}, headers=server.auth("beta")).status_code == 404
+    marked = patch(url, json={"baseline": True}, headers=server.auth("admin"))
+    assert marked.status_code == 200 and marked.json()["baseline"] is True
+    [row] = _rows(server)
+    assert row.is_baseline and not row.is_public
