@@ -27,11 +27,18 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission, Team
+from evalserver.db.models import (
+    BenchmarkPhase,
+    BenchmarkVersion,
+    Status,
+    Submission,
+    Team,
+    utcnow,
+)
 from evalserver.metrics import GroundTruth, Limits, load_groundtruth, validate_file
 from evalserver.metrics.limits import format_size
 from evalserver.metrics.upload import GZIP_MAGIC
@@ -46,6 +53,7 @@ __all__ = [
     "Rejected",
     "StoredFile",
     "TooLarge",
+    "cancel_submission",
     "create_submission",
     "enqueue",
     "find_board",
@@ -309,6 +317,21 @@ def create_submission(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def cancel_submission(session: Session, row: Submission) -> bool:
+    """``queued``/``running`` -> ``cancelled`` in one guarded UPDATE (a worker's claim needs
+    ``queued`` and its result needs ``running``, so neither happens after this); False when
+    the row was final already. ``row`` is refreshed."""
+    now = utcnow()
+    changed = session.execute(
+        update(Submission)
+        .where(Submission.id == row.id, Submission.status.in_([Status.queued, Status.running]))
+        .values(status=Status.cancelled, finished_at=now, updated_at=now)
+    ).rowcount
+    session.commit()
+    session.refresh(row)
+    return changed == 1
 
 
 def enqueue(celery: Celery, submission_id: str) -> bool:

@@ -7,18 +7,19 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from evalserver.app.deps import DbSession, Services, Viewer, get_services, get_viewer, require_team
 from evalserver.app.schemas import RejectedOut, SubmissionChange, SubmissionOut
-from evalserver.db.models import Status, Submission, Team, utcnow
+from evalserver.db.models import Status, Submission, Team
 from evalserver.submissions import (
     BoardNotFound,
     BoardUnavailable,
     Metadata,
     Rejected,
     TooLarge,
+    cancel_submission,
     create_submission,
     enqueue,
     find_board,
@@ -39,8 +40,7 @@ MAX_LIST = 500
         404: {"description": "No loaded benchmark has this (task, phase)."},
         413: {"description": "The file is larger than the server's limit."},
         422: {"model": RejectedOut, "description": "The file failed validation (`detail`)."},
-        503: {"description": "The validation process died, or the benchmark file cannot be "
-              "read; nothing was stored."},
+        503: {"description": "Validation could not run; nothing was stored."},
     },
 )
 def create(
@@ -130,18 +130,7 @@ def cancel(
     worker can no longer claim it, and one scoring it cannot write its result; 409 when it
     is final already."""
     row = _visible(session, viewer, submission_id)
-    now = utcnow()
-    changed = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == row.id,
-            Submission.status.in_([Status.queued, Status.running]),
-        )
-        .values(status=Status.cancelled, finished_at=now, updated_at=now)
-    ).rowcount
-    session.commit()
-    session.refresh(row)
-    if not changed:
+    if not cancel_submission(session, row):
         raise HTTPException(409, f"submission {row.id} is {row.status.value}: too late to cancel")
     return SubmissionOut.of(row)
 
