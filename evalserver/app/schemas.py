@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalserver.db.models import BenchmarkVersion, Status, Submission
 
@@ -22,6 +22,7 @@ __all__ = [
     "Problem",
     "RejectedOut",
     "SubmissionChange",
+    "SubmissionForm",
     "SubmissionOut",
     "TaskOut",
 ]
@@ -105,6 +106,47 @@ class SubmissionChange(BaseModel):
 
     public: bool | None = None
     baseline: bool | None = None
+
+
+class SubmissionForm(BaseModel):
+    """The text fields of an upload's form (the file is the ``file`` part)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: str = Field(max_length=100)
+    phase: str | None = Field(
+        default=None, max_length=100, description="Default: the task's default phase."
+    )
+    benchmark: str | None = Field(
+        default=None, max_length=200, description="A benchmark name; default: the newest loaded."
+    )
+    method_name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    paper_url: str = Field(default="", max_length=500)
+    code_url: str = Field(default="", max_length=500)
+    public: bool = True
+
+    @classmethod
+    def openapi_body(cls) -> dict[str, Any]:
+        """The multipart request body, for the OpenAPI document (the route reads the stream
+        itself, so FastAPI cannot derive it)."""
+        schema = cls.model_json_schema()
+        schema["properties"] = {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "The prediction file, in the task's official format (gzip "
+                "accepted).",
+            },
+            **schema["properties"],
+        }
+        schema["required"] = ["file", *schema.get("required", [])]
+        return {
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": schema}},
+            }
+        }
 
 
 class Problem(BaseModel):

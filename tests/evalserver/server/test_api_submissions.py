@@ -306,3 +306,60 @@ def test_visibility_by_the_team_and_baselines_by_the_admin(server: Server) -> No
     assert marked.status_code == 200 and marked.json()["baseline"] is True
     [row] = _rows(server)
     assert row.is_baseline and not row.is_public
+
+
+def test_a_body_that_is_not_the_form_is_400_or_422_and_leaves_nothing(server: Server) -> None:
+    post = server.client.post
+    url = "/api/v1/submissions"
+    headers = server.auth("alpha")
+    not_multipart = post(url, headers=headers, json={"task": TASK})
+    assert not_multipart.status_code == 400 and "multipart" in not_multipart.json()["detail"]
+    no_file = post(url, headers=headers, files={"other": ("x", b"1")}, data={"task": TASK})
+    assert no_file.status_code == 400
+    no_file = post(url, headers=headers, data={"task": TASK}, files={"x": (None, "y")})
+    assert no_file.status_code == 400 and "'file'" in no_file.json()["detail"]
+    content = submission(server.gt_path, seed=17)
+    no_task = post(url, headers=headers, files={"file": ("p.json", content)})
+    assert no_task.status_code == 422
+    assert no_task.json()["detail"][0]["loc"] == ["body", "task"]
+    too_long = server.submit("alpha", content, method_name="m" * 201)
+    assert too_long.status_code == 422 and too_long.json()["detail"][0]["loc"][-1] == (
+        "method_name"
+    )
+    assert _rows(server) == [] and _uploads(server) == []
+    # Nothing was left half-written in the uploads folder either.
+    root = server.settings.uploads_dir
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_a_chunked_upload_past_the_limit_is_413_while_it_streams(
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+) -> None:
+    with running_server(
+        "sqlite", tmp_path / "data", tiny_h5, validation_pool, max_upload_bytes=1000
+    ) as server:
+        boundary = "vl12boundary"
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="task"\r\n\r\n{TASK}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            'filename="p.json"\r\n\r\n'
+        ).encode()
+        def body() -> Iterator[bytes]:  # no Content-Length: chunked
+            yield head
+            for _ in range(1000):
+                yield b" " * 4096
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        response = server.client.post(
+            "/api/v1/submissions",
+            headers=server.auth("alpha")
+            | {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            content=body(),
+        )
+        assert response.status_code == 413
+        assert _rows(server) == [] and _uploads(server) == []
+
+
+def test_public_false_makes_a_private_submission(server: Server) -> None:
+    answer = server.submit("alpha", submission(server.gt_path, seed=18), public="false")
+    assert answer.status_code == 201 and answer.json()["public"] is False
