@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from evalserver import admin_cli
 from evalserver.metrics import (
     SCORERS,
     GroundTruth,
@@ -232,6 +233,11 @@ def _check_file(path: Path, what: str) -> None:
 def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     raise SystemExit(1)
+
+
+# The server's operator commands (evalserver.admin_cli).
+for _command in (admin_cli.db, admin_cli.load, admin_cli.team, admin_cli.api):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

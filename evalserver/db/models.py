@@ -13,16 +13,20 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "Status",
     "Submission",
     "Team",
+    "UtcDateTime",
     "utcnow",
 ]
 
@@ -40,10 +45,41 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: Named constraints: a later migration can drop or alter one by name (SQLite batch mode
+#: cannot address an unnamed constraint).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database. SQLite keeps no offset and hands back
+    naive values; they are UTC by construction here, so they come back aware, and arithmetic
+    with ``utcnow()`` works the same on SQLite and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
-        datetime: DateTime(timezone=True),
+        datetime: UtcDateTime(),
     }
 
 
@@ -120,6 +156,9 @@ class Submission(Base):
         # The same team uploading the same file for the same leaderboard gets the existing row.
         UniqueConstraint("team_id", "benchmark_id", "task", "phase", "file_sha256"),
         Index("ix_submissions_status_updated", "status", "updated_at"),
+        # A leaderboard reads the scored rows of one (benchmark, task, phase).
+        Index("ix_submissions_board", "benchmark_id", "task", "phase", "status"),
+        Index("ix_submissions_team_created", "team_id", "created_at"),
     )
 
     #: Random, unguessable (uuid4 hex): ids in URLs do not enumerate other teams' work.
@@ -132,7 +171,7 @@ class Submission(Base):
     #: Relative to the data dir; a server-made name, never the uploader's.
     file_path: Mapped[str] = mapped_column(String(500))
     file_sha256: Mapped[str] = mapped_column(String(64))
-    file_size: Mapped[int] = mapped_column(Integer)
+    file_size: Mapped[int] = mapped_column(BigInteger)  # past 2 GiB on PostgreSQL too
     original_name: Mapped[str] = mapped_column(String(500), default="")
     #: The validated form (``evalserver.metrics.Validated.save``), so workers never re-parse.
     validated_path: Mapped[str | None] = mapped_column(String(500), default=None)
