@@ -30,6 +30,7 @@ from evalserver.metrics import (
 )
 from evalserver.metrics.groundtruth import describe_fingerprint
 from evalserver.metrics.limits import Limits, format_size, parse_size
+from evalserver.runcommands import COMMANDS as SERVER_COMMANDS
 from unify import tasks
 from unify.clitypes import TaskName, Vl12Group
 from unify.errors import DataError
@@ -233,6 +234,10 @@ def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     raise SystemExit(1)
 
+
+# The server's process and client commands (evalserver/runcommands.py).
+for _command in SERVER_COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()
