@@ -103,4 +103,20 @@ def sweeper(once: bool, loglevel: str) -> None:
         engine.dispose()
 
 
-COMMANDS: list[click.Command] = [worker, sweeper]
+@click.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where the database, broker, benchmarks, uploads and results live "
+              "(default: VL12_DATA_DIR, else ~/.local/share/vl12-server).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API binds.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(data_dir: Path | None, host: str, port: int) -> None:
+    """Run the whole server, needing no other server: SQLite database and broker in the data
+    dir (unless VL12_DATABASE_URL / VL12_BROKER_URL say otherwise), its schema upgraded, the
+    API, one worker and the sweeper as child processes. Ctrl-C or SIGTERM stops them all."""
+    from evalserver.serve import Serve
+
+    settings = _settings(data_dir)
+    raise SystemExit(Serve(settings, host=host, port=port).run())
+
+
+COMMANDS: list[click.Command] = [worker, sweeper, serve]
