@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from evalserver import admin_cli
 from evalserver.metrics import (
     SCORERS,
     GroundTruth,
@@ -235,9 +236,14 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
+# The server's operator commands (evalserver.admin_cli).
+for _command in (admin_cli.db, admin_cli.load, admin_cli.team, admin_cli.api):
+    main.add_command(_command)
+
 # The server's process and client commands (evalserver/runcommands.py).
 for _command in SERVER_COMMANDS:
     main.add_command(_command)
+
 
 if __name__ == "__main__":
     main()

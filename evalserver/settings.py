@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     #: Attempts before the sweeper gives up on a row and fails it with a message.
     max_attempts: int = 3
 
+    #: Largest upload accepted, as sent (compressed or not): 413 past it, counted while the
+    #: body streams in. Also the validator's ``Limits.max_bytes``.
+    max_upload_bytes: int = 1 << 30
+    #: Processes of the API's validation pool (uploads are parsed there, not on the event
+    #: loop; each keeps the ground truth it loaded).
+    validation_processes: int = 2
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'vl12.db'}"

@@ -1,0 +1,222 @@
+"""The server's operator commands: ``evalserver db upgrade|downgrade|current``, ``load``,
+``team create`` and ``api``. They read the same ``VL12_*`` settings as the server.
+
+Every failure is one message and exit 1 (2 for usage), never a traceback: a database that
+cannot be reached, a schema out of date (naming ``evalserver db upgrade``), a unified file
+that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from evalserver.settings import Settings
+
+__all__ = ["api", "db", "load", "team"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    raise SystemExit(1)
+
+
+def _where(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def _database(url: str) -> Iterator[None]:
+    """Database errors as one line naming the database (its password hidden)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(f"database {_where(url)}: {reason}")
+
+
+def data_dir_option(function: F) -> F:
+    return click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="The server's data dir (default: $VL12_DATA_DIR, else ~/.local/share/vl12-server).",
+    )(function)
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    if data_dir is not None:
+        os.environ["VL12_DATA_DIR"] = str(data_dir)  # also for uvicorn's factory (api)
+    return Settings()
+
+
+def require_current_schema(settings: Settings) -> None:
+    """Exit 1 naming ``evalserver db upgrade`` unless the schema is this code's."""
+    from evalserver.db.migrate import SchemaOutOfDate, check_current
+
+    with _database(settings.db_url):
+        try:
+            check_current(settings.db_url)
+        except SchemaOutOfDate as exc:
+            _fail(str(exc))
+
+
+# --------------------------------------------------------------------------- db
+
+
+@click.group()
+def db() -> None:
+    """The database schema (Alembic migrations shipped with vl12)."""
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@data_dir_option
+def upgrade(revision: str, data_dir: Path | None) -> None:
+    """Create or upgrade the database ($VL12_DATABASE_URL, default SQLite in the data dir)."""
+    from evalserver.db import migrate
+
+    settings = _settings(data_dir)
+    with _database(settings.db_url):
+        before = migrate.current(settings.db_url)
+        migrate.upgrade(settings.db_url, revision)
+        after = migrate.current(settings.db_url)
+    if before == after:
+        click.echo(f"database {_where(settings.db_url)} is at {after}: nothing to do")
+    else:
+        where = _where(settings.db_url)
+        click.echo(f"database {where} upgraded from {before or 'empty'} to {after}")
+
+
+@db.command()
+@click.argument("revision")
+@data_dir_option
+def downgrade(revision: str, data_dir: Path | None) -> None:
+    """Take the database back to REVISION (``base``: drop every table of the server)."""
+    from evalserver.db import migrate
+
+    settings = _settings(data_dir)
+    with _database(settings.db_url):
+        before = migrate.current(settings.db_url)
+        migrate.downgrade(settings.db_url, revision)
+        after = migrate.current(settings.db_url)
+    click.echo(
+        f"database {_where(settings.db_url)} downgraded from {before or 'empty'} "
+        f"to {after or 'empty'}"
+    )
+
+
+@db.command()
+@data_dir_option
+def current(data_dir: Path | None) -> None:
+    """Print the database's revision and this code's newest."""
+    from evalserver.db import migrate
+
+    settings = _settings(data_dir)
+    with _database(settings.db_url):
+        have = migrate.current(settings.db_url)
+    want = migrate.head()
+    state = "up to date" if have == want else "run `evalserver db upgrade`"
+    click.echo(f"{have or 'empty'} (this code: {want}; {state})")
+
+
+# --------------------------------------------------------------------------- load
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", default=None, help="Benchmark name (default: the file's stem).")
+@data_dir_option
+def load(file: Path, name: str | None, data_dir: Path | None) -> None:
+    """Register a benchmark version from a private unified FILE (copied into the data dir).
+
+    The same fingerprint again is a no-op; another build under the same name becomes the
+    next version."""
+    from evalserver.benchmarks import BenchmarkError, load_benchmark
+    from evalserver.db.session import make_engine, make_sessionmaker
+
+    settings = _settings(data_dir)
+    require_current_schema(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        with _database(settings.db_url), make_sessionmaker(engine)() as session:
+            try:
+                outcome = load_benchmark(session, settings.data_dir, file, name)
+            except BenchmarkError as exc:
+                _fail(str(exc))
+            bench = outcome.benchmark
+            label = f"{bench.name} version {bench.version} (fingerprint {bench.fingerprint[:12]})"
+            if not outcome.created:
+                click.echo(f"{file}: already loaded as {label}: nothing to do")
+                return
+            phases = bench.phases
+            hidden = sum(p.hidden for p in phases)
+            tasks_ = sorted({p.task for p in phases})
+            click.echo(
+                f"{file}: loaded as {label}: {len(tasks_)} task(s), {len(phases)} "
+                f"leaderboard(s), {hidden} hidden"
+            )
+            for (task, phase), why in sorted(outcome.skipped.items()):
+                click.echo(f"  skipped {task}/{phase}: {why}")
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- team
+
+
+@click.group()
+def team() -> None:
+    """Teams and their API tokens."""
+
+
+@team.command("create")
+@click.argument("name")
+@data_dir_option
+def team_create(name: str, data_dir: Path | None) -> None:
+    """Make team NAME and print its token on stdout (shown once: only its hash is kept)."""
+    from evalserver.db.session import make_engine, make_sessionmaker
+    from evalserver.teams import TeamError, create_team
+
+    settings = _settings(data_dir)
+    require_current_schema(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        with _database(settings.db_url), make_sessionmaker(engine)() as session:
+            try:
+                made, token = create_team(session, name)
+            except TeamError as exc:
+                _fail(str(exc))
+            click.echo(
+                f"team {made.name!r} created (id {made.id}); its token follows, shown once:",
+                err=True,
+            )
+            click.echo(token)
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- api
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@data_dir_option
+def api(host: str, port: int, data_dir: Path | None) -> None:
+    """Run the API alone (workers and the sweeper run separately); refuses an old schema."""
+    import uvicorn
+
+    settings = _settings(data_dir)
+    require_current_schema(settings)
+    click.echo(f"vl12 API on http://{host}:{port}/api/v1 (OpenAPI: http://{host}:{port}/docs)")
+    uvicorn.run("evalserver.app.main:create_app", factory=True, host=host, port=port)

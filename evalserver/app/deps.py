@@ -1,0 +1,128 @@
+"""The API's dependencies, in one place: the services of the running app, a database
+session per request, and who is asking (a team by its token, the admin, or nobody)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from threading import Lock
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from evalserver.db.models import Team
+from evalserver.settings import Settings
+from evalserver.teams import authenticate, is_admin
+
+__all__ = [
+    "DbSession",
+    "Services",
+    "Viewer",
+    "get_services",
+    "get_session",
+    "get_viewer",
+    "require_team",
+]
+
+
+@dataclass
+class Services:
+    """Everything a request may use, made once per app (``make_app``) and kept on
+    ``app.state``: no module-level state, so several apps run side by side in tests."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    celery: Celery
+    _pool: Executor | None = None
+    #: False for a pool given by the caller (shared by several apps): it closes it.
+    owns_pool: bool = True
+    _lock: Lock = field(default_factory=Lock)
+
+    @property
+    def pool(self) -> Executor:
+        """The validation processes, started on first use (``spawn``: a fork of a
+        threaded server process is unsafe)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.settings.validation_processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None and self.owns_pool:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self.engine.dispose()
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterator[Session]:
+    with services.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(
+    auto_error=False, description="A team's token (`evalserver team create`) or the admin's."
+)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: a team, the admin (``VL12_ADMIN_TOKEN``), or anonymous."""
+
+    team: Team | None = None
+    admin: bool = False
+
+    def owns(self, team_id: int) -> bool:
+        return self.admin or (self.team is not None and self.team.id == team_id)
+
+
+def get_viewer(
+    session: DbSession,
+    services: Annotated[Services, Depends(get_services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Viewer:
+    if credentials is None:
+        return Viewer()
+    token = credentials.credentials
+    if is_admin(token, services.settings.admin_token):
+        return Viewer(admin=True)
+    team = authenticate(session, token)
+    if team is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Viewer(team=team)
+
+
+def require_team(viewer: Annotated[Viewer, Depends(get_viewer)]) -> Team:
+    if viewer.team is not None:
+        return viewer.team
+    if viewer.admin:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the admin token belongs to no team: submit with a team's token "
+            "(evalserver team create NAME)",
+        )
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "a team's token is required (Authorization: Bearer TOKEN)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

@@ -1,0 +1,199 @@
+"""The API's response shapes, separate from the ORM models: a column added to a table is
+not published until it is added here, and nothing internal (paths in the data dir, token
+hashes, the benchmark file) can leak through a response by accident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from evalserver.db.models import BenchmarkVersion, Status, Submission
+
+__all__ = [
+    "BenchmarkOut",
+    "BenchmarkRef",
+    "BoardColumn",
+    "HealthOut",
+    "LeaderboardOut",
+    "LeaderboardRow",
+    "PhaseOut",
+    "Problem",
+    "RejectedOut",
+    "SubmissionOut",
+    "TaskOut",
+]
+
+
+class BenchmarkRef(BaseModel):
+    name: str
+    version: int
+    fingerprint: str
+
+    @classmethod
+    def of(cls, bench: BenchmarkVersion) -> BenchmarkRef:
+        return cls(name=bench.name, version=bench.version, fingerprint=bench.fingerprint)
+
+
+class SubmissionOut(BaseModel):
+    id: str
+    status: Status
+    team: str
+    benchmark: BenchmarkRef
+    task: str
+    phase: str
+    method_name: str
+    description: str
+    paper_url: str
+    code_url: str
+    public: bool
+    baseline: bool
+    file_sha256: str
+    file_size: int
+    original_name: str
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    scorer_name: str | None
+    scorer_version: str | None
+    error: str | None
+    #: The leaderboard columns (None until scored).
+    metrics: dict[str, Any] | None
+    #: The whole result summary (``Result.to_dict()``: breakdowns, absent columns ...).
+    result: dict[str, Any] | None
+    #: True when this upload repeated an earlier one (same team, file and leaderboard).
+    duplicate: bool = False
+
+    @classmethod
+    def of(cls, row: Submission, duplicate: bool = False) -> SubmissionOut:
+        result = row.result
+        return cls(
+            id=row.id,
+            status=row.status,
+            team=row.team.name,
+            benchmark=BenchmarkRef.of(row.benchmark),
+            task=row.task,
+            phase=row.phase,
+            method_name=row.method_name,
+            description=row.description,
+            paper_url=row.paper_url,
+            code_url=row.code_url,
+            public=row.is_public,
+            baseline=row.is_baseline,
+            file_sha256=row.file_sha256,
+            file_size=row.file_size,
+            original_name=row.original_name,
+            attempts=row.attempts,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            scorer_name=row.scorer_name,
+            scorer_version=row.scorer_version,
+            error=row.error,
+            metrics=(result or {}).get("metrics") if result else None,
+            result=result,
+            duplicate=duplicate,
+        )
+
+
+class Problem(BaseModel):
+    text: str
+    message: str
+    location: str | None = None
+    id: str | None = None
+    id_field: str | None = None
+
+
+class RejectedOut(BaseModel):
+    """The body of a 422 for a file that failed validation (``detail``)."""
+
+    message: str
+    against: str
+    total: int
+    problems: list[Problem]
+
+
+class BoardColumn(BaseModel):
+    name: str
+    higher_is_better: bool
+    precision: int
+    primary: bool
+    description: str = ""
+
+
+class PhaseOut(BaseModel):
+    phase: str
+    splits: list[str]
+    hidden: bool
+    num_examples: int
+    default: bool
+
+
+class TaskOut(BaseModel):
+    task: str
+    title: str
+    primary: str
+    columns: list[BoardColumn]
+    phases: list[PhaseOut]
+
+
+class BenchmarkOut(BaseModel):
+    name: str
+    version: int
+    fingerprint: str
+    schema_version: str
+    loaded_at: datetime
+    tasks: list[TaskOut]
+
+
+class LeaderboardRow(BaseModel):
+    rank: int
+    team: str
+    method_name: str
+    #: One value per column of ``columns`` (None: missing, ranked last).
+    metrics: dict[str, float | None]
+    created_at: datetime
+    public: bool
+    baseline: bool
+    paper_url: str
+    code_url: str
+    #: Only on the viewer's own rows (and for the admin).
+    submission_id: str | None = None
+
+
+class LeaderboardOut(BaseModel):
+    benchmark: BenchmarkRef
+    task: str
+    phase: str
+    splits: list[str]
+    hidden: bool
+    columns: list[BoardColumn]
+    rows: list[LeaderboardRow]
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str = ""
+
+
+class WorkersCheck(Check):
+    #: Names of the workers that answered a ping; None when the broker cannot broadcast.
+    live: list[str] | None = None
+
+
+class QueueOut(BaseModel):
+    queued: int
+    running: int
+    oldest_queued_s: float | None = Field(
+        default=None, description="Age of the oldest queued submission, in seconds."
+    )
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: Check
+    broker: Check
+    workers: WorkersCheck
+    queue: QueueOut | None = None

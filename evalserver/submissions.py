@@ -1,0 +1,307 @@
+"""Receiving a submission: store the upload, validate it in a process pool, record the row,
+then enqueue it.
+
+The order is what makes a submission impossible to lose (spec/evalserver.md):
+1. the upload is streamed to ``uploads/<id>/`` under a server-made name, its sha256 and size
+   counted on the way (never the whole file in memory, 413 past the limit);
+2. the same team, file and leaderboard gets the existing submission back;
+3. the file is validated once, in a worker process of the API's pool (never on the event
+   loop), against the ground truth of its (benchmark version, task, phase); a bad file is
+   answered with the validator's whole report and nothing is kept; a good one's validated
+   form is saved so that the scoring worker never parses it again;
+4. the row is committed as ``queued``, and only THEN the id is sent to the broker. A broker
+   that is down does not fail the upload: the row stays queued and the sweeper sends it
+   again later.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import shutil
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission, Team
+from evalserver.metrics import GroundTruth, Limits, load_groundtruth, validate_file
+from evalserver.metrics.limits import format_size
+from evalserver.metrics.upload import GZIP_MAGIC
+from evalserver.worker.celery_app import SCORE_TASK
+from unify import tasks
+from unify.errors import DataError
+
+__all__ = [
+    "BoardNotFound",
+    "Metadata",
+    "Rejected",
+    "StoredFile",
+    "TooLarge",
+    "create_submission",
+    "enqueue",
+    "find_board",
+    "store_upload",
+    "validate_stored",
+]
+
+log = logging.getLogger(__name__)
+
+#: Bytes copied per step from the request's spooled upload to the data dir.
+_COPY_STEP = 1 << 20
+#: Ground truths one validation process keeps (a few leaderboards are hot at a time).
+_GT_CACHE = 4
+
+
+class BoardNotFound(LookupError):
+    """No loaded benchmark version has the requested (task, phase)."""
+
+
+class TooLarge(Exception):
+    """The upload is past ``max_upload_bytes``."""
+
+
+class Rejected(Exception):
+    """The file failed validation: ``report`` is the validator's whole report."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        super().__init__(report["message"])
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a participant says about a submission (the form's fields besides the file)."""
+
+    method_name: str = ""
+    description: str = ""
+    paper_url: str = ""
+    code_url: str = ""
+    is_public: bool = True
+    original_name: str = ""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: Path
+    sha256: str
+    size: int
+
+
+# --------------------------------------------------------------------------- the board
+
+
+def find_board(
+    session: Session,
+    task: str,
+    phase: str | None = None,
+    benchmark: str | None = None,
+    version: int | None = None,
+) -> BenchmarkPhase:
+    """The leaderboard of (task, phase) in the newest loaded version (of ``benchmark`` when
+    named; exactly ``version`` when given). ``phase`` may be a split's name; default: the
+    task's default phase."""
+    if task not in tasks.task_names():
+        raise BoardNotFound(f"unknown task {task!r} (tasks: {', '.join(tasks.task_names())})")
+    spec = tasks.get(task)
+    try:
+        chosen = spec.phase(spec.default_phase if phase is None else phase).name
+    except DataError as exc:
+        raise BoardNotFound(str(exc)) from None
+    query = (
+        select(BenchmarkPhase)
+        .join(BenchmarkVersion)
+        .where(BenchmarkPhase.task == task, BenchmarkPhase.phase == chosen)
+        .order_by(BenchmarkVersion.id.desc())
+    )
+    if benchmark is not None:
+        query = query.where(BenchmarkVersion.name == benchmark)
+    if version is not None:
+        query = query.where(BenchmarkVersion.version == version)
+    board = session.scalars(query).first()
+    if board is None:
+        named = f" of benchmark {benchmark!r}" if benchmark is not None else ""
+        named += f" version {version}" if version is not None else ""
+        raise BoardNotFound(
+            f"no loaded benchmark version{named} has a leaderboard for {task}, phase {chosen}"
+        )
+    return board
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def store_upload(source: BinaryIO, dest: Path, max_bytes: int) -> StoredFile:
+    """Copy ``source`` to ``dest`` in bounded steps, hashing and counting; ``TooLarge``
+    (and nothing left at ``dest``) past ``max_bytes``."""
+    digest = hashlib.sha256()
+    size = 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with dest.open("wb") as out:
+            while chunk := source.read(_COPY_STEP):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(
+                        f"the file is larger than the limit of {format_size(max_bytes)}"
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return StoredFile(dest, digest.hexdigest(), size)
+
+
+def _server_name(path: Path) -> str:
+    """``upload.gz`` for gzip content (by its bytes, not the uploader's name), else
+    ``upload``: never a name chosen by the participant."""
+    with path.open("rb") as handle:
+        return "upload.gz" if handle.read(2) == GZIP_MAGIC else "upload"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@functools.lru_cache(maxsize=_GT_CACHE)
+def _groundtruth(benchmark_file: str, task: str, phase: str) -> GroundTruth:
+    # A benchmark file is named by its fingerprint and never rewritten: the path is the key.
+    return load_groundtruth(benchmark_file, task, phase)
+
+
+def validate_stored(
+    benchmark_file: str, task: str, phase: str, upload: str, validated_out: str, max_bytes: int
+) -> dict[str, Any]:
+    """Validate ``upload`` (run in the API's process pool) and, when it is good, save its
+    validated form to ``validated_out``. Returns a picklable report: ``ok``, ``total``,
+    ``problems`` (each as text and as fields) and what it was checked against."""
+    gt = _groundtruth(benchmark_file, task, phase)
+    validated = validate_file(task, gt, upload, limits=Limits(max_bytes=max_bytes))
+    against = f"{task}, phase {phase} ({', '.join(validated.splits)})"
+    if validated.ok:
+        validated.save(validated_out)
+        return {"ok": True, "total": 0, "problems": [], "against": against}
+    problems = validated.listing()
+    return {
+        "ok": False,
+        "total": validated.total,
+        "against": against,
+        "message": f"{validated.total} problem(s) for {against}; the file was not stored",
+        "problems": [
+            {
+                "text": str(p),
+                "message": p.message,
+                "location": p.location,
+                "id": p.id,
+                "id_field": p.id_field,
+            }
+            for p in problems
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- create
+
+
+def _existing(
+    session: Session, team: Team, board: BenchmarkPhase, sha256: str
+) -> Submission | None:
+    return session.scalars(
+        select(Submission).where(
+            Submission.team_id == team.id,
+            Submission.benchmark_id == board.benchmark_id,
+            Submission.task == board.task,
+            Submission.phase == board.phase,
+            Submission.file_sha256 == sha256,
+        )
+    ).first()
+
+
+def create_submission(
+    session: Session,
+    *,
+    data_dir: Path,
+    team: Team,
+    board: BenchmarkPhase,
+    source: BinaryIO,
+    metadata: Metadata,
+    pool: Executor,
+    max_bytes: int,
+) -> tuple[Submission, bool]:
+    """Store, deduplicate, validate and commit a submission; (row, created). ``created`` is
+    False when the same team sent the same file for the same board before. Raises
+    ``TooLarge`` or ``Rejected`` with nothing kept. The caller enqueues a created row."""
+    submission_id = uuid.uuid4().hex
+    folder_rel = Path("uploads") / submission_id
+    folder = data_dir / folder_rel
+    try:
+        stored = store_upload(source, folder / "upload.part", max_bytes)
+        existing = _existing(session, team, board, stored.sha256)
+        if existing is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            return existing, False
+        name = _server_name(stored.path)
+        upload = stored.path.rename(folder / name)
+        validated = folder / "validated.npz"
+        benchmark_file = data_dir / board.benchmark.file_path
+        report = pool.submit(
+            validate_stored,
+            str(benchmark_file),
+            board.task,
+            board.phase,
+            str(upload),
+            str(validated),
+            max_bytes,
+        ).result()
+        if not report["ok"]:
+            raise Rejected(report)
+        row = Submission(
+            id=submission_id,
+            team_id=team.id,
+            benchmark_id=board.benchmark_id,
+            task=board.task,
+            phase=board.phase,
+            file_path=(folder_rel / name).as_posix(),
+            file_sha256=stored.sha256,
+            file_size=stored.size,
+            original_name=metadata.original_name[:500],
+            validated_path=(folder_rel / validated.name).as_posix(),
+            method_name=metadata.method_name,
+            description=metadata.description,
+            paper_url=metadata.paper_url,
+            code_url=metadata.code_url,
+            is_public=metadata.is_public,
+            status=Status.queued,
+        )
+        session.add(row)
+        try:
+            session.commit()
+        except IntegrityError:  # the same file sent twice at once: the first one wins
+            session.rollback()
+            existing = _existing(session, team, board, stored.sha256)
+            if existing is None:
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+            return existing, False
+        return row, True
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def enqueue(celery: Celery, submission_id: str) -> bool:
+    """Send the id to the workers; False (logged, not raised) when the broker is down: the
+    row stays queued and the sweeper sends it again."""
+    try:
+        celery.send_task(SCORE_TASK, args=[submission_id], retry=False)
+    except Exception as exc:  # any broker or connection failure
+        log.warning("submission %s stays queued: the broker refused it (%s)", submission_id, exc)
+        return False
+    return True
