@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -119,4 +119,130 @@ def serve(data_dir: Path | None, host: str, port: int) -> None:
     raise SystemExit(Serve(settings, host=host, port=port).run())
 
 
-COMMANDS: list[click.Command] = [worker, sweeper, serve]
+# --------------------------------------------------------------------------- the client
+
+
+def _client_options(function: Any) -> Any:
+    function = click.option("--token", default=None,
+                            help="The team's API token (default: VL12_TOKEN).")(function)
+    return click.option("--url", default=None,
+                        help="The server (default: VL12_URL, else http://127.0.0.1:8000).")(
+        function
+    )
+
+
+def _client(url: str | None, token: str | None) -> Any:
+    from evalserver.client import Client
+    from evalserver.settings import ClientSettings
+
+    settings = ClientSettings()
+    if token is None and settings.token is not None:
+        token = settings.token.get_secret_value()
+    return Client(url or settings.url, token or None)
+
+
+def _api_error(exc: Any) -> NoReturn:
+    """The server's refusal, with a rejected file's whole report; exit 1."""
+    click.echo(f"error: {exc}", err=True)
+    report = getattr(exc, "report", None)
+    if isinstance(report, dict):
+        for problem in report.get("problems", []):
+            click.echo(f"  {problem.get('text') or problem.get('message')}", err=True)
+    raise SystemExit(1)
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--task", required=True, help="The task (see `evalserver score --help`).")
+@click.option("--phase", default=None, help="Leaderboard phase (default: the task's default).")
+@click.option("--method", "method", default="", help="Method name shown on the leaderboard.")
+@click.option("--description", default="", help="A short description of the method.")
+@click.option("--private", is_flag=True, help="Only your team (and the admin) see the entry.")
+@click.option("--wait", is_flag=True, help="Wait until it is scored (exit 1 if it fails).")
+@click.option("--json", "as_json", is_flag=True, help="Print the submission as JSON.")
+@_client_options
+def submit(
+    file: Path, task: str, phase: str | None, method: str, description: str, private: bool,
+    wait: bool, as_json: bool, url: str | None, token: str | None,
+) -> None:
+    """Upload a prediction FILE (any official format, gzip accepted) for --task.
+
+    Exit 0 when accepted (with --wait: when scored); 1 when rejected (the validator's whole
+    report is printed) or failed; 2 on a usage error."""
+    import json
+    import sys
+
+    from evalserver.client import ApiError, format_status
+    from unify import tasks
+
+    if task not in tasks.task_names():
+        raise click.BadParameter(
+            f"unknown task {task!r}; choose one of {', '.join(tasks.task_names())}",
+            param_hint="--task",
+        )
+    client = _client(url, token)
+    if client.token is None:
+        raise click.UsageError("a team token is needed: --token or VL12_TOKEN")
+    try:
+        row = client.submit(file, task, phase, method, description, public=not private,
+                            progress=sys.stderr.isatty())
+        if wait and row["status"] not in ("scored", "failed", "cancelled"):
+            click.echo(f"submission {row['id']} queued; waiting for its score", err=True)
+            row = client.wait(row["id"])
+    except ApiError as exc:
+        _api_error(exc)
+    click.echo(json.dumps(row, indent=2) if as_json else format_status(row))
+    if row["status"] in ("failed", "cancelled"):
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("submission_id")
+@click.option("--wait", is_flag=True, help="Wait until it is final.")
+@click.option("--json", "as_json", is_flag=True, help="Print the submission as JSON.")
+@_client_options
+def status(submission_id: str, wait: bool, as_json: bool, url: str | None,
+           token: str | None) -> None:
+    """A submission's status, metrics or error (exit 1 when it failed)."""
+    import json
+
+    from evalserver.client import ApiError, format_status
+
+    client = _client(url, token)
+    try:
+        row = client.wait(submission_id) if wait else client.get(submission_id)
+    except ApiError as exc:
+        _api_error(exc)
+    click.echo(json.dumps(row, indent=2) if as_json else format_status(row))
+    if row["status"] in ("failed", "cancelled"):
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--task", required=True, help="The task.")
+@click.option("--phase", default=None, help="Leaderboard phase (default: the task's default).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV, as the server exports it.")
+@click.option("--json", "as_json", is_flag=True, help="The server's JSON.")
+@_client_options
+def leaderboard(task: str, phase: str | None, as_csv: bool, as_json: bool, url: str | None,
+                token: str | None) -> None:
+    """The leaderboard of (--task, --phase): a table, --csv or --json. With a token, your
+    team's private entries are included."""
+    import json
+
+    from evalserver.client import ApiError, format_leaderboard
+
+    if as_csv and as_json:
+        raise click.UsageError("--csv and --json exclude each other")
+    client = _client(url, token)
+    try:
+        board = client.leaderboard(task, phase, csv=as_csv)
+    except ApiError as exc:
+        _api_error(exc)
+    if as_csv:
+        click.echo(board, nl=False)
+    else:
+        click.echo(json.dumps(board, indent=2) if as_json else format_leaderboard(board))
+
+
+COMMANDS: list[click.Command] = [worker, sweeper, serve, submit, status, leaderboard]

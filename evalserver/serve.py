@@ -54,8 +54,10 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, env: dict[str, str]) -> None:
+        # Their output is log: on serve's stderr, so stdout carries only the URL line.
         self.proc = subprocess.Popen(
-            self.argv, env=env, start_new_session=True, preexec_fn=_die_with_parent()
+            self.argv, env=env, stdout=sys.stderr, start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
 
     def stop(self, grace: float) -> int | None:
