@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from evalserver.db.migrate import upgrade
-from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission, Team
+from evalserver.db.models import BenchmarkVersion, Status, Submission, Team
 from evalserver.db.session import make_engine
 from evalserver.metrics import load_groundtruth, validate_file
 from evalserver.settings import Settings
@@ -34,9 +33,11 @@ from evalserver.worker.celery_app import SCORE_TASK, make_celery
 from tests.evalserver.services import (
     PrivatePostgres,
     PrivateRedis,
+    free_port,
     private_postgres,
     private_rabbitmq_vhost,
     private_redis,
+    wait_for_port,
 )
 from unify import tasks
 
@@ -116,27 +117,19 @@ class Live:
         return self._engine
 
     def load_benchmark(self, h5: Path) -> None:
-        """Register the unified file as a benchmark version (copied into the data dir)."""
-        import h5py
+        """Register the unified file as a benchmark version, as ``evalserver load`` does."""
+        from evalserver.benchmarks import load_benchmark
 
-        with h5py.File(h5, "r") as f:
-            fingerprint = str(f.attrs["fingerprint"])
-        relative = Path("benchmarks") / f"{fingerprint}.h5"
-        (self.data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(h5, self.data_dir / relative)
+        with Session(self.engine, expire_on_commit=False) as session:
+            outcome = load_benchmark(session, self.data_dir, h5, "tiny")
+            self.benchmark_id = outcome.benchmark.id
+
+    def team_token(self, name: str) -> str:
+        """A team made as ``evalserver team create`` makes it; its token."""
+        from evalserver.teams import create_team
+
         with Session(self.engine) as session:
-            bench = BenchmarkVersion(
-                name="tiny", version=1, fingerprint=fingerprint, file_path=str(relative),
-                schema_version="1.2",
-            )
-            for spec in tasks.all_tasks().values():
-                for phase in spec.phases:
-                    bench.phases.append(
-                        BenchmarkPhase(task=spec.name, phase=phase.name, splits=list(phase.splits))
-                    )
-            session.add(bench)
-            session.commit()
-            self.benchmark_id = bench.id
+            return create_team(session, name)[1]
 
     def team(self, name: str) -> int:
         with Session(self.engine) as session:
@@ -229,11 +222,23 @@ class Live:
     def sweeper(self) -> subprocess.Popen[bytes]:
         return self.start("sweeper")
 
+    def api(self) -> str:
+        """``evalserver api`` on a free port; its base URL once it answers."""
+        port = free_port()
+        self.start("api", "--port", str(port))
+        wait_for_port(port, timeout=60)
+        return f"http://127.0.0.1:{port}"
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
             for p in sorted(self.data_dir.glob("*.log"))
         )
+
+    def dispose(self) -> None:
+        """Drop the test's own pooled connections (before a database restart)."""
+        if self._engine is not None:
+            self._engine.dispose()
 
     def close(self) -> None:
         for proc in self.procs:
