@@ -54,9 +54,7 @@ def data_dir_option(function: F) -> F:
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    if data_dir is not None:
-        os.environ["VL12_DATA_DIR"] = str(data_dir)  # also for uvicorn's factory (api)
-    return Settings()
+    return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
 def require_current_schema(settings: Settings) -> None:
@@ -218,5 +216,7 @@ def api(host: str, port: int, data_dir: Path | None) -> None:
 
     settings = _settings(data_dir)
     require_current_schema(settings)
+    if data_dir is not None:
+        os.environ["VL12_DATA_DIR"] = str(data_dir)  # for uvicorn's factory, in this process
     click.echo(f"vl12 API on http://{host}:{port}/api/v1 (OpenAPI: http://{host}:{port}/docs)")
     uvicorn.run("evalserver.app.main:create_app", factory=True, host=host, port=port)

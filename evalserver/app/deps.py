@@ -57,6 +57,15 @@ class Services:
                 )
             return self._pool
 
+    def discard_pool(self, broken: Executor) -> None:
+        """Forget a pool whose process died (a ``ProcessPoolExecutor`` never recovers from
+        that); the next upload starts a new one. A pool given by the caller is kept: it
+        is the caller's to replace."""
+        with self._lock:
+            if self._pool is broken and self.owns_pool:
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None and self.owns_pool:

@@ -181,6 +181,8 @@ class Check(BaseModel):
 class WorkersCheck(Check):
     #: Names of the workers that answered a ping; None when the broker cannot broadcast.
     live: list[str] | None = None
+    #: Workers that started a submission lately (from the database: any broker).
+    recent: list[str] = Field(default_factory=list)
 
 
 class QueueOut(BaseModel):

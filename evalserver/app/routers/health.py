@@ -3,7 +3,7 @@ it (so "stuck for days" shows up here first)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
@@ -24,7 +24,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _database(services: Services) -> tuple[Check, QueueOut | None]:
+def _database(services: Services) -> tuple[Check, QueueOut | None, list[str]]:
     try:
         with services.sessions() as session:
             session.execute(text("SELECT 1"))
@@ -38,15 +38,22 @@ def _database(services: Services) -> tuple[Check, QueueOut | None]:
             oldest = session.scalar(
                 select(func.min(Submission.updated_at)).where(Submission.status == Status.queued)
             )
+            since = datetime.now(UTC) - timedelta(seconds=services.settings.running_deadline_s)
+            recent = session.scalars(
+                select(Submission.worker_host)
+                .where(Submission.started_at >= since, Submission.worker_host.is_not(None))
+                .distinct()
+            ).all()
     except Exception as exc:  # any driver or connection error
-        return Check(ok=False, detail=f"{type(exc).__name__}: {str(exc).splitlines()[0]}"), None
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return Check(ok=False, detail=reason), None, []
     age = None if oldest is None else (datetime.now(UTC) - _aware(oldest)).total_seconds()
     queue = QueueOut(
         queued=counts.get(Status.queued, 0),
         running=counts.get(Status.running, 0),
         oldest_queued_s=age,
     )
-    return Check(ok=True), queue
+    return Check(ok=True), queue, sorted(h for h in recent if h)
 
 
 def _broker(services: Services) -> tuple[Check, bool]:
@@ -82,9 +89,10 @@ def _workers(services: Services, fanout: bool) -> WorkersCheck:
 def health(response: Response, services: Annotated[Services, Depends(get_services)]) -> HealthOut:
     """200 when the database answers (``status`` ok, or degraded when the broker is down or
     no worker answers: uploads are still accepted and wait queued); 503 when it does not."""
-    database, queue = _database(services)
+    database, queue, recent = _database(services)
     broker, fanout = _broker(services)
     workers = _workers(services, fanout) if broker.ok else WorkersCheck(ok=False, live=None)
+    workers.recent = recent
     if not database.ok:
         status = "down"
         response.status_code = 503

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures.process import BrokenProcessPool
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
@@ -22,6 +24,7 @@ from evalserver.submissions import (
 )
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
+log = logging.getLogger(__name__)
 
 MAX_LIST = 500
 
@@ -35,6 +38,7 @@ MAX_LIST = 500
         404: {"description": "No loaded benchmark has this (task, phase)."},
         413: {"description": "The file is larger than the server's limit."},
         422: {"model": RejectedOut, "description": "The file failed validation (`detail`)."},
+        503: {"description": "The validation process died; nothing was stored."},
     },
 )
 def create(
@@ -69,6 +73,7 @@ def create(
         is_public=public,
         original_name=file.filename or "",
     )
+    pool = services.pool
     try:
         row, created = create_submission(
             session,
@@ -77,13 +82,19 @@ def create(
             board=board,
             source=file.file,
             metadata=metadata,
-            pool=services.pool,
+            pool=pool,
             max_bytes=settings.max_upload_bytes,
         )
     except TooLarge as exc:
         raise HTTPException(413, str(exc)) from None
     except Rejected as exc:
         raise HTTPException(422, exc.report) from None
+    except BrokenProcessPool:
+        services.discard_pool(pool)
+        log.error("a validation process died (out of memory?); nothing was stored")
+        raise HTTPException(
+            503, "the validation process stopped while reading this file; nothing was stored"
+        ) from None
     if created:
         enqueue(services.celery, row.id)
     else:

@@ -129,7 +129,7 @@ def running_server(
     kind: str,
     data_dir: Path,
     tiny_h5: Path,
-    pool: ProcessPoolExecutor,
+    pool: ProcessPoolExecutor | None,
     **overrides: Any,
 ) -> Iterator[Server]:
     with database(kind, data_dir) as url:

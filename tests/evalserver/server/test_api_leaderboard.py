@@ -7,12 +7,14 @@ import csv
 import io
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from evalserver.db.models import Status, Submission
+from evalserver.db.session import make_engine, make_sessionmaker
 from tests.evalserver.server.api_support import (
     TASK,
     Server,
@@ -158,3 +160,31 @@ def test_health_reports_database_broker_workers_and_queue(server: Server) -> Non
     assert body["status"] == "degraded"
     assert body["queue"]["queued"] == 1 and body["queue"]["running"] == 0
     assert body["queue"]["oldest_queued_s"] >= 0
+
+
+def test_health_names_workers_that_started_work_lately(server: Server) -> None:
+    sid = scored(server, "alpha", {})
+    with server.sessions() as session:
+        row = session.get(Submission, sid)
+        row.worker_host, row.started_at = "host-a:123", datetime.now(UTC)
+        session.commit()
+    body = server.client.get("/api/v1/health").json()
+    assert body["workers"]["recent"] == ["host-a:123"]
+
+
+def test_health_is_503_without_a_database(
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+) -> None:
+    with running_server("sqlite", tmp_path / "data", tiny_h5, validation_pool) as server:
+        services = server.client.app.state.services
+        # The database server goes away: nothing listens on port 9 (discard).
+        gone = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none")
+        services.sessions = make_sessionmaker(gone)
+        try:
+            response = server.client.get("/api/v1/health")
+        finally:
+            gone.dispose()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down" and body["database"]["ok"] is False
+    assert "OperationalError" in body["database"]["detail"]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import signal
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,35 @@ def test_a_broker_that_is_down_does_not_fail_the_upload(
         assert row.status == Status.queued  # the sweeper will send it
         with server.sessions() as session:
             assert session.scalar(select(func.count()).select_from(Submission)) == 1
+
+
+def test_the_same_file_sent_twice_at_once_makes_one_submission(server: Server) -> None:
+    content = submission(server.gt_path, seed=10)
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        answers = list(threads.map(lambda _: server.submit("alpha", content), range(2)))
+    assert sorted(a.status_code for a in answers) == [200, 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    [row] = _rows(server)
+    assert len(server.sent()) == 1
+    # The loser's files were removed; the winner's are whole.
+    assert {p.parent.name for p in _uploads(server)} == {row.id}
+
+
+def test_a_dead_validation_process_is_503_and_the_next_upload_gets_a_new_one(
+    tmp_path: Path, tiny_h5: Path
+) -> None:
+    from evalserver.app.deps import Services
+
+    data = tmp_path / "data"
+    with running_server("sqlite", data, tiny_h5, None, validation_processes=1) as server:
+        services: Services = server.client.app.state.services
+        assert server.submit("alpha", submission(server.gt_path, seed=11)).status_code == 201
+        pool = services.pool
+        [pid] = list(pool._processes)  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        answer = server.submit("alpha", submission(server.gt_path, seed=12))
+        assert answer.status_code == 503 and "nothing was stored" in answer.json()["detail"]
+        assert len(_rows(server)) == 1
+        again = server.submit("alpha", submission(server.gt_path, seed=12))
+        assert again.status_code == 201, again.text
+        assert services.pool is not pool
