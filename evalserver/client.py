@@ -144,7 +144,10 @@ def format_status(row: dict[str, Any]) -> str:
     if row.get("duplicate"):
         lines.append("  (this file was submitted before: the earlier submission)")
     if row.get("metrics"):
-        lines.extend(f"  {name}: {value}" for name, value in row["metrics"].items())
+        lines.extend(
+            f"  {name}: {'-' if value is None else f'{value:.4f}'}"
+            for name, value in row["metrics"].items()
+        )
         if row.get("scorer_name"):
             lines.append(f"  scored by {row['scorer_name']} {row.get('scorer_version')}")
     if row.get("error"):

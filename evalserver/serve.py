@@ -61,12 +61,14 @@ class Child:
         )
 
     def stop(self, grace: float) -> int | None:
-        """SIGTERM its process group, wait, SIGKILL the group after ``grace``."""
+        """SIGTERM to the child (it stops its own children: a worker's warm shutdown ends
+        its pool), wait, then SIGKILL its whole process group: after ``grace``, or at once
+        for anything it left behind."""
         proc = self.proc
         if proc is None:
             return None
         if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(grace)
             except subprocess.TimeoutExpired:
