@@ -1,0 +1,45 @@
+"""The process and client commands' refusals: an old schema, a server that is not there, a
+missing token. Each is one line and an exit status, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.evalserver.server.live import ROOT
+from tests.evalserver.services import free_port
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT), "VL12_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin"}
+    return subprocess.run([sys.executable, "-m", "evalserver.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("command", ["worker", "sweeper"])
+def test_refuses_a_database_without_the_schema(tmp_path: Path, command: str) -> None:
+    done = run(tmp_path, command)
+    assert done.returncode == 1
+    assert "evalserver db upgrade" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "vl12.db").exists()  # asking creates nothing
+
+
+def test_client_without_a_server(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = run(tmp_path, "status", "0" * 32, "--url", url)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: cannot reach the server at {url}")
+    assert "Traceback" not in done.stderr
+
+
+def test_submit_needs_a_token_and_a_known_task(tmp_path: Path) -> None:
+    predictions = tmp_path / "p.json"
+    predictions.write_text("[]")
+    no_token = run(tmp_path, "submit", "--task", "nlvr2", str(predictions))
+    assert no_token.returncode == 2 and "token" in no_token.stderr
+    unknown = run(tmp_path, "submit", "--task", "nope", str(predictions), "--token", "t")
+    assert unknown.returncode == 2 and "nlvr2" in unknown.stderr  # lists the known tasks
