@@ -241,6 +241,10 @@ class Live:
             self._engine.dispose()
 
     def close(self) -> None:
+        for proc in self.procs:  # all asked at once, then each waited for
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs:
             stop_group(proc)
         self.procs.clear()

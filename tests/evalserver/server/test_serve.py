@@ -15,9 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
+from evalserver.benchmarks import load_benchmark
+from evalserver.db.migrate import upgrade
+from evalserver.db.session import make_engine
 from evalserver.metrics import load_groundtruth, score_file
 from evalserver.metrics.chance import chance_submission
+from evalserver.settings import Settings
+from evalserver.teams import create_team
 from tests.evalserver.server.live import FAST, ROOT
 from tests.evalserver.services import free_port
 
@@ -114,12 +120,14 @@ class Served:
 def served(tmp_path: Path, tiny_h5: Path) -> Iterator[tuple[Served, str]]:
     data_dir = tmp_path / "data"
     server = Served(data_dir)
-    assert cli(server.env, "db", "upgrade").returncode == 0
-    loaded = cli(server.env, "load", str(tiny_h5), "--name", "tiny")
-    assert loaded.returncode == 0, loaded.stderr
-    made = cli(server.env, "team", "create", "alpha")
-    assert made.returncode == 0, made.stderr
-    token = made.stdout.strip()
+    # What `evalserver db upgrade`, `load` and `team create` do, in process (quicker).
+    settings = Settings(data_dir=data_dir)
+    upgrade(settings.db_url)
+    engine = make_engine(settings.db_url)
+    with Session(engine) as session:
+        load_benchmark(session, data_dir, tiny_h5, "tiny")
+        token = create_team(session, "alpha")[1]
+    engine.dispose()
     try:
         yield server, token
     finally:
@@ -162,11 +170,6 @@ def test_serve_scores_a_submission_and_stops_every_child(
     rejected = cli(client, "submit", "--task", TASK, str(bad))
     assert rejected.returncode == 1
     assert "problem" in rejected.stderr and "not stored" in rejected.stderr
-    usage = cli(client, "submit", "--task", "no-such-task", str(good))
-    assert usage.returncode == 2
-    anonymous = cli({**client, "VL12_TOKEN": ""}, "submit", "--task", TASK, str(good))
-    assert anonymous.returncode == 2 and "token" in anonymous.stderr
-
     tree = descendants(server.proc.pid)
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(60) == 0
