@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion
@@ -202,5 +203,16 @@ def load_benchmark(
         for p in info.phases
     ]
     session.add(benchmark)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # another load of this file, or of this name, at the same moment
+        session.rollback()
+        existing = session.scalars(
+            select(BenchmarkVersion).where(BenchmarkVersion.fingerprint == info.fingerprint)
+        ).first()
+        if existing is not None:
+            return LoadOutcome(existing, False, info.skipped)
+        raise BenchmarkError(
+            f"{path}: another version of {name!r} was loaded at the same moment: load again"
+        ) from None
     return LoadOutcome(benchmark, True, info.skipped)

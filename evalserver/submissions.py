@@ -2,8 +2,9 @@
 then enqueue it.
 
 The order is what makes a submission impossible to lose (spec/evalserver.md):
-1. the upload is streamed to ``uploads/<id>/`` under a server-made name, its sha256 and size
-   counted on the way (never the whole file in memory, 413 past the limit);
+1. the upload is streamed to ``uploads/<id>/`` (``evalserver.app.upload``) and renamed to a
+   server-made name, its sha256 and size counted on the way (never the whole file in
+   memory, 413 past the limit);
 2. the same team, file and leaderboard gets the existing submission back;
 3. the file is validated once, in a worker process of the API's pool (never on the event
    loop), against the ground truth of its (benchmark version, task, phase); a bad file is
@@ -17,23 +18,28 @@ The order is what makes a submission impossible to lose (spec/evalserver.md):
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import shutil
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission, Team
+from evalserver.db.models import (
+    BenchmarkPhase,
+    BenchmarkVersion,
+    Status,
+    Submission,
+    Team,
+    utcnow,
+)
 from evalserver.metrics import GroundTruth, Limits, load_groundtruth, validate_file
-from evalserver.metrics.limits import format_size
 from evalserver.metrics.upload import GZIP_MAGIC
 from evalserver.worker.celery_app import SCORE_TASK
 from unify import tasks
@@ -41,27 +47,32 @@ from unify.errors import DataError
 
 __all__ = [
     "BoardNotFound",
+    "BoardUnavailable",
     "Metadata",
     "Rejected",
     "StoredFile",
     "TooLarge",
+    "cancel_submission",
     "create_submission",
     "enqueue",
     "find_board",
-    "store_upload",
+    "new_upload_folder",
     "validate_stored",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Bytes copied per step from the request's spooled upload to the data dir.
-_COPY_STEP = 1 << 20
 #: Ground truths one validation process keeps (a few leaderboards are hot at a time).
 _GT_CACHE = 4
 
 
 class BoardNotFound(LookupError):
     """No loaded benchmark version has the requested (task, phase)."""
+
+
+class BoardUnavailable(Exception):
+    """The benchmark file of a loaded board cannot be read here (moved, damaged): the
+    server's fault, not the submission's."""
 
 
 class TooLarge(Exception):
@@ -138,28 +149,6 @@ def find_board(
 # --------------------------------------------------------------------------- the file
 
 
-def store_upload(source: BinaryIO, dest: Path, max_bytes: int) -> StoredFile:
-    """Copy ``source`` to ``dest`` in bounded steps, hashing and counting; ``TooLarge``
-    (and nothing left at ``dest``) past ``max_bytes``."""
-    digest = hashlib.sha256()
-    size = 0
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with dest.open("wb") as out:
-            while chunk := source.read(_COPY_STEP):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TooLarge(
-                        f"the file is larger than the limit of {format_size(max_bytes)}"
-                    )
-                digest.update(chunk)
-                out.write(chunk)
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return StoredFile(dest, digest.hexdigest(), size)
-
-
 def _server_name(path: Path) -> str:
     """``upload.gz`` for gzip content (by its bytes, not the uploader's name), else
     ``upload``: never a name chosen by the participant."""
@@ -224,25 +213,35 @@ def _existing(
     ).first()
 
 
+def new_upload_folder(data_dir: Path) -> tuple[str, Path]:
+    """A fresh submission id and its folder under ``uploads/`` (relative to the data dir);
+    the folder is made when the first bytes arrive."""
+    submission_id = uuid.uuid4().hex
+    return submission_id, Path("uploads") / submission_id
+
+
 def create_submission(
     session: Session,
     *,
     data_dir: Path,
+    submission_id: str,
+    stored: StoredFile,
     team: Team,
     board: BenchmarkPhase,
-    source: BinaryIO,
     metadata: Metadata,
     pool: Executor,
     max_bytes: int,
 ) -> tuple[Submission, bool]:
-    """Store, deduplicate, validate and commit a submission; (row, created). ``created`` is
-    False when the same team sent the same file for the same board before. Raises
-    ``TooLarge`` or ``Rejected`` with nothing kept. The caller enqueues a created row."""
-    submission_id = uuid.uuid4().hex
+    """Deduplicate, validate and commit a submission whose file was received into
+    ``uploads/<submission_id>/`` (``stored``); (row, created). ``created`` is False when the
+    same team sent the same file for the same board before. Raises ``Rejected`` or
+    ``BoardUnavailable``; the folder is removed unless a new row keeps it. The caller
+    enqueues a created row."""
     folder_rel = Path("uploads") / submission_id
     folder = data_dir / folder_rel
+    if stored.path.parent != folder:
+        raise ValueError(f"{stored.path} is not in the folder of submission {submission_id}")
     try:
-        stored = store_upload(source, folder / "upload.part", max_bytes)
         existing = _existing(session, team, board, stored.sha256)
         if existing is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -251,15 +250,24 @@ def create_submission(
         upload = stored.path.rename(folder / name)
         validated = folder / "validated.npz"
         benchmark_file = data_dir / board.benchmark.file_path
-        report = pool.submit(
-            validate_stored,
-            str(benchmark_file),
-            board.task,
-            board.phase,
-            str(upload),
-            str(validated),
-            max_bytes,
-        ).result()
+        try:
+            report = pool.submit(
+                validate_stored,
+                str(benchmark_file),
+                board.task,
+                board.phase,
+                str(upload),
+                str(validated),
+                max_bytes,
+            ).result()
+        except (DataError, OSError) as exc:
+            # Logged for the operator with the file's path; the participant gets no path.
+            log.error("cannot read the ground truth of %s/%s: %s", board.task, board.phase, exc)
+            bench = board.benchmark
+            raise BoardUnavailable(
+                f"the ground truth of {board.task}, phase {board.phase} of {bench.name} "
+                f"version {bench.version} cannot be read on this server; nothing was stored"
+            ) from None
         if not report["ok"]:
             raise Rejected(report)
         row = Submission(
@@ -294,6 +302,21 @@ def create_submission(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def cancel_submission(session: Session, row: Submission) -> bool:
+    """``queued``/``running`` -> ``cancelled`` in one guarded UPDATE (a worker's claim needs
+    ``queued`` and its result needs ``running``, so neither happens after this); False when
+    the row was final already. ``row`` is refreshed."""
+    now = utcnow()
+    changed = session.execute(
+        update(Submission)
+        .where(Submission.id == row.id, Submission.status.in_([Status.queued, Status.running]))
+        .values(status=Status.cancelled, finished_at=now, updated_at=now)
+    ).rowcount
+    session.commit()
+    session.refresh(row)
+    return changed == 1
 
 
 def enqueue(celery: Celery, submission_id: str) -> bool:

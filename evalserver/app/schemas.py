@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalserver.db.models import BenchmarkVersion, Status, Submission
 
@@ -21,6 +21,8 @@ __all__ = [
     "PhaseOut",
     "Problem",
     "RejectedOut",
+    "SubmissionChange",
+    "SubmissionForm",
     "SubmissionOut",
     "TaskOut",
 ]
@@ -92,10 +94,59 @@ class SubmissionOut(BaseModel):
             scorer_name=row.scorer_name,
             scorer_version=row.scorer_version,
             error=row.error,
-            metrics=(result or {}).get("metrics") if result else None,
+            metrics=result.get("metrics") if result else None,
             result=result,
             duplicate=duplicate,
         )
+
+
+class SubmissionChange(BaseModel):
+    """What can change after upload: visibility (its team or the admin), and whether it is
+    a baseline (the admin only)."""
+
+    public: bool | None = None
+    baseline: bool | None = None
+
+
+class SubmissionForm(BaseModel):
+    """The text fields of an upload's form (the file is the ``file`` part)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: str = Field(max_length=100)
+    phase: str | None = Field(
+        default=None, max_length=100, description="Default: the task's default phase."
+    )
+    benchmark: str | None = Field(
+        default=None, max_length=200, description="A benchmark name; default: the newest loaded."
+    )
+    method_name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    paper_url: str = Field(default="", max_length=500)
+    code_url: str = Field(default="", max_length=500)
+    public: bool = True
+
+    @classmethod
+    def openapi_body(cls) -> dict[str, Any]:
+        """The multipart request body, for the OpenAPI document (the route reads the stream
+        itself, so FastAPI cannot derive it)."""
+        schema = cls.model_json_schema()
+        schema["properties"] = {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "The prediction file, in the task's official format (gzip "
+                "accepted).",
+            },
+            **schema["properties"],
+        }
+        schema["required"] = ["file", *schema.get("required", [])]
+        return {
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": schema}},
+            }
+        }
 
 
 class Problem(BaseModel):

@@ -78,7 +78,7 @@ def upgrade() -> None:
         sa.Column("phase", sa.String(length=100), nullable=False),
         sa.Column("file_path", sa.String(length=500), nullable=False),
         sa.Column("file_sha256", sa.String(length=64), nullable=False),
-        sa.Column("file_size", sa.Integer(), nullable=False),
+        sa.Column("file_size", sa.BigInteger(), nullable=False),
         sa.Column("original_name", sa.String(length=500), nullable=False),
         sa.Column("validated_path", sa.String(length=500), nullable=True),
         sa.Column("method_name", sa.String(length=200), nullable=False),

@@ -22,7 +22,7 @@ from evalserver.app.schemas import (
     TaskOut,
 )
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission
-from evalserver.ranking import Entry, RankedRow, board_columns, rank
+from evalserver.ranking import Entry, board_columns, rank
 from evalserver.submissions import BoardNotFound, find_board
 from unify import tasks
 from unify.tasks import TaskSpec
@@ -43,9 +43,7 @@ def _columns(spec: TaskSpec) -> list[BoardColumn]:
     ]
 
 
-def leaderboard(
-    session: DbSession, viewer: Viewer, board: BenchmarkPhase
-) -> tuple[LeaderboardOut, list[RankedRow]]:
+def leaderboard(session: DbSession, viewer: Viewer, board: BenchmarkPhase) -> LeaderboardOut:
     """The ranked board as this viewer may see it: private entries only for their team and
     the admin (filtered before ranking: a hidden better entry never moves a public one)."""
     spec = tasks.get(board.task)
@@ -93,7 +91,7 @@ def leaderboard(
         )
         for r in ranked
     ]
-    out = LeaderboardOut(
+    return LeaderboardOut(
         benchmark=BenchmarkRef.of(board.benchmark),
         task=board.task,
         phase=board.phase,
@@ -102,7 +100,6 @@ def leaderboard(
         columns=_columns(spec),
         rows=rows,
     )
-    return out, ranked
 
 
 def to_csv(board: LeaderboardOut) -> str:
@@ -156,7 +153,7 @@ def get_leaderboard(
         board = find_board(session, task, phase, benchmark, version)
     except BoardNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    out, _ = leaderboard(session, viewer, board)
+    out = leaderboard(session, viewer, board)
     if format == "csv":
         name = f"{out.benchmark.name}-v{out.benchmark.version}-{task}-{out.phase}.csv"
         return Response(

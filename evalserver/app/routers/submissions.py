@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from concurrent.futures.process import BrokenProcessPool
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from evalserver.app.deps import DbSession, Services, Viewer, get_services, get_viewer, require_team
-from evalserver.app.schemas import RejectedOut, SubmissionOut
+from evalserver.app.schemas import RejectedOut, SubmissionChange, SubmissionForm, SubmissionOut
+from evalserver.app.upload import FILE_FIELD, BadForm, receive_form
 from evalserver.db.models import Status, Submission, Team
 from evalserver.submissions import (
     BoardNotFound,
+    BoardUnavailable,
     Metadata,
     Rejected,
+    StoredFile,
     TooLarge,
+    cancel_submission,
     create_submission,
     enqueue,
     find_board,
+    new_upload_folder,
 )
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
@@ -35,60 +44,99 @@ MAX_LIST = 500
     response_model=SubmissionOut,
     responses={
         200: {"model": SubmissionOut, "description": "The same file was submitted before."},
+        400: {"description": "The body is not the expected multipart form."},
         404: {"description": "No loaded benchmark has this (task, phase)."},
         413: {"description": "The file is larger than the server's limit."},
         422: {"model": RejectedOut, "description": "The file failed validation (`detail`)."},
-        503: {"description": "The validation process died; nothing was stored."},
+        503: {"description": "Validation could not run; nothing was stored."},
     },
+    openapi_extra=SubmissionForm.openapi_body(),
 )
-def create(
+async def create(
+    request: Request,
     response: Response,
     session: DbSession,
     services: Annotated[Services, Depends(get_services)],
     team: Annotated[Team, Depends(require_team)],
-    file: Annotated[UploadFile, File(description="The prediction file (gzip accepted).")],
-    task: Annotated[str, Form()],
-    phase: Annotated[str | None, Form(description="Default: the task's default phase.")] = None,
-    benchmark: Annotated[str | None, Form(description="Default: the newest loaded.")] = None,
-    method_name: Annotated[str, Form(max_length=200)] = "",
-    description: Annotated[str, Form(max_length=10_000)] = "",
-    paper_url: Annotated[str, Form(max_length=500)] = "",
-    code_url: Annotated[str, Form(max_length=500)] = "",
-    public: Annotated[bool, Form()] = True,
 ) -> SubmissionOut:
     """Upload a prediction file for one (task, phase). It is validated before anything is
     queued: 422 with the whole report when it is bad (nothing is stored); 201 and a
     ``queued`` submission when it is good; 200 and the earlier submission when the team sent
-    this same file for this same leaderboard before."""
+    this same file for this same leaderboard before.
+
+    The token is checked before the body is read; the file streams straight into the data
+    dir (``evalserver.app.upload``); the rest runs in a worker thread."""
+    settings = services.settings
+    submission_id, folder_rel = new_upload_folder(settings.data_dir)
+    folder = settings.data_dir / folder_rel
+    created = False
     try:
-        board = find_board(session, task, phase, benchmark)
+        received = await receive_form(request, folder / "upload.part", settings.max_upload_bytes)
+        if received.file is None:
+            raise HTTPException(400, f"the form has no {FILE_FIELD!r} part (the prediction file)")
+        try:
+            form = SubmissionForm.model_validate(received.fields)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            ) from None
+        out, created = await run_in_threadpool(
+            _create, session, services, team, submission_id, received.file, received.filename, form
+        )
+    except TooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
+    except BadForm as exc:
+        raise HTTPException(400, str(exc)) from None
+    finally:
+        if not created:  # refused, failed or a duplicate: nothing of this upload is kept
+            shutil.rmtree(folder, ignore_errors=True)
+    if not created:
+        response.status_code = 200
+    return out
+
+
+def _create(
+    session: Session,
+    services: Services,
+    team: Team,
+    submission_id: str,
+    stored: StoredFile,
+    filename: str,
+    form: SubmissionForm,
+) -> tuple[SubmissionOut, bool]:
+    """The blocking part of an upload: find the board, validate in the pool, commit,
+    enqueue."""
+    try:
+        board = find_board(session, form.task, form.phase, form.benchmark)
     except BoardNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    settings = services.settings
     metadata = Metadata(
-        method_name=method_name,
-        description=description,
-        paper_url=paper_url,
-        code_url=code_url,
-        is_public=public,
-        original_name=file.filename or "",
+        method_name=form.method_name,
+        description=form.description,
+        paper_url=form.paper_url,
+        code_url=form.code_url,
+        is_public=form.public,
+        original_name=filename,
     )
+    settings = services.settings
     pool = services.pool
     try:
         row, created = create_submission(
             session,
             data_dir=settings.data_dir,
+            submission_id=submission_id,
+            stored=stored,
             team=team,
             board=board,
-            source=file.file,
             metadata=metadata,
             pool=pool,
             max_bytes=settings.max_upload_bytes,
         )
-    except TooLarge as exc:
-        raise HTTPException(413, str(exc)) from None
     except Rejected as exc:
         raise HTTPException(422, exc.report) from None
+    except BoardUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
     except BrokenProcessPool:
         services.discard_pool(pool)
         log.error("a validation process died (out of memory?); nothing was stored")
@@ -97,9 +145,7 @@ def create(
         ) from None
     if created:
         enqueue(services.celery, row.id)
-    else:
-        response.status_code = 200
-    return SubmissionOut.of(row, duplicate=not created)
+    return SubmissionOut.of(row, duplicate=not created), created
 
 
 @router.get("/{submission_id}", response_model=SubmissionOut, responses={404: {}})
@@ -107,10 +153,47 @@ def get_one(
     submission_id: str, session: DbSession, viewer: Annotated[Viewer, Depends(get_viewer)]
 ) -> SubmissionOut:
     """A submission of the caller's team (any, for the admin): status, metrics, error."""
+    # The same answer for "not yours" and "does not exist": ids do not leak.
+    return SubmissionOut.of(_visible(session, viewer, submission_id))
+
+
+def _visible(session: DbSession, viewer: Viewer, submission_id: str) -> Submission:
     row = session.get(Submission, submission_id)
     if row is None or not viewer.owns(row.team_id):
-        # The same answer for "not yours" and "does not exist": ids do not leak.
         raise HTTPException(404, f"no submission {submission_id} for this token")
+    return row
+
+
+@router.post("/{submission_id}/cancel", response_model=SubmissionOut, responses={404: {}, 409: {}})
+def cancel(
+    submission_id: str, session: DbSession, viewer: Annotated[Viewer, Depends(get_viewer)]
+) -> SubmissionOut:
+    """Cancel a queued or running submission (its team or the admin). A guarded UPDATE: a
+    worker can no longer claim it, and one scoring it cannot write its result; 409 when it
+    is final already."""
+    row = _visible(session, viewer, submission_id)
+    if not cancel_submission(session, row):
+        raise HTTPException(409, f"submission {row.id} is {row.status.value}: too late to cancel")
+    return SubmissionOut.of(row)
+
+
+@router.patch("/{submission_id}", response_model=SubmissionOut, responses={403: {}, 404: {}})
+def change(
+    submission_id: str,
+    change: SubmissionChange,
+    session: DbSession,
+    viewer: Annotated[Viewer, Depends(get_viewer)],
+) -> SubmissionOut:
+    """Make a submission public or private (its team or the admin), or mark it as a
+    baseline (the admin only; shown as such on leaderboards)."""
+    row = _visible(session, viewer, submission_id)
+    if change.baseline is not None and not viewer.admin:
+        raise HTTPException(403, "only the admin marks baselines")
+    if change.public is not None:
+        row.is_public = change.public
+    if change.baseline is not None:
+        row.is_baseline = change.baseline
+    session.commit()
     return SubmissionOut.of(row)
 
 

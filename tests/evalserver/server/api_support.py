@@ -10,7 +10,9 @@ dropped after it, pass or fail; no other database is touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pytest
 from fastapi.testclient import TestClient
 from kombu import Connection
@@ -156,6 +159,17 @@ def running_server(
                 yield server
         finally:
             engine.dispose()
+
+
+def rebuilt(tiny_h5: Path, dest: Path, *, hidden: tuple[str, str] | None = None) -> Path:
+    """A copy of the tiny build with another fingerprint (another build), optionally one
+    split marked hidden as an organiser build marks it."""
+    shutil.copy(tiny_h5, dest)
+    with h5py.File(dest, "r+") as h5:
+        h5.attrs["fingerprint"] = hashlib.sha256(dest.name.encode()).hexdigest()
+        if hidden is not None:
+            h5["tasks"][hidden[0]][hidden[1]].attrs["hidden"] = True
+    return dest
 
 
 def boards(sessions: sessionmaker[Session]) -> set[tuple[str, str]]:

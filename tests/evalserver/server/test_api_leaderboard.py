@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from evalserver.benchmarks import load_benchmark
 from evalserver.db.models import Status, Submission
 from evalserver.db.session import make_engine, make_sessionmaker
 from tests.evalserver.server.api_support import (
     TASK,
     Server,
     boards,
+    rebuilt,
     running_server,
     submission,
     validation_pool,
@@ -142,10 +144,18 @@ def test_no_route_serves_files_or_ground_truth(server: Server) -> None:
     assert set(paths) == {
         "/api/v1/submissions",
         "/api/v1/submissions/{submission_id}",
+        "/api/v1/submissions/{submission_id}/cancel",
         "/api/v1/leaderboards/{task}",
         "/api/v1/benchmarks",
         "/api/v1/health",
     }
+    # The upload is documented as a multipart form with the file and its metadata.
+    upload = paths["/api/v1/submissions"]["post"]
+    assert set(upload["responses"]) >= {"200", "201", "400", "404", "413", "422", "503"}
+    schema = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert {"file", "task", "phase", "method_name", "public"} <= set(schema["properties"])
+    assert schema["properties"]["file"]["format"] == "binary"
+    assert {"file", "task"} <= set(schema["required"])
     # The data dir is not mounted anywhere.
     assert server.client.get("/benchmarks/").status_code == 404
 
@@ -188,3 +198,32 @@ def test_health_is_503_without_a_database(
     body = response.json()
     assert body["status"] == "down" and body["database"]["ok"] is False
     assert "OperationalError" in body["database"]["detail"]
+
+
+def test_a_new_version_takes_new_submissions_and_old_results_keep_theirs(
+    server: Server, tmp_path: Path
+) -> None:
+    primary = tasks.get(TASK).primary
+    old = scored(server, "alpha", {primary: 10.0}, method_name="old")
+    with server.sessions() as session:
+        load_benchmark(
+            session,
+            server.settings.data_dir,
+            rebuilt(server.gt_path, tmp_path / "v2.h5", hidden=(TASK, "minval")),
+            "tiny",
+        )
+    new = scored(server, "alpha", {primary: 20.0}, method_name="new")
+    get = server.client.get
+
+    def version_of(sid: str) -> int:
+        body = get(f"/api/v1/submissions/{sid}", headers=server.auth("alpha")).json()
+        return body["benchmark"]["version"]
+
+    assert (version_of(old), version_of(new)) == (1, 2)
+    newest = board(server).json()
+    assert newest["benchmark"]["version"] == 2 and newest["hidden"] is True
+    assert [r["method_name"] for r in newest["rows"]] == ["new"]
+    first = board(server, version=1).json()
+    assert [r["method_name"] for r in first["rows"]] == ["old"] and first["hidden"] is False
+    listed = get("/api/v1/benchmarks").json()
+    assert [(b["name"], b["version"]) for b in listed] == [("tiny", 2), ("tiny", 1)]

@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,8 +73,11 @@ def test_a_valid_file_is_stored_validated_committed_then_enqueued(server: Server
     assert body["method_name"] == "uniform" and body["paper_url"] == "http://p"
     assert body["team"] == "alpha"
 
+    # Times carry their UTC offset on every database (SQLite keeps none).
+    assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
     [row] = _rows(server)
     assert row.id == body["id"] and row.status == Status.queued and row.attempts == 0
+    assert row.created_at.tzinfo is not None
     data = server.settings.data_dir
     stored = data / row.file_path
     assert stored.read_bytes() == content
@@ -256,3 +260,106 @@ def test_a_dead_validation_process_is_503_and_the_next_upload_gets_a_new_one(
         again = server.submit("alpha", submission(server.gt_path, seed=12))
         assert again.status_code == 201, again.text
         assert services.pool is not pool
+
+
+def test_a_benchmark_file_gone_from_the_data_dir_is_503_without_its_path(
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+) -> None:
+    with running_server("sqlite", tmp_path / "data", tiny_h5, validation_pool) as server:
+        [copy] = (server.settings.data_dir / "benchmarks").glob("*.h5")
+        copy.rename(copy.with_suffix(".moved"))
+        answer = server.submit("alpha", submission(server.gt_path, seed=13))
+        assert answer.status_code == 503
+        detail = answer.json()["detail"]
+        assert "cannot be read on this server" in detail and str(copy) not in detail
+        assert _rows(server) == [] and _uploads(server) == []
+
+
+def test_cancel_stops_a_queued_or_running_submission_once(server: Server) -> None:
+    queued = server.submit("alpha", submission(server.gt_path, seed=14)).json()["id"]
+    running = server.submit("alpha", submission(server.gt_path, seed=15)).json()["id"]
+    with server.sessions() as session:
+        session.get(Submission, running).status = Status.running
+        session.commit()
+    post = server.client.post
+    theirs = post(f"/api/v1/submissions/{queued}/cancel", headers=server.auth("beta"))
+    assert theirs.status_code == 404
+    for sid in (queued, running):
+        answer = post(f"/api/v1/submissions/{sid}/cancel", headers=server.auth("alpha"))
+        assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
+        assert answer.json()["finished_at"] is not None
+    again = post(f"/api/v1/submissions/{queued}/cancel", headers=server.auth("alpha"))
+    assert again.status_code == 409 and "cancelled" in again.json()["detail"]
+    assert {r.status for r in _rows(server)} == {Status.cancelled}
+
+
+def test_visibility_by_the_team_and_baselines_by_the_admin(server: Server) -> None:
+    sid = server.submit("alpha", submission(server.gt_path, seed=16)).json()["id"]
+    patch = server.client.patch
+    url = f"/api/v1/submissions/{sid}"
+    private = patch(url, json={"public": False}, headers=server.auth("alpha"))
+    assert private.status_code == 200 and private.json()["public"] is False
+    refused = patch(url, json={"baseline": True}, headers=server.auth("alpha"))
+    assert refused.status_code == 403
+    assert patch(url, json={"public": True}, headers=server.auth("beta")).status_code == 404
+    marked = patch(url, json={"baseline": True}, headers=server.auth("admin"))
+    assert marked.status_code == 200 and marked.json()["baseline"] is True
+    [row] = _rows(server)
+    assert row.is_baseline and not row.is_public
+
+
+def test_a_body_that_is_not_the_form_is_400_or_422_and_leaves_nothing(server: Server) -> None:
+    post = server.client.post
+    url = "/api/v1/submissions"
+    headers = server.auth("alpha")
+    not_multipart = post(url, headers=headers, json={"task": TASK})
+    assert not_multipart.status_code == 400 and "multipart" in not_multipart.json()["detail"]
+    no_file = post(url, headers=headers, files={"other": ("x", b"1")}, data={"task": TASK})
+    assert no_file.status_code == 400
+    no_file = post(url, headers=headers, data={"task": TASK}, files={"x": (None, "y")})
+    assert no_file.status_code == 400 and "'file'" in no_file.json()["detail"]
+    content = submission(server.gt_path, seed=17)
+    no_task = post(url, headers=headers, files={"file": ("p.json", content)})
+    assert no_task.status_code == 422
+    assert no_task.json()["detail"][0]["loc"] == ["body", "task"]
+    too_long = server.submit("alpha", content, method_name="m" * 201)
+    assert too_long.status_code == 422 and too_long.json()["detail"][0]["loc"][-1] == (
+        "method_name"
+    )
+    assert _rows(server) == [] and _uploads(server) == []
+    # Nothing was left half-written in the uploads folder either.
+    root = server.settings.uploads_dir
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_a_chunked_upload_past_the_limit_is_413_while_it_streams(
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+) -> None:
+    with running_server(
+        "sqlite", tmp_path / "data", tiny_h5, validation_pool, max_upload_bytes=1000
+    ) as server:
+        boundary = "vl12boundary"
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="task"\r\n\r\n{TASK}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            'filename="p.json"\r\n\r\n'
+        ).encode()
+        def body() -> Iterator[bytes]:  # no Content-Length: chunked
+            yield head
+            for _ in range(1000):
+                yield b" " * 4096
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        response = server.client.post(
+            "/api/v1/submissions",
+            headers=server.auth("alpha")
+            | {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            content=body(),
+        )
+        assert response.status_code == 413
+        assert _rows(server) == [] and _uploads(server) == []
+
+
+def test_public_false_makes_a_private_submission(server: Server) -> None:
+    answer = server.submit("alpha", submission(server.gt_path, seed=18), public="false")
+    assert answer.status_code == 201 and answer.json()["public"] is False

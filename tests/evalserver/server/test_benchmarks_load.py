@@ -8,13 +8,10 @@ the file lacks are skipped with the reason.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import h5py
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -24,7 +21,7 @@ from evalserver.db.migrate import upgrade
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Team
 from evalserver.db.session import make_engine, make_sessionmaker
 from evalserver.teams import authenticate, hash_token
-from tests.evalserver.server.api_support import database
+from tests.evalserver.server.api_support import database, rebuilt
 from unify import tasks
 
 
@@ -66,17 +63,6 @@ def versions(data: Path) -> list[BenchmarkVersion]:
             return list(rows)
     finally:
         engine.dispose()
-
-
-def rebuilt(tiny_h5: Path, dest: Path, *, hidden: tuple[str, str] | None = None) -> Path:
-    """A copy of the tiny build with another fingerprint (another build), optionally one
-    split marked hidden as an organiser build marks it."""
-    shutil.copy(tiny_h5, dest)
-    with h5py.File(dest, "r+") as h5:
-        h5.attrs["fingerprint"] = hashlib.sha256(dest.name.encode()).hexdigest()
-        if hidden is not None:
-            h5["tasks"][hidden[0]][hidden[1]].attrs["hidden"] = True
-    return dest
 
 
 def test_load_registers_phases_copies_the_file_and_is_idempotent(
@@ -179,3 +165,24 @@ def test_phase_rows_match_the_loaded_benchmark(data_dir: Path, tiny_h5: Path) ->
         spec = tasks.get(phase.task)
         assert tuple(phase.splits) == spec.phase(phase.phase).splits
         assert phase.num_examples > 0
+
+
+def test_two_loads_of_one_file_at_once_make_one_version(data_dir: Path, tiny_h5: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evalserver.benchmarks import load_benchmark
+
+    engine = make_engine(_url(data_dir))
+    sessions = make_sessionmaker(engine)
+
+    def one(_: int) -> bool:
+        with sessions() as session:
+            return load_benchmark(session, data_dir, tiny_h5, "bench").created
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as threads:
+            created = list(threads.map(one, range(2)))
+    finally:
+        engine.dispose()
+    assert sorted(created) == [False, True]
+    assert len(versions(data_dir)) == 1
