@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -165,9 +166,9 @@ class WorkerState:
             log.info("submission %s is not queued: nothing to do", submission_id)
             return Outcome.SKIPPED
         log.info("submission %s: attempt %d on %s", submission_id, attempt, self.worker_host())
-        hold(submission_id)
         sub, bench = retrying(lambda: self.load(submission_id), FINISH_RETRY_S)
         try:
+            hold(submission_id)
             values = self.score(sub, bench, attempt)
         except Exception as exc:  # any scorer failure is the row's outcome
             if is_transient(exc):
@@ -212,6 +213,12 @@ class WorkerState:
 
     def describe_failure(self, sub: Submission, exc: BaseException) -> str:
         """The scorer's message, with server paths made relative to the data dir."""
+        if isinstance(exc, SoftTimeLimitExceeded):
+            limit = self.settings.score_time_limit_s
+            return (
+                f"scoring {sub.task}, phase {sub.phase} took longer than {limit:g} s, the "
+                "server's limit (VL12_SCORE_TIME_LIMIT_S): stopped"
+            )
         text = str(exc) or type(exc).__name__
         text = text.replace(f"{self.settings.data_dir}{os.sep}", "")
         message = f"scoring {sub.task}, phase {sub.phase} failed: {text}"
@@ -267,7 +274,13 @@ def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     state = WorkerState(settings)
 
-    @app.task(name=SCORE_TASK, bind=True, acks_late=True)
+    @app.task(
+        name=SCORE_TASK,
+        bind=True,
+        acks_late=True,
+        soft_time_limit=settings.score_time_limit_s,
+        time_limit=settings.score_time_limit_s + 30,
+    )
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)
 

@@ -119,3 +119,18 @@ def test_a_worker_killed_while_running_is_recovered(bench: Live, tiny_h5: Path) 
     assert sorted(p.name for p in (bench.data_dir / "results" / sub_id).iterdir()) == [
         "attempt-2.npz"
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("live", ["sqlite"], indirect=True)
+def test_a_run_past_the_time_limit_fails_with_a_message(bench: Live, tiny_h5: Path) -> None:
+    hold = bench.data_dir / "hold-dir"
+    hold.mkdir()
+    (hold / "hold").touch()  # the run never ends by itself
+    sub_id = bench.submit(bench.team("delta"), TASK, _submission(tiny_h5, 5))
+    bench.start("worker", "--pool", "prefork",
+                env={"VL12_TEST_HOLD_DIR": str(hold), "VL12_SCORE_TIME_LIMIT_S": "1.5"})
+    (row,) = bench.wait(sub_id, timeout=60)
+    assert row.status == Status.failed
+    assert "took longer than 1.5 s" in row.error and "VL12_SCORE_TIME_LIMIT_S" in row.error
+    assert row.attempts == 1
