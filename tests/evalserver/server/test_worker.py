@@ -93,7 +93,7 @@ def test_a_scorer_that_raises_fails_the_row_with_its_message(bench: Live, tiny_h
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("live", ["sqlite", "postgres-redis"], indirect=True)
+@pytest.mark.parametrize("live", BACKENDS, indirect=True)
 def test_a_worker_killed_while_running_is_recovered(bench: Live, tiny_h5: Path) -> None:
     hold = bench.data_dir / "hold-dir"
     hold.mkdir()
