@@ -80,6 +80,17 @@ def _fingerprint(uf: UnifiedFile) -> str | None:
     return value if isinstance(value, str) and value else file_fingerprint(uf)
 
 
+#: Root attribute of a public copy (``unify publish``): the fingerprint of the private build.
+PUBLISHED_FROM = "published_from"
+
+
+def _is_public_copy(uf: UnifiedFile) -> bool:
+    value = getattr(uf, "is_public_copy", None)
+    if isinstance(value, bool):
+        return value
+    return uf.h5.attrs.get(PUBLISHED_FROM) is not None
+
+
 def _split_hidden(uf: UnifiedFile, task: str, split: str) -> bool:
     spec = tasks.get(task)
     if split in getattr(spec, "hidden", ()):
@@ -92,6 +103,13 @@ def inspect_file(path: Path) -> FileInfo:
     holds (read once here, so a registered phase is known to be scorable)."""
     try:
         with UnifiedFile(path, checksums=True) as uf:
+            if _is_public_copy(uf):
+                # It names the private build's fingerprint: loaded first, it would make
+                # the private build a "no-op", and its hidden splits have no answers.
+                raise BenchmarkError(
+                    f"{path}: is a public copy (made by `unify publish`), without the "
+                    "answers of hidden splits: load the organiser build it was published from"
+                )
             fingerprint = _fingerprint(uf)
             if fingerprint is None:
                 raise BenchmarkError(

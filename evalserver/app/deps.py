@@ -4,6 +4,7 @@ session per request, and who is asking (a team by its token, the admin, or nobod
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,13 @@ class Services:
                     mp_context=multiprocessing.get_context("spawn"),
                 )
             return self._pool
+
+    def warm(self) -> None:
+        """Start the validation processes now (a spawned Python takes a second or two), so
+        the first upload does not wait for them; not awaited."""
+        pool = self.pool
+        for _ in range(self.settings.validation_processes):
+            pool.submit(os.getpid)
 
     def discard_pool(self, broken: Executor) -> None:
         """Forget a pool whose process died (a ``ProcessPoolExecutor`` never recovers from

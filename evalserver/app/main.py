@@ -37,6 +37,8 @@ def make_app(settings: Settings, pool: Executor | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services.owns_pool:
+            services.warm()
         try:
             yield
         finally:

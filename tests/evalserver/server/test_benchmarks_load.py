@@ -186,3 +186,14 @@ def test_two_loads_of_one_file_at_once_make_one_version(data_dir: Path, tiny_h5:
         engine.dispose()
     assert sorted(created) == [False, True]
     assert len(versions(data_dir)) == 1
+
+
+def test_a_public_copy_is_refused(data_dir: Path, tiny_h5: Path, tmp_path: Path) -> None:
+    import h5py
+
+    public = rebuilt(tiny_h5, tmp_path / "public.h5")
+    with h5py.File(public, "r+") as h5:
+        h5.attrs["published_from"] = "0" * 64
+    code, _, err = run("load", str(public))
+    assert code == 1 and "public copy" in err and "organiser build" in err
+    assert versions(data_dir) == []
