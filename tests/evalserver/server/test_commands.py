@@ -43,3 +43,10 @@ def test_submit_needs_a_token_and_a_known_task(tmp_path: Path) -> None:
     assert no_token.returncode == 2 and "token" in no_token.stderr
     unknown = run(tmp_path, "submit", "--task", "nope", str(predictions), "--token", "t")
     assert unknown.returncode == 2 and "nlvr2" in unknown.stderr  # lists the known tasks
+
+
+def test_one_sweep_from_the_command_line(tmp_path: Path) -> None:
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    done = run(tmp_path, "sweeper", "--once")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "re-sent 0, reset 0, failed 0, unsent 0"
