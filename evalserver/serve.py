@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -80,6 +81,19 @@ class Child:
         return proc.returncode
 
 
+def _cannot_bind(host: str, port: int) -> str | None:
+    """Why the API could not listen there (None: it can), checked before anything starts:
+    otherwise another program on the port would answer for us."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -118,6 +132,11 @@ class Serve:
         """Until Ctrl-C, SIGTERM or a child's death; the exit status."""
         from evalserver.db.migrate import upgrade
 
+        problem = _cannot_bind(self.host, self.port)
+        if problem is not None:
+            print(f"cannot serve on {self.url}: {problem} (choose another --port)",
+                  file=sys.stderr)
+            return 1
         Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
         upgrade(self.settings.db_url)
         stop = threading.Event()
@@ -157,8 +176,6 @@ class Serve:
 
     def _wait_for_api(self, stop: threading.Event, timeout: float = 60.0) -> bool:
         """True once the API accepts connections (so the printed URL works at once)."""
-        import socket
-
         api = self.children[0]
         deadline = time.monotonic() + timeout
         while not stop.is_set() and time.monotonic() < deadline:

@@ -3,6 +3,7 @@ missing token. Each is one line and an exit status, never a traceback."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,15 @@ def test_one_sweep_from_the_command_line(tmp_path: Path) -> None:
     done = run(tmp_path, "sweeper", "--once")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "re-sent 0, reset 0, failed 0, unsent 0"
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(tmp_path, "serve", "--port", str(port))
+    assert done.returncode == 1
+    assert f"cannot serve on http://127.0.0.1:{port}" in done.stderr
+    assert "in use" in done.stderr and done.stdout == ""
+    assert not (tmp_path / "data").exists()  # nothing started, nothing made
