@@ -113,10 +113,16 @@ def serve(data_dir: Path | None, host: str, port: int) -> None:
     """Run the whole server, needing no other server: SQLite database and broker in the data
     dir (unless VL12_DATABASE_URL / VL12_BROKER_URL say otherwise), its schema upgraded, the
     API, one worker and the sweeper as child processes. Ctrl-C or SIGTERM stops them all."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from evalserver.serve import Serve
 
     settings = _settings(data_dir)
-    raise SystemExit(Serve(settings, host=host, port=port).run())
+    try:
+        status = Serve(settings, host=host, port=port).run()
+    except (OSError, SQLAlchemyError) as exc:  # an unusable data dir or database
+        raise click.ClickException(f"cannot start in {settings.data_dir}: {exc}") from None
+    raise SystemExit(status)
 
 
 # --------------------------------------------------------------------------- the client

@@ -63,3 +63,12 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert f"cannot serve on http://127.0.0.1:{port}" in done.stderr
     assert "in use" in done.stderr and done.stdout == ""
     assert not (tmp_path / "data").exists()  # nothing started, nothing made
+
+
+def test_serve_in_an_unusable_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    done = run(tmp_path, "serve", "--data-dir", str(tmp_path / "file" / "data"),
+               "--port", str(free_port()))
+    assert done.returncode == 1
+    assert "cannot start in" in done.stderr and "Not a directory" in done.stderr
+    assert "Traceback" not in done.stderr
