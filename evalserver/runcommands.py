@@ -28,12 +28,19 @@ def _settings(data_dir: Path | None = None) -> Any:
 
 def _require_schema(settings: Any) -> None:
     """Refuse to run on an old schema: new code would fail later with an SQL error."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from evalserver.db.migrate import SchemaOutOfDate, check_current
 
     try:
         check_current(settings.db_url)
     except SchemaOutOfDate as exc:
         raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        where = make_url(settings.db_url).render_as_string(hide_password=True)
+        reason = " ".join(str(exc.orig or exc).split())
+        raise click.ClickException(f"cannot reach the database {where}: {reason}") from None
 
 
 def _logging(level: str) -> None:

@@ -72,3 +72,17 @@ def test_serve_in_an_unusable_data_dir(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot start in" in done.stderr and "Not a directory" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "sweeper"])
+def test_an_unreachable_database_is_one_line(tmp_path: Path, command: str) -> None:
+    url = f"postgresql+psycopg://vl12:secret@127.0.0.1:{free_port()}/vl12"
+    env_run = subprocess.run(
+        [sys.executable, "-m", "evalserver.cli", command],
+        env={"PYTHONPATH": str(ROOT), "VL12_DATA_DIR": str(tmp_path), "PATH": "/usr/bin",
+             "VL12_DATABASE_URL": url},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert env_run.returncode == 1
+    assert "cannot reach the database postgresql+psycopg://vl12:***@127.0.0.1" in env_run.stderr
+    assert "secret" not in env_run.stderr and "Traceback" not in env_run.stderr
