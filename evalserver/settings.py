@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: ``sqla+sqlite:///<data_dir>/broker.db`` when unset.
     broker_url: str | None = None
     admin_token: SecretStr | None = None
+    #: A scoring run longer than this fails with a message saying so (enforced by the
+    #: worker's prefork pool, a hard kill 30 s later). Keep it below running_deadline_s.
+    score_time_limit_s: float = 600.0
 
     #: The sweeper looks for stuck rows this often.
     sweep_interval_s: float = 30.0

@@ -30,4 +30,8 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         worker_hijack_root_logger=False,
     )
+    if settings.broker.startswith("sqla+sqlite"):
+        # kombu passes these to create_engine: wait for the broker file's write lock (the
+        # API, the worker and the sweeper all write it) instead of failing after 5 s.
+        app.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
     return app

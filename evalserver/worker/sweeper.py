@@ -1,0 +1,166 @@
+"""The sweeper: nothing stays queued or running forever.
+
+A message can be lost (the broker was down at upload time, kombu's SQLAlchemy transport
+never returns the message of a hard-killed worker) and a worker can die mid-score. The row
+is the truth, so one sweep looks only at rows:
+
+* ``queued`` for longer than ``queued_deadline_s`` since its last enqueue: enqueued again
+  (a duplicate message is harmless: the worker's claim is guarded);
+* ``running`` for longer than ``running_deadline_s``: presumed lost, set back to ``queued``
+  and enqueued, unless it already used ``max_attempts``: then ``failed`` with a message
+  that says so.
+
+Every change is a guarded UPDATE (the row must still be in the state and attempt we saw),
+so a sweeper racing a worker, or two sweepers, change nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+
+from evalserver.db.models import Status, Submission, utcnow
+from evalserver.settings import Settings
+from evalserver.worker.celery_app import SCORE_TASK, make_celery
+
+__all__ = ["SweepReport", "make_sender", "run_forever", "sweep"]
+
+log = logging.getLogger("vl12.sweeper")
+
+#: Rows looked at per state and sweep: a backlog is worked through over several sweeps.
+BATCH = 500
+
+Sender = Callable[[str], None]
+
+
+@dataclass
+class SweepReport:
+    requeued: list[str] = field(default_factory=list)  # queued too long: sent again
+    reset: list[str] = field(default_factory=list)  # running too long: queued and sent
+    failed: list[str] = field(default_factory=list)  # out of attempts
+    unsent: list[str] = field(default_factory=list)  # the broker refused: next sweep
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.reset or self.failed or self.unsent)
+
+
+def make_sender(settings: Settings) -> Sender:
+    """Send the scoring task by name, giving up quickly when the broker is down (the row
+    stays queued and the next sweep tries again)."""
+    app = make_celery(settings)
+    policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+
+    def send(submission_id: str) -> None:
+        app.send_task(SCORE_TASK, args=[submission_id], retry=True, retry_policy=policy)
+
+    return send
+
+
+def sweep(
+    settings: Settings, engine: Engine, send: Sender, now: datetime | None = None
+) -> SweepReport:
+    """One pass over stuck rows (see the module's docstring)."""
+    now = utcnow() if now is None else now
+    report = SweepReport()
+    queued_cutoff = now - timedelta(seconds=settings.queued_deadline_s)
+    running_cutoff = now - timedelta(seconds=settings.running_deadline_s)
+
+    with engine.connect() as conn:
+        stale_queued = conn.execute(
+            select(Submission.id)
+            .where(Submission.status == Status.queued, Submission.updated_at < queued_cutoff)
+            .order_by(Submission.updated_at)
+            .limit(BATCH)
+        ).scalars().all()
+        stale_running = conn.execute(
+            select(Submission.id, Submission.attempts, Submission.worker_host)
+            .where(Submission.status == Status.running, Submission.updated_at < running_cutoff)
+            .order_by(Submission.updated_at)
+            .limit(BATCH)
+        ).all()
+
+    for submission_id in stale_queued:
+        if not _send(send, submission_id, report):
+            continue
+        with engine.begin() as conn:  # restart its clock, if still untouched
+            conn.execute(
+                update(Submission)
+                .where(
+                    Submission.id == submission_id,
+                    Submission.status == Status.queued,
+                    Submission.updated_at < queued_cutoff,
+                )
+                .values(updated_at=now)
+            )
+        report.requeued.append(submission_id)
+
+    for submission_id, attempts, host in stale_running:
+        guard = (
+            Submission.id == submission_id,
+            Submission.status == Status.running,
+            Submission.attempts == attempts,
+        )
+        if attempts >= settings.max_attempts:
+            message = (
+                f"gave up after {attempts} attempt(s): each time the worker stopped answering "
+                f"for more than {settings.running_deadline_s:g} s (last on {host}); "
+                "the sweeper does not retry it again"
+            )
+            with engine.begin() as conn:
+                done = conn.execute(
+                    update(Submission)
+                    .where(*guard)
+                    .values(status=Status.failed, error=message, finished_at=now, updated_at=now)
+                ).rowcount
+            if done:
+                log.warning("submission %s failed: %s", submission_id, message)
+                report.failed.append(submission_id)
+            continue
+        with engine.begin() as conn:
+            done = conn.execute(
+                update(Submission)
+                .where(*guard)
+                .values(status=Status.queued, updated_at=now, worker_host=None)
+            ).rowcount
+        if done:
+            log.warning(
+                "submission %s: running on %s past %g s (attempt %d); queued again",
+                submission_id, host, settings.running_deadline_s, attempts,
+            )
+            report.reset.append(submission_id)
+            _send(send, submission_id, report)
+    return report
+
+
+def _send(send: Sender, submission_id: str, report: SweepReport) -> bool:
+    try:
+        send(submission_id)
+    except Exception as exc:  # any broker trouble: the row stays queued
+        log.warning("could not enqueue %s (%s); the next sweep tries again", submission_id, exc)
+        report.unsent.append(submission_id)
+        return False
+    return True
+
+
+def run_forever(settings: Settings, engine: Engine, stop: threading.Event) -> None:
+    """Sweep every ``sweep_interval_s`` until ``stop`` is set; a database that is down is
+    logged and tried again at the next interval."""
+    send = make_sender(settings)
+    log.info("sweeper: every %g s (queued %g s, running %g s, %d attempts)",
+             settings.sweep_interval_s, settings.queued_deadline_s,
+             settings.running_deadline_s, settings.max_attempts)
+    while not stop.is_set():
+        try:
+            report = sweep(settings, engine, send)
+            if report:
+                log.info("sweep: %d re-sent, %d reset, %d failed, %d unsent",
+                         len(report.requeued), len(report.reset), len(report.failed),
+                         len(report.unsent))
+        except Exception as exc:  # a sweeper must outlive a database restart
+            log.warning("sweep failed (%s); next in %g s", exc, settings.sweep_interval_s)
+        stop.wait(settings.sweep_interval_s)

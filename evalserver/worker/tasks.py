@@ -1,0 +1,287 @@
+"""The scoring task: a message carries a submission id, the database row is the truth.
+
+Every status change is one guarded UPDATE on the row, so a duplicate message, a redelivery
+after a crash, a sweeper reset and two workers racing on one id all end in one result:
+
+* claim: ``queued -> running`` (``attempts += 1``); zero rows changed means another worker
+  has it or it is final, and the task returns without doing anything;
+* finish: ``running -> scored`` or ``running -> failed`` only ``WHERE attempts = <mine>``, so
+  a worker that lost its row to the sweeper (it was presumed dead) cannot overwrite the
+  newer attempt's outcome.
+
+Only transient errors (the database or broker unreachable) are retried; a scorer that raises
+fails the row with its message. Ground truth is loaded once per worker process and kept per
+(benchmark version, task, phase).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from evalserver.db.models import BenchmarkVersion, Status, Submission, utcnow
+from evalserver.db.session import make_engine
+from evalserver.metrics import (
+    GroundTruth,
+    get_scorer,
+    load_groundtruth,
+    load_validated,
+    score_validated,
+)
+from evalserver.settings import Settings
+from evalserver.worker.celery_app import SCORE_TASK, make_celery
+
+__all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
+
+log = logging.getLogger("vl12.worker")
+
+T = TypeVar("T")
+
+#: Test hook: when set to a folder, a worker that claimed a row writes
+#: ``<dir>/running-<id>`` (its pid) and waits while ``<dir>/hold`` exists, before scoring.
+HOLD_ENV = "VL12_TEST_HOLD_DIR"
+
+#: Longest error message stored on a row (a scorer's report can list many problems).
+MAX_ERROR_CHARS = 8000
+
+#: Ground truths kept per worker process (each is one task's phase, in memory).
+GT_CACHE_SIZE = 8
+
+#: How long the final guarded UPDATE is retried while the database is unreachable: the
+#: result is in hand, and losing it would cost a whole re-score.
+FINISH_RETRY_S = 120.0
+
+
+class Outcome:
+    """What a task run did (its return value; logged, never stored: no result backend)."""
+
+    SKIPPED = "skipped"  # not queued when we looked: another worker has it, or it is final
+    SCORED = "scored"
+    FAILED = "failed"
+    LOST = "lost"  # scored, but the row was taken back meanwhile (sweeper): not written
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Database or broker connection trouble: worth retrying, never the submission's fault."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+@dataclass
+class WorkerState:
+    """Per worker process: the engine (made after a fork, never inherited) and the cache of
+    loaded ground truth."""
+
+    settings: Settings
+    host: str = field(default_factory=socket.gethostname)
+    _engine: Engine | None = None
+    _engine_pid: int = 0
+    _cache: OrderedDict[tuple[int, str, str], GroundTruth] = field(default_factory=OrderedDict)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None or self._engine_pid != os.getpid():
+            self._engine = make_engine(self.settings.db_url)
+            self._engine_pid = os.getpid()
+        return self._engine
+
+    def worker_host(self) -> str:
+        return f"{self.host}:{os.getpid()}"
+
+    def groundtruth(self, benchmark: BenchmarkVersion, task: str, phase: str) -> GroundTruth:
+        key = (benchmark.id, task, phase)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        gt = load_groundtruth(self.settings.data_dir / benchmark.file_path, task, phase)
+        self._cache[key] = gt
+        while len(self._cache) > GT_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return gt
+
+    # ------------------------------------------------------------------ transitions
+    def claim(self, submission_id: str) -> int | None:
+        """queued -> running; the attempt number, or None when the row was not queued."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(Submission)
+                .where(Submission.id == submission_id, Submission.status == Status.queued)
+                .values(
+                    status=Status.running,
+                    attempts=Submission.attempts + 1,
+                    started_at=now,
+                    updated_at=now,
+                    finished_at=None,
+                    worker_host=self.worker_host(),
+                    error=None,
+                )
+                .returning(Submission.attempts)
+            ).first()
+        return None if row is None else int(row[0])
+
+    def finish(self, submission_id: str, attempt: int, **values: Any) -> bool:
+        """running -> final, only if this attempt still owns the row."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Submission)
+                .where(
+                    Submission.id == submission_id,
+                    Submission.status == Status.running,
+                    Submission.attempts == attempt,
+                )
+                .values(finished_at=now, updated_at=now, **values)
+            ).rowcount
+        return changed == 1
+
+    def load(self, submission_id: str) -> tuple[Submission, BenchmarkVersion]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            sub = session.execute(
+                select(Submission).where(Submission.id == submission_id)
+            ).scalar_one()
+            bench = session.get_one(BenchmarkVersion, sub.benchmark_id)
+            session.expunge_all()
+        return sub, bench
+
+    # ------------------------------------------------------------------ the task
+    def run(self, submission_id: str) -> str:
+        attempt = self.claim(submission_id)
+        if attempt is None:
+            log.info("submission %s is not queued: nothing to do", submission_id)
+            return Outcome.SKIPPED
+        log.info("submission %s: attempt %d on %s", submission_id, attempt, self.worker_host())
+        sub, bench = retrying(lambda: self.load(submission_id), FINISH_RETRY_S)
+        try:
+            hold(submission_id)
+            values = self.score(sub, bench, attempt)
+        except Exception as exc:  # any scorer failure is the row's outcome
+            if is_transient(exc):
+                raise
+            message = self.describe_failure(sub, exc)
+            log.warning("submission %s failed: %s", submission_id, message)
+            done = retrying(
+                lambda: self.finish(submission_id, attempt, status=Status.failed, error=message),
+                FINISH_RETRY_S,
+            )
+            return Outcome.FAILED if done else Outcome.LOST
+        done = retrying(
+            lambda: self.finish(submission_id, attempt, status=Status.scored, **values),
+            FINISH_RETRY_S,
+        )
+        if not done:
+            # The sweeper took the row back (we were presumed dead); the newer attempt wins.
+            (self.settings.data_dir / values["arrays_path"]).unlink(missing_ok=True)
+            log.warning("submission %s: attempt %d lost its row; result dropped", sub.id, attempt)
+            return Outcome.LOST
+        log.info("submission %s scored (attempt %d)", submission_id, attempt)
+        return Outcome.SCORED
+
+    def score(self, sub: Submission, bench: BenchmarkVersion, attempt: int) -> dict[str, Any]:
+        """Score the saved validated form; the row's new values (arrays written first)."""
+        if sub.validated_path is None:
+            raise ValueError("the submission has no validated form (it was never validated)")
+        scorer = get_scorer(sub.task)
+        gt = self.groundtruth(bench, sub.task, sub.phase)
+        validated = load_validated(self.settings.data_dir / sub.validated_path)
+        result = score_validated(gt, validated)
+        relative = Path("results") / sub.id / f"attempt-{attempt}.npz"
+        target = self.settings.data_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result.save(target)
+        return {
+            "result": result.to_dict(),
+            "scorer_name": scorer.metric,
+            "scorer_version": result.version,
+            "arrays_path": str(relative),
+        }
+
+    def describe_failure(self, sub: Submission, exc: BaseException) -> str:
+        """The scorer's message, with server paths made relative to the data dir."""
+        if isinstance(exc, SoftTimeLimitExceeded):
+            limit = self.settings.score_time_limit_s
+            return (
+                f"scoring {sub.task}, phase {sub.phase} took longer than {limit:g} s, the "
+                "server's limit (VL12_SCORE_TIME_LIMIT_S): stopped"
+            )
+        text = str(exc) or type(exc).__name__
+        text = text.replace(f"{self.settings.data_dir}{os.sep}", "")
+        message = f"scoring {sub.task}, phase {sub.phase} failed: {text}"
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[: MAX_ERROR_CHARS - 40] + " ... (message truncated)"
+        return message
+
+
+def retrying(action: Callable[[], T], for_s: float) -> T:
+    """``action()``, retried with backoff while it fails transiently, for ``for_s`` seconds."""
+    deadline = time.monotonic() + for_s
+    delay = 0.2
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unreachable (%s); retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def hold(submission_id: str) -> None:
+    """The kill test's hook (``VL12_TEST_HOLD_DIR``); nothing when the variable is unset."""
+    folder = os.environ.get(HOLD_ENV)
+    if not folder:
+        return
+    marker = Path(folder) / f"running-{submission_id}"
+    partial = marker.with_suffix(".tmp")
+    partial.write_text(str(os.getpid()))
+    os.replace(partial, marker)
+    while (Path(folder) / "hold").exists():
+        time.sleep(0.05)
+
+
+def score_submission(task: Task, state: WorkerState, submission_id: str) -> str:
+    """The task body: transient trouble before the claim is retried by Celery (the claim is
+    idempotent), everything else is settled on the row."""
+    try:
+        return state.run(submission_id)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        countdown = min(2 ** task.request.retries, 30)
+        log.warning("submission %s: transient error (%s), retry in %d s", submission_id, exc,
+                    countdown)
+        raise task.retry(exc=exc, countdown=countdown, max_retries=20) from exc
+
+
+def make_worker_app(settings: Settings) -> Celery:
+    """``make_celery``'s app with the scoring task registered under ``SCORE_TASK``."""
+    app = make_celery(settings)
+    state = WorkerState(settings)
+
+    @app.task(
+        name=SCORE_TASK,
+        bind=True,
+        acks_late=True,
+        soft_time_limit=settings.score_time_limit_s,
+        time_limit=settings.score_time_limit_s + 30,
+    )
+    def _score(self: Task, submission_id: str) -> str:
+        return score_submission(self, state, submission_id)
+
+    return app
