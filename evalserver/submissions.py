@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
+import time
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -250,6 +251,7 @@ def create_submission(
         upload = stored.path.rename(folder / name)
         validated = folder / "validated.npz"
         benchmark_file = data_dir / board.benchmark.file_path
+        validation_started = time.monotonic()
         try:
             report = pool.submit(
                 validate_stored,
@@ -287,6 +289,14 @@ def create_submission(
             code_url=metadata.code_url,
             is_public=metadata.is_public,
             status=Status.queued,
+            log={
+                "validation": {
+                    "ok": True,
+                    "against": report["against"],
+                    "problems": report["total"],
+                    "took_s": round(time.monotonic() - validation_started, 3),
+                }
+            },
         )
         session.add(row)
         try:

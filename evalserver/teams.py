@@ -16,9 +16,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from evalserver.db.models import Team
+from evalserver.db.models import Team, utcnow
 
-__all__ = ["TeamError", "authenticate", "create_team", "hash_token", "is_admin"]
+__all__ = [
+    "TeamError",
+    "authenticate",
+    "check_name",
+    "create_team",
+    "find_team",
+    "hash_token",
+    "is_admin",
+    "revoke_team",
+    "rotate_token",
+]
 
 #: Bytes of randomness in a token (43 URL-safe characters).
 TOKEN_BYTES = 32
@@ -33,12 +43,21 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_team(session: Session, name: str) -> tuple[Team, str]:
-    """A new team and its token (the only time the token exists outside the caller)."""
+def check_name(name: str) -> None:
+    """Any text is a name (HTML, quotes, control characters are kept verbatim and escaped
+    where rendered) except an empty one, an over-long one, and one holding NUL, which
+    PostgreSQL cannot store in text."""
     if not name.strip():
         raise TeamError("a team name cannot be empty")
     if len(name) > MAX_NAME:
         raise TeamError(f"a team name has at most {MAX_NAME} characters, got {len(name)}")
+    if "\x00" in name:
+        raise TeamError("a team name cannot hold the NUL character (\\x00)")
+
+
+def create_team(session: Session, name: str) -> tuple[Team, str]:
+    """A new team and its token (the only time the token exists outside the caller)."""
+    check_name(name)
     if session.scalars(select(Team).where(Team.name == name)).first() is not None:
         raise TeamError(f"a team named {name!r} exists already")
     token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -50,6 +69,39 @@ def create_team(session: Session, name: str) -> tuple[Team, str]:
         session.rollback()
         raise TeamError(f"a team named {name!r} exists already") from None
     return team, token
+
+
+def find_team(session: Session, name_or_id: str) -> Team:
+    """The team named ``name_or_id`` exactly, else the one with that id (``#12`` or ``12``
+    when no team has that name)."""
+    team = session.scalars(select(Team).where(Team.name == name_or_id)).first()
+    if team is None:
+        digits = name_or_id.removeprefix("#")
+        if digits.isdigit():
+            team = session.get(Team, int(digits))
+    if team is None:
+        raise TeamError(f"no team named {name_or_id!r} (nor with that id)")
+    return team
+
+
+def revoke_team(session: Session, team: Team) -> bool:
+    """Refuse the team's token from now on (its submissions and entries stay); False when it
+    was revoked already. ``rotate_token`` gives it a working token again."""
+    if team.revoked_at is not None:
+        return False
+    team.revoked_at = utcnow()
+    session.commit()
+    return True
+
+
+def rotate_token(session: Session, team: Team) -> str:
+    """A new token for the team; the old one stops working at once (it also lifts a
+    revocation: rotating is how a revoked team gets access back)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    team.token_hash = hash_token(token)
+    team.revoked_at = None
+    session.commit()
+    return token
 
 
 def authenticate(session: Session, token: str) -> Team | None:

@@ -30,9 +30,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "BenchmarkPhase",
     "BenchmarkVersion",
+    "Rescore",
+    "RescoreStatus",
     "Status",
     "Submission",
     "Team",
@@ -182,6 +185,8 @@ class Submission(Base):
     code_url: Mapped[str] = mapped_column(String(500), default="")
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Hidden by the admin: on no leaderboard (its team still sees it).
+    is_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
 
     status: Mapped[Status] = mapped_column(
         Enum(Status, native_enum=False, length=20), default=Status.queued
@@ -201,6 +206,75 @@ class Submission(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     #: The per-example arrays (``Result.save``), relative to the data dir.
     arrays_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    #: What happened to it (``evalserver.audit``'s log keys): the validation report, the
+    #: worker's host and timings, and an error's trace (shown to the admin only).
+    log: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     team: Mapped[Team] = relationship(back_populates="submissions")
     benchmark: Mapped[BenchmarkVersion] = relationship()
+
+
+class RescoreStatus(enum.StrEnum):
+    """Where a re-score is. ``done``, ``failed`` and ``skipped`` are final."""
+
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    skipped = "skipped"  # the submission was no longer scored when a worker took it
+
+
+class Rescore(Base):
+    """One re-score of a scored submission: the job (claimed and finished by guarded
+    UPDATEs, like a submission) and, once done, its history entry. The submission keeps its
+    current result (and its place on leaderboards) until the new one replaces it, in the
+    same transaction that records the old one here."""
+
+    __tablename__ = "rescores"
+    __table_args__ = (
+        Index("ix_rescores_submission", "submission_id", "requested_at"),
+        Index("ix_rescores_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"))
+    #: The benchmark version scored against (the submission's).
+    benchmark_id: Mapped[int] = mapped_column(ForeignKey("benchmark_versions.id"))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[RescoreStatus] = mapped_column(
+        Enum(RescoreStatus, native_enum=False, length=20), default=RescoreStatus.queued
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    worker_host: Mapped[str | None] = mapped_column(String(200), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The result it replaced, as the submission held it when the new one was written.
+    old_scorer_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    old_scorer_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    old_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    old_arrays_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    new_scorer_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    new_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    submission: Mapped[Submission] = relationship()
+    benchmark: Mapped[BenchmarkVersion] = relationship()
+
+
+class AuditEntry(Base):
+    """One admin action (API or command line), kept for good: who, when, what, on what."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    #: What it was done to (no foreign keys: the record outlives what it names).
+    submission_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    team_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select, update
 from evalserver.db.models import Status, Submission, utcnow
 from evalserver.settings import Settings
 from evalserver.worker.celery_app import SCORE_TASK, make_celery
+from evalserver.worker.rescore import make_rescore_sender, queue_stale, sweep_rescores
 
 __all__ = ["SweepReport", "make_sender", "run_forever", "sweep"]
 
@@ -151,6 +152,7 @@ def run_forever(settings: Settings, engine: Engine, stop: threading.Event) -> No
     """Sweep every ``sweep_interval_s`` until ``stop`` is set; a database that is down is
     logged and tried again at the next interval."""
     send = make_sender(settings)
+    send_rescore = make_rescore_sender(make_celery(settings))
     log.info("sweeper: every %g s (queued %g s, running %g s, %d attempts)",
              settings.sweep_interval_s, settings.queued_deadline_s,
              settings.running_deadline_s, settings.max_attempts)
@@ -161,6 +163,12 @@ def run_forever(settings: Settings, engine: Engine, stop: threading.Event) -> No
                 log.info("sweep: %d re-sent, %d reset, %d failed, %d unsent",
                          len(report.requeued), len(report.reset), len(report.failed),
                          len(report.unsent))
+            rescores = sweep_rescores(settings, engine, send_rescore)
+            rescores.stale = queue_stale(engine, send_rescore)
+            if rescores:
+                log.info("re-scores: %d re-sent, %d reset, %d failed, %d queued for a new "
+                         "scorer version", len(rescores.resent), len(rescores.reset),
+                         len(rescores.failed), len(rescores.stale))
         except Exception as exc:  # a sweeper must outlive a database restart
             log.warning("sweep failed (%s); next in %g s", exc, settings.sweep_interval_s)
         stop.wait(settings.sweep_interval_s)

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from evalserver.audit import with_run
 from evalserver.db.models import BenchmarkVersion, Status, Submission, utcnow
 from evalserver.db.session import make_engine
 from evalserver.metrics import (
@@ -167,6 +169,7 @@ class WorkerState:
             return Outcome.SKIPPED
         log.info("submission %s: attempt %d on %s", submission_id, attempt, self.worker_host())
         sub, bench = retrying(lambda: self.load(submission_id), FINISH_RETRY_S)
+        started = time.monotonic()
         try:
             hold(submission_id)
             values = self.score(sub, bench, attempt)
@@ -175,11 +178,16 @@ class WorkerState:
                 raise
             message = self.describe_failure(sub, exc)
             log.warning("submission %s failed: %s", submission_id, message)
+            run_log = with_run(sub.log, self.worker_host(), attempt, sub.created_at, started,
+                               trace=traceback.format_exc(limit=20))
             done = retrying(
-                lambda: self.finish(submission_id, attempt, status=Status.failed, error=message),
+                lambda: self.finish(
+                    submission_id, attempt, status=Status.failed, error=message, log=run_log
+                ),
                 FINISH_RETRY_S,
             )
             return Outcome.FAILED if done else Outcome.LOST
+        values["log"] = with_run(sub.log, self.worker_host(), attempt, sub.created_at, started)
         done = retrying(
             lambda: self.finish(submission_id, attempt, status=Status.scored, **values),
             FINISH_RETRY_S,
@@ -192,15 +200,19 @@ class WorkerState:
         log.info("submission %s scored (attempt %d)", submission_id, attempt)
         return Outcome.SCORED
 
-    def score(self, sub: Submission, bench: BenchmarkVersion, attempt: int) -> dict[str, Any]:
-        """Score the saved validated form; the row's new values (arrays written first)."""
+    def score(
+        self, sub: Submission, bench: BenchmarkVersion, attempt: int, arrays_name: str = ""
+    ) -> dict[str, Any]:
+        """Score the saved validated form; the row's new values (arrays written first, to
+        ``arrays_name`` in the submission's results folder: a re-score never overwrites the
+        arrays of the result it replaces)."""
         if sub.validated_path is None:
             raise ValueError("the submission has no validated form (it was never validated)")
         scorer = get_scorer(sub.task)
         gt = self.groundtruth(bench, sub.task, sub.phase)
         validated = load_validated(self.settings.data_dir / sub.validated_path)
         result = score_validated(gt, validated)
-        relative = Path("results") / sub.id / f"attempt-{attempt}.npz"
+        relative = Path("results") / sub.id / (arrays_name or f"attempt-{attempt}.npz")
         target = self.settings.data_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         result.save(target)
@@ -284,4 +296,7 @@ def make_worker_app(settings: Settings) -> Celery:
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)
 
+    from evalserver.worker.rescore import register_rescore_task
+
+    register_rescore_task(app, state)
     return app
