@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from evalserver import audit
 from evalserver.db.models import (
     BenchmarkPhase,
     BenchmarkVersion,
@@ -314,16 +315,21 @@ def create_submission(
         raise
 
 
-def cancel_submission(session: Session, row: Submission) -> bool:
+def cancel_submission(session: Session, row: Submission, actor: str | None = None) -> bool:
     """``queued``/``running`` -> ``cancelled`` in one guarded UPDATE (a worker's claim needs
     ``queued`` and its result needs ``running``, so neither happens after this); False when
-    the row was final already. ``row`` is refreshed."""
+    the row was final already. ``row`` is refreshed. ``actor``: an admin's cancel, recorded
+    in the audit log in the same transaction."""
     now = utcnow()
+    was = row.status.value
     changed = session.execute(
         update(Submission)
         .where(Submission.id == row.id, Submission.status.in_([Status.queued, Status.running]))
         .values(status=Status.cancelled, finished_at=now, updated_at=now)
     ).rowcount
+    if changed and actor is not None:
+        audit.record(session, actor, "cancel", submission_id=row.id, team_id=row.team_id,
+                     was=was)
     session.commit()
     session.refresh(row)
     return changed == 1

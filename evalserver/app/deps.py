@@ -28,6 +28,7 @@ __all__ = [
     "get_services",
     "get_session",
     "get_viewer",
+    "require_admin",
     "require_team",
 ]
 
@@ -141,5 +142,18 @@ def require_team(viewer: Annotated[Viewer, Depends(get_viewer)]) -> Team:
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         "a team's token is required (Authorization: Bearer TOKEN)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def require_admin(viewer: Annotated[Viewer, Depends(get_viewer)]) -> Viewer:
+    """The admin token (``VL12_ADMIN_TOKEN``), else 401 (no token) or 403 (a team's)."""
+    if viewer.admin:
+        return viewer
+    if viewer.team is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the admin token")
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "the admin token is required (Authorization: Bearer TOKEN)",
         headers={"WWW-Authenticate": "Bearer"},
     )

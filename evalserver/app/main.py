@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from evalserver.app.deps import Services
 from evalserver.app.limits import BodyLimit
-from evalserver.app.routers import health, leaderboards, submissions
+from evalserver.app.routers import admin, health, leaderboards, submissions
 from evalserver.db.session import make_engine, make_sessionmaker
 from evalserver.settings import Settings
 from evalserver.worker.celery_app import make_celery
@@ -56,6 +56,7 @@ def make_app(settings: Settings, pool: Executor | None = None) -> FastAPI:
     api.include_router(submissions.router)
     api.include_router(leaderboards.router)
     api.include_router(health.router)
+    api.include_router(admin.router)
     app.include_router(api)
     app.add_middleware(
         BodyLimit,

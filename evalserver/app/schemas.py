@@ -9,9 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalserver.db.models import BenchmarkVersion, Status, Submission
+from evalserver.db.models import (
+    AuditEntry,
+    BenchmarkVersion,
+    Rescore,
+    RescoreStatus,
+    Status,
+    Submission,
+)
 
 __all__ = [
+    "AuditOut",
     "BenchmarkOut",
     "BenchmarkRef",
     "BoardColumn",
@@ -21,8 +29,12 @@ __all__ = [
     "PhaseOut",
     "Problem",
     "RejectedOut",
+    "RescoreOut",
+    "RescoreRequest",
+    "RescoresOut",
     "SubmissionChange",
     "SubmissionForm",
+    "SubmissionLogOut",
     "SubmissionOut",
     "TaskOut",
 ]
@@ -51,6 +63,8 @@ class SubmissionOut(BaseModel):
     code_url: str
     public: bool
     baseline: bool
+    #: Hidden by the admin: on no leaderboard.
+    hidden: bool = False
     file_sha256: str
     file_size: int
     original_name: str
@@ -84,6 +98,7 @@ class SubmissionOut(BaseModel):
             code_url=row.code_url,
             public=row.is_public,
             baseline=row.is_baseline,
+            hidden=row.is_hidden,
             file_sha256=row.file_sha256,
             file_size=row.file_size,
             original_name=row.original_name,
@@ -106,6 +121,8 @@ class SubmissionChange(BaseModel):
 
     public: bool | None = None
     baseline: bool | None = None
+    #: The admin only: take it off every leaderboard (or put it back).
+    hidden: bool | None = None
 
 
 class SubmissionForm(BaseModel):
@@ -250,3 +267,125 @@ class HealthOut(BaseModel):
     broker: Check
     workers: WorkersCheck
     queue: QueueOut | None = None
+
+
+class ScoredAs(BaseModel):
+    scorer_name: str | None = None
+    scorer_version: str | None
+    metrics: dict[str, Any] | None
+
+
+class RescoreOut(BaseModel):
+    """One re-score: who asked, when, against which benchmark version, the result it
+    replaced (``old``) and the one it made current (``new``)."""
+
+    id: int
+    submission_id: str
+    status: RescoreStatus
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    benchmark: BenchmarkRef
+    attempts: int
+    old: ScoredAs | None
+    new: ScoredAs | None
+    #: Why it failed or was skipped (the admin sees the trace too).
+    error: str | None
+
+    @classmethod
+    def of(cls, job: Rescore, admin: bool) -> RescoreOut:
+        error = job.error
+        if error is not None and not admin:
+            error = error.split("\n", 1)[0]  # the first line; the trace is the admin's
+        done = job.status == RescoreStatus.done
+        return cls(
+            id=job.id,
+            submission_id=job.submission_id,
+            status=job.status,
+            requested_by=job.requested_by,
+            reason=job.reason,
+            requested_at=job.requested_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            benchmark=BenchmarkRef.of(job.benchmark),
+            attempts=job.attempts,
+            old=ScoredAs(
+                scorer_name=job.old_scorer_name,
+                scorer_version=job.old_scorer_version,
+                metrics=(job.old_result or {}).get("metrics"),
+            )
+            if done
+            else None,
+            new=ScoredAs(
+                scorer_name=job.old_scorer_name,
+                scorer_version=job.new_scorer_version,
+                metrics=(job.new_result or {}).get("metrics"),
+            )
+            if done
+            else None,
+            error=error,
+        )
+
+
+class RescoreRequest(BaseModel):
+    """Which scored submissions to re-score (all given filters apply)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] | None = Field(default=None, max_length=10_000)
+    task: str | None = Field(default=None, max_length=100)
+    phase: str | None = Field(default=None, max_length=100)
+    benchmark: str | None = Field(default=None, max_length=200)
+    #: Only those scored by another version than their scorer's current one.
+    stale: bool = False
+    reason: str = Field(default="requested by the admin", max_length=500)
+
+
+class RescoresOut(BaseModel):
+    #: Re-scores queued by this request.
+    queued: list[RescoreOut]
+    #: Submissions already being re-scored (their pending re-score).
+    pending: list[RescoreOut]
+
+
+class SubmissionLogOut(BaseModel):
+    """A submission's log: its validation report, the worker host and timings of its last
+    scoring run, its re-scores; an error's trace for the admin only."""
+
+    id: str
+    status: Status
+    attempts: int
+    error: str | None
+    validation: dict[str, Any] | None = None
+    worker: dict[str, Any] | None = None
+    #: The admin only.
+    trace: str | None = None
+    #: Admin actions on it (the admin only).
+    audit: list[AuditOut] | None = None
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    submission_id: str | None
+    team_id: int | None
+    detail: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditOut:
+        return cls(
+            id=entry.id,
+            at=entry.at,
+            actor=entry.actor,
+            action=entry.action,
+            submission_id=entry.submission_id,
+            team_id=entry.team_id,
+            detail=entry.detail,
+        )
+
+
+SubmissionLogOut.model_rebuild()

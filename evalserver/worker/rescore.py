@@ -63,6 +63,7 @@ __all__ = [
     "request_rescore",
     "run_rescore",
     "select_rescorable",
+    "send_rescore",
     "stale_reason",
     "sweep_rescores",
 ]
@@ -420,3 +421,14 @@ def queue_stale(engine: Engine, send: Sender, limit: int = 500) -> list[int]:
         except Exception as exc:
             log.warning("could not send re-score %d (%s); the sweep re-sends it", rescore_id, exc)
     return made
+
+
+def send_rescore(celery: Celery, rescore_id: int) -> bool:
+    """Send a committed re-score to the workers; False (logged) when the broker is down: it
+    stays queued and the sweeper sends it again."""
+    try:
+        celery.send_task(RESCORE_TASK, args=[rescore_id], retry=False)
+    except Exception as exc:  # any broker or connection failure
+        log.warning("re-score %d stays queued: the broker refused it (%s)", rescore_id, exc)
+        return False
+    return True

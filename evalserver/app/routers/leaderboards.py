@@ -54,6 +54,7 @@ def leaderboard(session: DbSession, viewer: Viewer, board: BenchmarkPhase) -> Le
             Submission.task == board.task,
             Submission.phase == board.phase,
             Submission.status == Status.scored,
+            Submission.is_hidden.is_(False),  # hidden by the admin: on no board
         )
         .options(selectinload(Submission.team))
     )

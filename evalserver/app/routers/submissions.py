@@ -14,10 +14,27 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from evalserver.app.deps import DbSession, Services, Viewer, get_services, get_viewer, require_team
-from evalserver.app.schemas import RejectedOut, SubmissionChange, SubmissionForm, SubmissionOut
+from evalserver import audit
+from evalserver.app.deps import (
+    DbSession,
+    Services,
+    Viewer,
+    get_services,
+    get_viewer,
+    require_admin,
+    require_team,
+)
+from evalserver.app.schemas import (
+    AuditOut,
+    RejectedOut,
+    RescoreOut,
+    SubmissionChange,
+    SubmissionForm,
+    SubmissionLogOut,
+    SubmissionOut,
+)
 from evalserver.app.upload import FILE_FIELD, BadForm, receive_form
-from evalserver.db.models import Status, Submission, Team
+from evalserver.db.models import Rescore, Status, Submission, Team
 from evalserver.submissions import (
     BoardNotFound,
     BoardUnavailable,
@@ -31,6 +48,7 @@ from evalserver.submissions import (
     find_board,
     new_upload_folder,
 )
+from evalserver.worker.rescore import request_rescore, send_rescore
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 log = logging.getLogger(__name__)
@@ -172,7 +190,8 @@ def cancel(
     worker can no longer claim it, and one scoring it cannot write its result; 409 when it
     is final already."""
     row = _visible(session, viewer, submission_id)
-    if not cancel_submission(session, row):
+    actor = audit.API_ADMIN if viewer.admin else None  # recorded with the change itself
+    if not cancel_submission(session, row, actor):
         raise HTTPException(409, f"submission {row.id} is {row.status.value}: too late to cancel")
     return SubmissionOut.of(row)
 
@@ -184,17 +203,95 @@ def change(
     session: DbSession,
     viewer: Annotated[Viewer, Depends(get_viewer)],
 ) -> SubmissionOut:
-    """Make a submission public or private (its team or the admin), or mark it as a
-    baseline (the admin only; shown as such on leaderboards)."""
+    """Make a submission public or private (its team or the admin), mark it as a baseline
+    (shown as such on leaderboards) or hide it from every leaderboard (the admin only).
+    Each change the admin makes is recorded in the audit log."""
     row = _visible(session, viewer, submission_id)
     if change.baseline is not None and not viewer.admin:
         raise HTTPException(403, "only the admin marks baselines")
-    if change.public is not None:
-        row.is_public = change.public
-    if change.baseline is not None:
-        row.is_baseline = change.baseline
+    if change.hidden is not None and not viewer.admin:
+        raise HTTPException(403, "only the admin hides submissions")
+    changes = {
+        "public": ("is_public", change.public),
+        "baseline": ("is_baseline", change.baseline),
+        "hidden": ("is_hidden", change.hidden),
+    }
+    for name, (column, value) in changes.items():
+        if value is None:
+            continue
+        if viewer.admin:
+            action = {"public": "set public", "baseline": "mark baseline", "hidden": "hide"}[name]
+            audit.record(session, audit.API_ADMIN, action, submission_id=row.id,
+                         team_id=row.team_id, **{name: value, "was": getattr(row, column)})
+        setattr(row, column, value)
     session.commit()
     return SubmissionOut.of(row)
+
+
+@router.get("/{submission_id}/history", response_model=list[RescoreOut], responses={404: {}})
+def history(
+    submission_id: str, session: DbSession, viewer: Annotated[Viewer, Depends(get_viewer)]
+) -> list[RescoreOut]:
+    """The submission's re-scores, oldest first: who asked, when, against which benchmark
+    version, and for each one done the result it replaced and the one it made current."""
+    row = _visible(session, viewer, submission_id)
+    jobs = session.scalars(
+        select(Rescore)
+        .where(Rescore.submission_id == row.id)
+        .options(selectinload(Rescore.benchmark))
+        .order_by(Rescore.requested_at, Rescore.id)
+    )
+    return [RescoreOut.of(job, viewer.admin) for job in jobs]
+
+
+@router.get("/{submission_id}/log", response_model=SubmissionLogOut, responses={404: {}})
+def submission_log(
+    submission_id: str, session: DbSession, viewer: Annotated[Viewer, Depends(get_viewer)]
+) -> SubmissionLogOut:
+    """The submission's log: the validation report, the worker host and timings of its last
+    run; for the admin also an error's trace and the admin actions on it."""
+    row = _visible(session, viewer, submission_id)
+    kept = audit.visible_log(row.log, viewer.admin)
+    return SubmissionLogOut(
+        id=row.id,
+        status=row.status,
+        attempts=row.attempts,
+        error=row.error,
+        validation=kept.get("validation"),
+        worker=kept.get("worker"),
+        trace=kept.get("trace"),
+        audit=[AuditOut.of(e) for e in audit.entries(session, submission_id=row.id)]
+        if viewer.admin
+        else None,
+    )
+
+
+@router.post(
+    "/{submission_id}/rescore",
+    status_code=202,
+    response_model=RescoreOut,
+    responses={200: {"model": RescoreOut}, 401: {}, 403: {}, 404: {}, 409: {}},
+)
+def rescore(
+    submission_id: str,
+    response: Response,
+    session: DbSession,
+    services: Annotated[Services, Depends(get_services)],
+    viewer: Annotated[Viewer, Depends(require_admin)],
+) -> RescoreOut:
+    """Re-score a scored submission in the background (the admin only): 202 and the queued
+    re-score; 200 and the pending one when it is being re-score already; 409 when it is not
+    scored. Its current result stays until the new one replaces it (``/history``)."""
+    row = _visible(session, viewer, submission_id)
+    job, created = request_rescore(session, row, audit.API_ADMIN, "requested by the admin")
+    if job is None:
+        raise HTTPException(409, f"submission {row.id} is {row.status.value}: only a scored "
+                            "submission is re-scored")
+    if created:
+        send_rescore(services.celery, job.id)
+    else:
+        response.status_code = 200
+    return RescoreOut.of(job, admin=True)
 
 
 @router.get("", response_model=list[SubmissionOut])
