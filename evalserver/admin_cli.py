@@ -1,5 +1,6 @@
 """The server's operator commands: ``evalserver db upgrade|downgrade|current``, ``load``,
-``team create`` and ``api``. They read the same ``VL12_*`` settings as the server.
+``team create|revoke|rotate|list``, ``rescore``, ``audit`` and ``api``. They read the
+same ``VL12_*`` settings as the server.
 
 Every failure is one message and exit 1 (2 for usage), never a traceback: a database that
 cannot be reached, a schema out of date (naming ``evalserver db upgrade``), a unified file
@@ -20,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from evalserver.settings import Settings
 
-__all__ = ["api", "db", "load", "team"]
+__all__ = ["api", "audit_log", "db", "load", "rescore", "team"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -201,6 +202,179 @@ def team_create(name: str, data_dir: Path | None) -> None:
             click.echo(token)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _session(data_dir: Path | None) -> Iterator[Any]:
+    """A session on the server's database (schema checked; errors as one line)."""
+    from evalserver.db.session import make_engine, make_sessionmaker
+
+    settings = _settings(data_dir)
+    require_current_schema(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        with _database(settings.db_url), make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@team.command("revoke")
+@click.argument("name")
+@data_dir_option
+def team_revoke(name: str, data_dir: Path | None) -> None:
+    """Refuse team NAME's token from now on (NAME or its id; its entries stay). `team rotate`
+    gives it a new one."""
+    from evalserver import audit
+    from evalserver.teams import TeamError, find_team, revoke_team
+
+    with _session(data_dir) as session:
+        try:
+            found = find_team(session, name)
+        except TeamError as exc:
+            _fail(str(exc))
+        audit.record(session, audit.cli_actor(), "revoke token", team_id=found.id)
+        if not revoke_team(session, found):
+            session.rollback()
+            click.echo(f"team {found.name!r} (id {found.id}) was revoked already: nothing to do")
+            return
+        click.echo(f"team {found.name!r} (id {found.id}): token revoked")
+
+
+@team.command("rotate")
+@click.argument("name")
+@data_dir_option
+def team_rotate(name: str, data_dir: Path | None) -> None:
+    """Give team NAME a new token (printed on stdout, shown once); the old one stops working
+    at once. Also lifts a revocation."""
+    from evalserver import audit
+    from evalserver.teams import TeamError, find_team, rotate_token
+
+    with _session(data_dir) as session:
+        try:
+            found = find_team(session, name)
+        except TeamError as exc:
+            _fail(str(exc))
+        audit.record(session, audit.cli_actor(), "rotate token", team_id=found.id,
+                     was_revoked=found.revoked_at is not None)
+        token = rotate_token(session, found)
+        click.echo(
+            f"team {found.name!r} (id {found.id}): new token follows, shown once; the old one "
+            "no longer works:",
+            err=True,
+        )
+        click.echo(token)
+
+
+@team.command("list")
+@data_dir_option
+def team_list(data_dir: Path | None) -> None:
+    """The teams: id, name (escaped: control characters shown as \\x..), created, revoked."""
+    from sqlalchemy import select
+
+    from evalserver.db.models import Team
+
+    with _session(data_dir) as session:
+        for found in session.scalars(select(Team).order_by(Team.id)):
+            revoked = f"revoked {found.revoked_at:%Y-%m-%d %H:%M}" if found.revoked_at else ""
+            click.echo(f"{found.id}\t{printable(found.name)}\t{found.created_at:%Y-%m-%d %H:%M}"
+                       f"\t{revoked}".rstrip())
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (an escape sequence could rewrite
+    the screen) shown as Python escapes, everything else as is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# --------------------------------------------------------------------------- rescore
+
+
+@click.command()
+@click.argument("ids", nargs=-1)
+@click.option("--task", default=None, help="Only this task's submissions.")
+@click.option("--phase", default=None, help="Only this phase's.")
+@click.option("--benchmark", default=None, help="Only this benchmark name's.")
+@click.option("--stale", is_flag=True,
+              help="Only those scored by another version than their scorer's current one.")
+@click.option("--reason", default="requested by the admin", show_default=True)
+@click.option("--dry-run", is_flag=True, help="List what would be re-scored; queue nothing.")
+@data_dir_option
+def rescore(
+    ids: tuple[str, ...],
+    task: str | None,
+    phase: str | None,
+    benchmark: str | None,
+    stale: bool,
+    reason: str,
+    dry_run: bool,
+    data_dir: Path | None,
+) -> None:
+    """Re-score scored submissions in the background (IDS, or all that the filters select;
+    at least one of them). The workers do it; each keeps its current result until the new
+    one replaces it, the old one staying as history. Recorded in the audit log."""
+    from evalserver import audit
+    from evalserver.worker.celery_app import make_celery
+    from evalserver.worker.rescore import request_rescore, select_rescorable, send_rescore
+
+    if not (ids or task or phase or benchmark or stale):
+        click.echo("name submission IDS or a filter (--task, --phase, --benchmark, --stale)",
+                   err=True)
+        raise SystemExit(2)
+    settings = _settings(data_dir)
+    with _session(data_dir) as session:
+        rows = select_rescorable(session, ids=list(ids) or None, task=task, phase=phase,
+                                 benchmark=benchmark, stale=stale)
+        missing = set(ids) - {r.id for r in rows}
+        for sub_id in sorted(missing):
+            click.echo(f"{sub_id}: no scored submission with this id: not re-scored", err=True)
+        if dry_run:
+            for row in rows:
+                click.echo(f"{row.id}  {row.task}/{row.phase}  scored by "
+                           f"{row.scorer_name} {row.scorer_version}")
+            click.echo(f"{len(rows)} submission(s) would be re-scored", err=True)
+            return
+        celery = make_celery(settings)
+        queued = pending = 0
+        actor = audit.cli_actor()
+        for row in rows:
+            job, created = request_rescore(session, row, actor, reason)
+            if job is None:
+                continue
+            if created:
+                queued += 1
+                sent = send_rescore(celery, job.id)
+                note = "" if sent else " (the broker is down: the sweeper sends it)"
+                click.echo(f"{row.id}: re-score {job.id} queued{note}")
+            else:
+                pending += 1
+                click.echo(f"{row.id}: re-score {job.id} is {job.status.value} already")
+        click.echo(f"{queued} re-score(s) queued, {pending} pending already", err=True)
+    if missing:
+        raise SystemExit(1)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@click.command("audit")
+@click.option("--submission", "submission_id", default=None, help="Only this submission's.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@data_dir_option
+def audit_log(submission_id: str | None, limit: int, data_dir: Path | None) -> None:
+    """The audit log, newest first: every admin action, who, when, on what."""
+    import json
+
+    from evalserver import audit
+
+    with _session(data_dir) as session:
+        for entry in audit.entries(session, submission_id=submission_id, limit=limit):
+            target = entry.submission_id or (f"team {entry.team_id}" if entry.team_id else "")
+            detail = json.dumps(entry.detail, ensure_ascii=True) if entry.detail else ""
+            click.echo(f"{entry.at:%Y-%m-%d %H:%M:%S}  {printable(entry.actor)}  "
+                       f"{entry.action}  {target}  {detail}".rstrip())
 
 
 # --------------------------------------------------------------------------- api

@@ -237,7 +237,14 @@ def _fail(message: str) -> NoReturn:
 
 
 # The server's operator commands (evalserver.admin_cli).
-for _command in (admin_cli.db, admin_cli.load, admin_cli.team, admin_cli.api):
+for _command in (
+    admin_cli.db,
+    admin_cli.load,
+    admin_cli.team,
+    admin_cli.rescore,
+    admin_cli.audit_log,
+    admin_cli.api,
+):
     main.add_command(_command)
 
 # The server's process and client commands (evalserver/runcommands.py).
