@@ -20,6 +20,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from evalserver.settings import Settings
+from evalserver.text import printable
 
 __all__ = ["api", "audit_log", "db", "load", "rescore", "team"]
 
@@ -279,14 +280,6 @@ def team_list(data_dir: Path | None) -> None:
             revoked = f"revoked {found.revoked_at:%Y-%m-%d %H:%M}" if found.revoked_at else ""
             click.echo(f"{found.id}\t{printable(found.name)}\t{found.created_at:%Y-%m-%d %H:%M}"
                        f"\t{revoked}".rstrip())
-
-
-def printable(text: str) -> str:
-    """``text`` safe for a terminal: control characters (an escape sequence could rewrite
-    the screen) shown as Python escapes, everything else as is."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --------------------------------------------------------------------------- rescore

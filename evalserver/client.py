@@ -16,6 +16,8 @@ from typing import IO, Any
 import httpx
 from tqdm import tqdm
 
+from evalserver.text import printable
+
 __all__ = ["API", "ApiError", "Client", "ProgressReader", "format_leaderboard", "format_status"]
 
 API = "/api/v1"
@@ -137,8 +139,8 @@ def format_status(row: dict[str, Any]) -> str:
     bench = row.get("benchmark") or {}
     lines = [
         f"submission {row['id']}: {row['status']}",
-        f"  {row['task']}, phase {row['phase']}, benchmark {bench.get('name')} "
-        f"v{bench.get('version')}; method {row.get('method_name') or '-'}; "
+        f"  {row['task']}, phase {row['phase']}, benchmark {printable(str(bench.get('name')))} "
+        f"v{bench.get('version')}; method {printable(row.get('method_name') or '-')}; "
         f"attempts {row.get('attempts', 0)}",
     ]
     if row.get("duplicate"):
@@ -151,7 +153,7 @@ def format_status(row: dict[str, Any]) -> str:
         if row.get("scorer_name"):
             lines.append(f"  scored by {row['scorer_name']} {row.get('scorer_version')}")
     if row.get("error"):
-        lines.append(f"  error: {row['error']}")
+        lines.append(f"  error: {printable(row['error'])}")
     return "\n".join(lines)
 
 
@@ -165,8 +167,8 @@ def format_leaderboard(board: dict[str, Any]) -> str:
         for column in columns:
             value = row["metrics"].get(column["name"])
             values.append("-" if value is None else f"{value:.{column['precision']}f}")
-        method = row["method_name"] + (" (baseline)" if row.get("baseline") else "")
-        table.append([str(row["rank"]), row["team"], method, *values])
+        method = printable(row["method_name"]) + (" (baseline)" if row.get("baseline") else "")
+        table.append([str(row["rank"]), printable(row["team"]), method, *values])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     bench = board["benchmark"]
     title = (f"{board['task']}, phase {board['phase']} ({', '.join(board['splits'])}), "

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evalserver.db.models import (
     AuditEntry,
@@ -142,6 +142,15 @@ class SubmissionForm(BaseModel):
     paper_url: str = Field(default="", max_length=500)
     code_url: str = Field(default="", max_length=500)
     public: bool = True
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # Any text is kept verbatim (escaped where rendered) except NUL, which PostgreSQL
+        # cannot store in text: refused here, not a 500 at commit.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("the NUL character (\\x00) is not allowed")
+        return value
 
     @classmethod
     def openapi_body(cls) -> dict[str, Any]:
