@@ -1,0 +1,221 @@
+"""Re-scoring with real worker and sweeper processes: a submission scored by an older scorer
+version is re-scored (by ``evalserver rescore`` and, by itself, by the sweeper), the old
+result kept as history and the new one current; duplicate messages re-score once; a failed
+re-score leaves the submission as it was; the API shows the history.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from evalserver.app.main import make_app
+from evalserver.db.models import AuditEntry, Rescore, RescoreStatus, Status, Submission
+from evalserver.metrics import load_groundtruth, score_file
+from evalserver.metrics.chance import chance_submission
+from evalserver.teams import create_team
+from evalserver.worker.celery_app import make_celery
+from evalserver.worker.rescore import RESCORE_TASK, current_version
+from tests.evalserver.server.live import BACKENDS, Live, Services, make_live, services  # noqa: F401
+
+TASK = "nlvr2"  # the smallest ground truth of the sample
+OLD = {"accuracy": 1.0, "consistency": 2.0}
+ADMIN = "admin-token-for-rescore-tests"
+
+
+@pytest.fixture
+def live(request: pytest.FixtureRequest, services: Services, tmp_path: Path) -> Iterator[Live]:  # noqa: F811
+    backend = getattr(request, "param", "sqlite")
+    server = make_live(backend, services, tmp_path / "data")
+    try:
+        server.load_benchmark(request.getfixturevalue("tiny_h5"))
+        yield server
+    finally:
+        server.close()
+
+
+def _content(tiny_h5: Path, seed: int) -> bytes:
+    return chance_submission(load_groundtruth(tiny_h5, TASK), seed=seed)
+
+
+def _as_if_scored_by_an_old_scorer(live: Live, sub_id: str) -> dict:
+    """The row as a previous scorer version left it (another result, another version)."""
+    with Session(live.engine) as session:
+        row = session.get_one(Submission, sub_id)
+        result = dict(row.result) | {"metrics": OLD, "version": "old-0"}
+        session.execute(
+            update(Submission).where(Submission.id == sub_id)
+            .values(result=result, scorer_version="old-0")
+        )
+        session.commit()
+    return result
+
+
+def _rescores(live: Live, sub_id: str) -> list[Rescore]:
+    with Session(live.engine, expire_on_commit=False) as session:
+        rows = list(session.scalars(
+            select(Rescore).where(Rescore.submission_id == sub_id).order_by(Rescore.id)
+        ))
+        session.expunge_all()
+    return rows
+
+
+def _wait_rescores(live: Live, sub_id: str, count: int = 1, timeout: float = 60) -> list[Rescore]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = _rescores(live, sub_id)
+        if len(rows) >= count and all(r.status not in ("queued", "running") for r in rows):
+            return rows
+        assert time.monotonic() < deadline, (rows, live.logs())
+        time.sleep(0.1)
+
+
+def _cli(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evalserver.cli", *args], env=live.env, capture_output=True,
+        text=True, timeout=60, check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("live", ["sqlite", "postgres-redis"], indirect=True)
+def test_a_stale_score_is_rescored_keeping_the_old_as_history(live: Live, tiny_h5: Path) -> None:
+    team = live.team("alpha")
+    content = _content(tiny_h5, 1)
+    sub_id = live.submit(team, TASK, content)
+    cancelled = live.submit(team, TASK, _content(tiny_h5, 2), send=False)
+    with Session(live.engine) as session:
+        session.execute(update(Submission).where(Submission.id == cancelled)
+                        .values(status=Status.cancelled))
+        session.commit()
+    live.worker()
+    (first,) = live.wait(sub_id)
+    assert first.status == Status.scored, live.logs()
+    old = _as_if_scored_by_an_old_scorer(live, sub_id)
+
+    dry = _cli(live, "rescore", "--stale", "--dry-run")
+    assert dry.returncode == 0 and sub_id in dry.stdout and "old-0" in dry.stdout
+    assert _rescores(live, sub_id) == []
+    done = _cli(live, "rescore", "--stale", "--reason", "scorer fixed")
+    assert done.returncode == 0, done.stderr
+    assert f"{sub_id}: re-score" in done.stdout and "1 re-score(s) queued" in done.stderr
+    (job,) = _rescores(live, sub_id)
+    for _ in range(2):  # duplicate messages: one re-score
+        make_celery(live.settings).send_task(RESCORE_TASK, args=[job.id])
+    (job,) = _wait_rescores(live, sub_id)
+
+    offline = score_file(TASK, load_groundtruth(tiny_h5, TASK), content)
+    assert job.status == RescoreStatus.done, job.error
+    assert job.attempts == 1 and job.worker_host and job.requested_by.startswith("admin (cli ")
+    assert job.reason == "scorer fixed" and job.benchmark_id == live.benchmark_id
+    assert (job.old_scorer_version, job.old_result) == ("old-0", old)
+    assert job.new_scorer_version == current_version(TASK) == offline.version
+    assert job.new_result["metrics"] == offline.metrics
+    row = live.row(sub_id)
+    assert row.status == Status.scored and row.attempts == 1  # still the same submission
+    assert row.result["metrics"] == offline.metrics and row.scorer_version == offline.version
+    assert row.arrays_path == f"results/{sub_id}/rescore-{job.id}-1.npz"
+    assert (live.data_dir / job.old_arrays_path).exists()  # the old arrays are kept
+    # A cancelled submission is never re-scored; nothing is stale any more.
+    assert _rescores(live, cancelled) == []
+    again = _cli(live, "rescore", "--stale")
+    assert again.returncode == 0 and "0 re-score(s) queued" in again.stderr
+    missing = _cli(live, "rescore", cancelled)
+    assert missing.returncode == 1 and "no scored submission" in missing.stderr
+
+    # The API shows the history to the team and the admin, the audit log to the admin.
+    with Session(live.engine) as session:
+        from evalserver.db.models import Team
+
+        alpha = session.get_one(Team, team)
+        token = "alpha-token"
+        from evalserver.teams import hash_token
+
+        alpha.token_hash = hash_token(token)
+        session.commit()
+    settings = live.settings.model_copy(update={"admin_token": SecretStr(ADMIN)})
+    with TestClient(make_app(settings)) as client:
+        history = client.get(f"/api/v1/submissions/{sub_id}/history",
+                             headers={"Authorization": f"Bearer {token}"})
+        assert history.status_code == 200
+        (entry,) = history.json()
+        assert entry["status"] == "done" and entry["requested_by"].startswith("admin (cli ")
+        assert entry["old"] == {"scorer_name": first.scorer_name, "scorer_version": "old-0",
+                                "metrics": OLD}
+        assert entry["new"]["metrics"] == offline.metrics
+        assert entry["benchmark"]["name"] == "tiny" and entry["requested_at"]
+        log = client.get(f"/api/v1/submissions/{sub_id}/log",
+                         headers={"Authorization": f"Bearer {ADMIN}"}).json()
+        assert log["worker"]["host"] == first.worker_host and log["worker"]["score_s"] >= 0
+        assert [a["action"] for a in log["audit"]] == ["rescore"]
+
+
+@pytest.mark.slow
+def test_the_sweeper_rescores_a_changed_scorer_by_itself_and_a_failure_changes_nothing(
+    live: Live, tiny_h5: Path
+) -> None:
+    team = live.team("beta")
+    good = live.submit(team, TASK, _content(tiny_h5, 3))
+    broken = live.submit(team, TASK, _content(tiny_h5, 4))
+    live.worker()
+    live.wait([good, broken])
+    _as_if_scored_by_an_old_scorer(live, good)
+    old_broken = _as_if_scored_by_an_old_scorer(live, broken)
+    before = live.row(broken)
+    (live.data_dir / before.validated_path).unlink()  # its re-score cannot load its form
+    live.sweeper()
+    (job,) = _wait_rescores(live, good)
+    assert job.status == RescoreStatus.done and job.requested_by == "sweeper"
+    assert job.reason == f"scorer version changed to {current_version(TASK)}"
+    (failed,) = _wait_rescores(live, broken)
+    assert failed.status == RescoreStatus.failed
+    assert failed.error.startswith(f"scoring {TASK}, phase ") and "Traceback" in failed.error
+    after = live.row(broken)
+    assert (after.result, after.scorer_version, after.arrays_path) == (
+        old_broken, "old-0", before.arrays_path)
+    # Once per (submission, version): the failed one is not tried again and again.
+    time.sleep(2)
+    assert len(_rescores(live, broken)) == 1 and len(_rescores(live, good)) == 1
+    with Session(live.engine) as session:
+        actions = {(e.actor, e.action) for e in session.scalars(select(AuditEntry))}
+    assert actions == {("sweeper", "rescore")}
+
+
+def test_team_commands_revoke_rotate_list_and_audit(live: Live) -> None:
+    with Session(live.engine) as session:
+        _, token = create_team(session, "esc\x1b[2Jape")
+    listed = _cli(live, "team", "list")
+    assert listed.returncode == 0 and "esc\\x1b[2Jape" in listed.stdout
+    assert "\x1b" not in listed.stdout
+    revoked = _cli(live, "team", "revoke", "esc\x1b[2Jape")
+    assert revoked.returncode == 0 and "token revoked" in revoked.stdout
+    twice = _cli(live, "team", "revoke", "esc\x1b[2Jape")
+    assert twice.returncode == 0 and "revoked already" in twice.stdout
+    assert "revoked" in _cli(live, "team", "list").stdout
+    rotated = _cli(live, "team", "rotate", "1")  # by id
+    assert rotated.returncode == 0 and "shown once" in rotated.stderr
+    new_token = rotated.stdout.strip()
+    assert len(new_token) >= 43 and new_token != token
+    unknown = _cli(live, "team", "revoke", "nobody")
+    assert unknown.returncode == 1 and "no team named 'nobody'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    usage = _cli(live, "rescore")
+    assert usage.returncode == 2
+    audit = _cli(live, "audit")
+    lines = audit.stdout.splitlines()
+    assert audit.returncode == 0 and len(lines) == 2
+    assert "rotate token  team 1" in lines[0] and "revoke token  team 1" in lines[1]
+    with Session(live.engine) as session:
+        from evalserver.teams import authenticate
+
+        assert authenticate(session, token) is None
+        assert authenticate(session, new_token) is not None
