@@ -6,6 +6,7 @@ re-score leaves the submission as it was; the API shows the history.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -13,16 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from evalserver.app.main import make_app
-from evalserver.db.models import AuditEntry, Rescore, RescoreStatus, Status, Submission
+from evalserver.cli import main
+from evalserver.db.migrate import upgrade
+from evalserver.db.models import AuditEntry, Rescore, RescoreStatus, Status, Submission, Team
+from evalserver.db.session import make_engine
 from evalserver.metrics import load_groundtruth, score_file
 from evalserver.metrics.chance import chance_submission
-from evalserver.teams import create_team
+from evalserver.teams import authenticate, create_team, hash_token
 from evalserver.worker.celery_app import make_celery
 from evalserver.worker.rescore import RESCORE_TASK, current_version
 from tests.evalserver.server.live import BACKENDS, Live, Services, make_live, services  # noqa: F401
@@ -134,12 +139,8 @@ def test_a_stale_score_is_rescored_keeping_the_old_as_history(live: Live, tiny_h
 
     # The API shows the history to the team and the admin, the audit log to the admin.
     with Session(live.engine) as session:
-        from evalserver.db.models import Team
-
         alpha = session.get_one(Team, team)
         token = "alpha-token"
-        from evalserver.teams import hash_token
-
         alpha.token_hash = hash_token(token)
         session.commit()
     settings = live.settings.model_copy(update={"admin_token": SecretStr(ADMIN)})
@@ -190,32 +191,45 @@ def test_the_sweeper_rescores_a_changed_scorer_by_itself_and_a_failure_changes_n
     assert actions == {("sweeper", "rescore")}
 
 
-def test_team_commands_revoke_rotate_list_and_audit(live: Live) -> None:
-    with Session(live.engine) as session:
-        _, token = create_team(session, "esc\x1b[2Jape")
-    listed = _cli(live, "team", "list")
-    assert listed.returncode == 0 and "esc\\x1b[2Jape" in listed.stdout
-    assert "\x1b" not in listed.stdout
-    revoked = _cli(live, "team", "revoke", "esc\x1b[2Jape")
-    assert revoked.returncode == 0 and "token revoked" in revoked.stdout
-    twice = _cli(live, "team", "revoke", "esc\x1b[2Jape")
-    assert twice.returncode == 0 and "revoked already" in twice.stdout
-    assert "revoked" in _cli(live, "team", "list").stdout
-    rotated = _cli(live, "team", "rotate", "1")  # by id
-    assert rotated.returncode == 0 and "shown once" in rotated.stderr
-    new_token = rotated.stdout.strip()
-    assert len(new_token) >= 43 and new_token != token
-    unknown = _cli(live, "team", "revoke", "nobody")
-    assert unknown.returncode == 1 and "no team named 'nobody'" in unknown.stderr
-    assert "Traceback" not in unknown.stderr
-    usage = _cli(live, "rescore")
-    assert usage.returncode == 2
-    audit = _cli(live, "audit")
-    lines = audit.stdout.splitlines()
-    assert audit.returncode == 0 and len(lines) == 2
-    assert "rotate token  team 1" in lines[0] and "revoke token  team 1" in lines[1]
-    with Session(live.engine) as session:
-        from evalserver.teams import authenticate
+def test_team_commands_revoke_rotate_list_and_audit(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    for key in [k for k in os.environ if k.startswith("VL12_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("VL12_DATA_DIR", str(data))
+    url = f"sqlite:///{data / 'vl12.db'}"
+    data.mkdir()
+    upgrade(url)
+    engine = make_engine(url)
+    runner = CliRunner()
 
-        assert authenticate(session, token) is None
-        assert authenticate(session, new_token) is not None
+    def cli(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    try:
+        with Session(engine) as session:
+            _, token = create_team(session, "esc\x1b[2Jape")
+        listed = cli("team", "list")
+        assert listed.exit_code == 0 and "esc\\x1b[2Jape" in listed.stdout
+        assert "\x1b" not in listed.stdout
+        revoked = cli("team", "revoke", "esc\x1b[2Jape")
+        assert revoked.exit_code == 0 and "token revoked" in revoked.stdout
+        twice = cli("team", "revoke", "esc\x1b[2Jape")
+        assert twice.exit_code == 0 and "revoked already" in twice.stdout
+        assert "revoked" in cli("team", "list").stdout
+        rotated = cli("team", "rotate", "1")  # by id
+        assert rotated.exit_code == 0 and "shown once" in rotated.stderr
+        new_token = rotated.stdout.strip()
+        assert len(new_token) >= 43 and new_token != token
+        unknown = cli("team", "revoke", "nobody")
+        assert unknown.exit_code == 1 and "no team named 'nobody'" in unknown.stderr
+        assert cli("rescore").exit_code == 2  # name something
+        audit = cli("audit")
+        lines = audit.stdout.splitlines()
+        assert audit.exit_code == 0 and len(lines) == 2
+        assert "rotate token  team 1" in lines[0] and "revoke token  team 1" in lines[1]
+        with Session(engine) as session:
+            assert authenticate(session, token) is None
+            assert authenticate(session, new_token) is not None
+    finally:
+        engine.dispose()
