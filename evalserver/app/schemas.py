@@ -278,6 +278,10 @@ class HealthOut(BaseModel):
     queue: QueueOut | None = None
 
 
+#: Where a failed re-score's error message ends and its trace begins (``worker.rescore``).
+TRACE_MARK = "\nTraceback (most recent call last):"
+
+
 class ScoredAs(BaseModel):
     scorer_name: str | None = None
     scorer_version: str | None
@@ -307,7 +311,7 @@ class RescoreOut(BaseModel):
     def of(cls, job: Rescore, admin: bool) -> RescoreOut:
         error = job.error
         if error is not None and not admin:
-            error = error.split("\n", 1)[0]  # the first line; the trace is the admin's
+            error = error.split(TRACE_MARK, 1)[0].rstrip()  # the trace is the admin's
         done = job.status == RescoreStatus.done
         return cls(
             id=job.id,

@@ -7,8 +7,6 @@ re-score leaves the submission as it was; the API shows the history.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,11 +82,23 @@ def _wait_rescores(live: Live, sub_id: str, count: int = 1, timeout: float = 60)
         time.sleep(0.1)
 
 
-def _cli(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "evalserver.cli", *args], env=live.env, capture_output=True,
-        text=True, timeout=60, check=False,
-    )
+def _token(live: Live, team_id: int) -> str:
+    """A known token for a team ``Live.team`` made."""
+    token = f"token-of-{team_id}"
+    with Session(live.engine) as session:
+        session.get_one(Team, team_id).token_hash = hash_token(token)
+        session.commit()
+    return token
+
+
+def _api(live: Live) -> TestClient:
+    settings = live.settings.model_copy(update={"admin_token": SecretStr(ADMIN)})
+    return TestClient(make_app(settings))
+
+
+def _cli(live: Live, *args: str) -> Result:
+    """An operator command, in this process (the worker and sweeper are the processes)."""
+    return CliRunner().invoke(main, list(args), env=live.env, catch_exceptions=False)
 
 
 @pytest.mark.slow
@@ -108,10 +118,10 @@ def test_a_stale_score_is_rescored_keeping_the_old_as_history(live: Live, tiny_h
     old = _as_if_scored_by_an_old_scorer(live, sub_id)
 
     dry = _cli(live, "rescore", "--stale", "--dry-run")
-    assert dry.returncode == 0 and sub_id in dry.stdout and "old-0" in dry.stdout
+    assert dry.exit_code == 0 and sub_id in dry.stdout and "old-0" in dry.stdout
     assert _rescores(live, sub_id) == []
     done = _cli(live, "rescore", "--stale", "--reason", "scorer fixed")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert f"{sub_id}: re-score" in done.stdout and "1 re-score(s) queued" in done.stderr
     (job,) = _rescores(live, sub_id)
     for _ in range(2):  # duplicate messages: one re-score
@@ -133,18 +143,13 @@ def test_a_stale_score_is_rescored_keeping_the_old_as_history(live: Live, tiny_h
     # A cancelled submission is never re-scored; nothing is stale any more.
     assert _rescores(live, cancelled) == []
     again = _cli(live, "rescore", "--stale")
-    assert again.returncode == 0 and "0 re-score(s) queued" in again.stderr
+    assert again.exit_code == 0 and "0 re-score(s) queued" in again.stderr
     missing = _cli(live, "rescore", cancelled)
-    assert missing.returncode == 1 and "no scored submission" in missing.stderr
+    assert missing.exit_code == 1 and "no scored submission" in missing.stderr
 
     # The API shows the history to the team and the admin, the audit log to the admin.
-    with Session(live.engine) as session:
-        alpha = session.get_one(Team, team)
-        token = "alpha-token"
-        alpha.token_hash = hash_token(token)
-        session.commit()
-    settings = live.settings.model_copy(update={"admin_token": SecretStr(ADMIN)})
-    with TestClient(make_app(settings)) as client:
+    token = _token(live, team)
+    with _api(live) as client:
         history = client.get(f"/api/v1/submissions/{sub_id}/history",
                              headers={"Authorization": f"Bearer {token}"})
         assert history.status_code == 200
@@ -183,6 +188,15 @@ def test_the_sweeper_rescores_a_changed_scorer_by_itself_and_a_failure_changes_n
     after = live.row(broken)
     assert (after.result, after.scorer_version, after.arrays_path) == (
         old_broken, "old-0", before.arrays_path)
+    # The team reads why; the trace is the admin's.
+    token = _token(live, team)
+    with _api(live) as client:
+        url = f"/api/v1/submissions/{broken}/history"
+        (mine,) = client.get(url, headers={"Authorization": f"Bearer {token}"}).json()
+        (admins,) = client.get(url, headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert mine["status"] == "failed" and mine["old"] is None and mine["new"] is None
+    assert mine["error"].startswith(f"scoring {TASK}") and "Traceback" not in mine["error"]
+    assert admins["error"].startswith(mine["error"]) and "Traceback" in admins["error"]
     # Once per (submission, version): the failed one is not tried again and again.
     time.sleep(2)
     assert len(_rescores(live, broken)) == 1 and len(_rescores(live, good)) == 1
