@@ -172,8 +172,14 @@ def test_the_sweeper_rescores_a_changed_scorer_by_itself_and_a_failure_changes_n
     team = live.team("beta")
     good = live.submit(team, TASK, _content(tiny_h5, 3))
     broken = live.submit(team, TASK, _content(tiny_h5, 4))
+    content = _content(tiny_h5, 5)
+    raises = live.submit(team, TASK, content[: len(content) // 2])  # the scorer raises
     live.worker()
-    live.wait([good, broken])
+    live.wait([good, broken, raises])
+    failed_run = live.row(raises)
+    assert failed_run.status == Status.failed
+    assert failed_run.log["worker"]["host"] == failed_run.worker_host
+    assert "Traceback (most recent call last)" in failed_run.log["trace"]
     _as_if_scored_by_an_old_scorer(live, good)
     old_broken = _as_if_scored_by_an_old_scorer(live, broken)
     before = live.row(broken)
@@ -190,13 +196,21 @@ def test_the_sweeper_rescores_a_changed_scorer_by_itself_and_a_failure_changes_n
         old_broken, "old-0", before.arrays_path)
     # The team reads why; the trace is the admin's.
     token = _token(live, team)
+    team_auth = {"Authorization": f"Bearer {token}"}
+    admin_auth = {"Authorization": f"Bearer {ADMIN}"}
     with _api(live) as client:
         url = f"/api/v1/submissions/{broken}/history"
-        (mine,) = client.get(url, headers={"Authorization": f"Bearer {token}"}).json()
-        (admins,) = client.get(url, headers={"Authorization": f"Bearer {ADMIN}"}).json()
+        (mine,) = client.get(url, headers=team_auth).json()
+        (admins,) = client.get(url, headers=admin_auth).json()
+        url = f"/api/v1/submissions/{raises}/log"
+        team_log = client.get(url, headers=team_auth).json()
+        admin_log = client.get(url, headers=admin_auth).json()
     assert mine["status"] == "failed" and mine["old"] is None and mine["new"] is None
     assert mine["error"].startswith(f"scoring {TASK}") and "Traceback" not in mine["error"]
     assert admins["error"].startswith(mine["error"]) and "Traceback" in admins["error"]
+    assert team_log["trace"] is None and team_log["error"] == failed_run.error
+    assert team_log["worker"]["attempt"] == 1
+    assert admin_log["trace"] == failed_run.log["trace"]
     # Once per (submission, version): the failed one is not tried again and again.
     time.sleep(2)
     assert len(_rescores(live, broken)) == 1 and len(_rescores(live, good)) == 1
