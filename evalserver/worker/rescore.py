@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery, Task
-from sqlalchemy import Engine, and_, exists, select, update
+from sqlalchemy import Engine, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from evalserver import audit
@@ -53,6 +53,7 @@ from evalserver.worker.tasks import (
     is_transient,
     retrying,
 )
+from unify import tasks
 
 __all__ = [
     "RESCORE_TASK",
@@ -141,13 +142,26 @@ def select_rescorable(
         query = query.where(Submission.phase == phase)
     if benchmark is not None:
         query = query.join(BenchmarkVersion).where(BenchmarkVersion.name == benchmark)
-    rows = list(session.scalars(query))
-    if stale:
-        rows = [r for r in rows if r.scorer_version != current_version(r.task)]
-    return rows
+    if stale:  # by SQL, one clause per task (the versions are this code's)
+        query = query.where(
+            or_(
+                *(
+                    and_(
+                        Submission.task == name,
+                        Submission.scorer_version.is_distinct_from(current_version(name)),
+                    )
+                    for name in tasks.task_names()
+                )
+            )
+        )
+    return list(session.scalars(query))
 
 
 # --------------------------------------------------------------------------- the task
+
+
+class _Changed(Exception):
+    """The submission changed under a re-score's final write: roll the transaction back."""
 
 
 @dataclass
@@ -202,7 +216,17 @@ class Rescorer:
         return changed == 1
 
     def finish(self, job: Rescore, attempt: int, values: dict[str, Any]) -> str:
-        """The swap, in one transaction: history gets the old result, the row the new one."""
+        """The swap, in one transaction: history gets the old result, the row the new one.
+        A submission changed by someone else between the read and the write undoes both
+        (the re-score stays running; the sweeper gives it another attempt)."""
+        try:
+            return self._swap(job, attempt, values)
+        except _Changed:
+            log.warning("re-score %d: submission %s changed meanwhile; not written", job.id,
+                        job.submission_id)
+            return Outcome.LOST
+
+    def _swap(self, job: Rescore, attempt: int, values: dict[str, Any]) -> str:
         now = utcnow()
         with self.engine.begin() as conn:
             current = conn.execute(
@@ -259,8 +283,7 @@ class Rescorer:
                 )
             ).rowcount
             if swapped != 1:  # changed between our read and write: undo both
-                conn.rollback()
-                return Outcome.LOST
+                raise _Changed
         return Outcome.SCORED
 
     def run(self, rescore_id: int) -> str:
@@ -400,21 +423,33 @@ def sweep_rescores(
 def queue_stale(engine: Engine, send: Sender, limit: int = 500) -> list[int]:
     """A re-score for each scored submission whose scorer's version is not the one this
     code reports, once per (submission, version): a worker still running the old scorer
-    cannot make it loop. Requested by ``sweeper``."""
+    cannot make it loop. Requested by ``sweeper``; at most ``limit`` per call (a backlog
+    is worked through over several sweeps), found by one query per task."""
     made: list[int] = []
     with Session(engine) as session:
-        for sub in select_rescorable(session, stale=True)[:limit]:
-            reason = stale_reason(current_version(sub.task))
-            tried = session.scalar(
-                select(
-                    exists().where(Rescore.submission_id == sub.id, Rescore.reason == reason)
-                )
+        for task in tasks.task_names():
+            version = current_version(task)
+            reason = stale_reason(version)
+            tried = exists().where(
+                Rescore.submission_id == Submission.id, Rescore.reason == reason
             )
-            if tried:
-                continue
-            job, created = request_rescore(session, sub, "sweeper", reason)
-            if job is not None and created:
-                made.append(job.id)
+            rows = session.scalars(
+                select(Submission)
+                .where(
+                    Submission.task == task,
+                    Submission.status == Status.scored,
+                    Submission.scorer_version.is_distinct_from(version),
+                    ~tried,
+                )
+                .order_by(Submission.created_at, Submission.id)
+                .limit(limit - len(made))
+            )
+            for sub in list(rows):
+                job, created = request_rescore(session, sub, "sweeper", reason)
+                if job is not None and created:
+                    made.append(job.id)
+            if len(made) >= limit:
+                break
     for rescore_id in made:
         try:
             send(rescore_id)

@@ -27,7 +27,14 @@ from evalserver.metrics import load_groundtruth, score_file
 from evalserver.metrics.chance import chance_submission
 from evalserver.teams import authenticate, create_team, hash_token
 from evalserver.worker.celery_app import make_celery
-from evalserver.worker.rescore import RESCORE_TASK, current_version
+from evalserver.worker.rescore import (
+    RESCORE_TASK,
+    Rescorer,
+    current_version,
+    request_rescore,
+    sweep_rescores,
+)
+from evalserver.worker.tasks import Outcome, WorkerState
 from tests.evalserver.server.live import BACKENDS, Live, Services, make_live, services  # noqa: F401
 
 TASK = "nlvr2"  # the smallest ground truth of the sample
@@ -261,3 +268,47 @@ def test_team_commands_revoke_rotate_list_and_audit(tmp_path: Path,
             assert authenticate(session, new_token) is not None
     finally:
         engine.dispose()
+
+
+def test_rescore_transitions_are_guarded(live: Live, tiny_h5: Path) -> None:
+    """In process, step by step: one pending re-score per submission, a claim once, a
+    finish only by the attempt that owns the job, nothing written to a submission that is
+    no longer scored."""
+    state = WorkerState(live.settings)
+    team = live.team("gamma")
+    subs = [live.submit(team, TASK, _content(tiny_h5, 10 + i), send=False) for i in range(2)]
+    assert [state.run(s) for s in subs] == [Outcome.SCORED] * 2
+    with Session(live.engine, expire_on_commit=False) as session:
+        row = session.get_one(Submission, subs[0])
+        job, created = request_rescore(session, row, "tester", "because")
+        same, again = request_rescore(session, row, "tester", "because")
+        assert created and not again and same.id == job.id
+        other, _ = request_rescore(session, session.get_one(Submission, subs[1]), "t", "r")
+    rescorer = Rescorer(state)
+    assert rescorer.claim(job.id) == 1 and rescorer.claim(job.id) is None
+    # The sweeper takes the job back from a worker presumed dead; that worker's late
+    # finish writes nothing, the next attempt's does.
+    _, sub, bench = rescorer.load(job.id)
+    late = state.score(sub, bench, 1, arrays_name="late.npz")
+    later = live.settings.model_copy(update={"running_deadline_s": 0.0})
+    swept = sweep_rescores(later, live.engine, lambda _id: None)
+    assert swept.reset == [job.id]
+    assert rescorer.finish(job, 1, late) == Outcome.LOST
+    assert rescorer.run(job.id) == Outcome.SCORED
+    (done,) = _rescores(live, subs[0])
+    assert (done.status, done.attempts) == (RescoreStatus.done, 2)
+    assert live.row(subs[0]).arrays_path == f"results/{subs[0]}/rescore-{job.id}-2.npz"
+    # Cancelled after the claim: skipped, the submission untouched.
+    assert rescorer.claim(other.id) == 1
+    _, sub, bench = rescorer.load(other.id)
+    values = state.score(sub, bench, 1, arrays_name="x.npz")
+    with Session(live.engine) as session:
+        session.execute(update(Submission).where(Submission.id == subs[1])
+                        .values(status=Status.cancelled))
+        session.commit()
+    before = live.row(subs[1])
+    assert rescorer.finish(other, 1, values) == Outcome.SKIPPED
+    (skipped,) = _rescores(live, subs[1])
+    assert skipped.status == RescoreStatus.skipped and "cancelled" in skipped.error
+    after = live.row(subs[1])
+    assert (after.result, after.arrays_path) == (before.result, before.arrays_path)
