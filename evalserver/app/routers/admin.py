@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from evalserver import audit
-from evalserver.app.deps import DbSession, Services, Viewer, get_services, require_admin
+from evalserver.app.deps import DbSession, Services, get_services, require_admin
 from evalserver.app.schemas import AuditOut, RescoreOut, RescoreRequest, RescoresOut, SubmissionOut
 from evalserver.db.models import Status, Submission, Team
 from evalserver.worker.rescore import request_rescore, select_rescorable, send_rescore
@@ -53,7 +53,6 @@ def rescore_many(
     request: RescoreRequest,
     session: DbSession,
     services: Annotated[Services, Depends(get_services)],
-    viewer: Annotated[Viewer, Depends(require_admin)],
 ) -> RescoresOut:
     """Re-score the scored submissions the request names (by ids, task, phase, benchmark;
     ``stale``: only those scored by an older scorer version), in the background."""
