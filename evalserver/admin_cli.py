@@ -141,14 +141,19 @@ def load(file: Path, name: str | None, data_dir: Path | None) -> None:
     next version."""
     from evalserver.benchmarks import BenchmarkError, load_benchmark
     from evalserver.db.session import make_engine, make_sessionmaker
+    from evalserver.storage import StorageError, make_storage
 
     settings = _settings(data_dir)
     require_current_schema(settings)
+    try:
+        storage = make_storage(settings)
+    except StorageError as exc:
+        _fail(str(exc))
     engine = make_engine(settings.db_url)
     try:
         with _database(settings.db_url), make_sessionmaker(engine)() as session:
             try:
-                outcome = load_benchmark(session, settings.data_dir, file, name)
+                outcome = load_benchmark(session, settings.data_dir, file, name, storage)
             except BenchmarkError as exc:
                 _fail(str(exc))
             bench = outcome.benchmark

@@ -32,6 +32,7 @@ from evalserver.metrics import (
 from evalserver.metrics.groundtruth import describe_fingerprint
 from evalserver.metrics.limits import Limits, format_size, parse_size
 from evalserver.runcommands import COMMANDS as SERVER_COMMANDS
+from evalserver.storage_cli import storage as storage_commands
 from unify import tasks
 from unify.clitypes import TaskName, Vl12Group
 from unify.errors import DataError
@@ -237,7 +238,7 @@ def _fail(message: str) -> NoReturn:
 
 
 # The server's operator commands (evalserver.admin_cli).
-for _command in (admin_cli.db, admin_cli.load, admin_cli.team, admin_cli.api):
+for _command in (admin_cli.db, admin_cli.load, admin_cli.team, admin_cli.api, storage_commands):
     main.add_command(_command)
 
 # The server's process and client commands (evalserver/runcommands.py).
