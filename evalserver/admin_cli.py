@@ -12,13 +12,12 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from evalserver.settings import Settings
+if TYPE_CHECKING:
+    from evalserver.settings import Settings
 
 __all__ = ["api", "db", "load", "team"]
 
@@ -31,12 +30,16 @@ def _fail(message: str) -> NoReturn:
 
 
 def _where(url: str) -> str:
+    from sqlalchemy import make_url  # here, not at the top: `evalserver score` stays light
+
     return make_url(url).render_as_string(hide_password=True)
 
 
 @contextmanager
 def _database(url: str) -> Iterator[None]:
     """Database errors as one line naming the database (its password hidden)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except SQLAlchemyError as exc:
@@ -54,6 +57,8 @@ def data_dir_option(function: F) -> F:
 
 
 def _settings(data_dir: Path | None) -> Settings:
+    from evalserver.settings import Settings
+
     return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
