@@ -1,0 +1,152 @@
+"""The storage interface, the same checks on both backends: a folder and an S3 bucket
+(moto's server mode in its own process). Then the API with an S3 storage: an accepted
+upload and its validated form are in the bucket and nowhere on the API's disk; a rejected
+one leaves nothing in either."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from evalserver.db.models import BenchmarkVersion, Submission
+from evalserver.storage import (
+    LocalStorage,
+    S3Storage,
+    Storage,
+    StorageError,
+    check_key,
+    storage_from_url,
+)
+from tests.evalserver.server.api_support import running_server, submission, validation_pool
+from tests.evalserver.server.s3stub import KEY_ID, REGION, SECRET, S3Server, s3_server
+
+__all__ = ["s3_server", "validation_pool"]  # fixtures used here
+
+
+@pytest.fixture(params=["folder", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "folder":
+        yield LocalStorage(tmp_path / "store")
+        return
+    server: S3Server = request.getfixturevalue("s3_server")
+    bucket = server.new_bucket()
+    yield S3Storage(
+        bucket, "pre/fix", tmp_path / "cache", endpoint_url=server.endpoint, region=REGION,
+        access_key_id=KEY_ID, secret_access_key=SECRET,
+    )
+
+
+def test_put_read_list_delete(store: Storage, tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"\x00\x01" * 1000)
+    assert not store.exists("uploads/a/upload")
+    store.put_file("uploads/a/upload", source)
+    store.put_file("uploads/a/validated.npz", source)
+    store.put_file("uploads/b/upload", source)
+    assert store.exists("uploads/a/upload")
+    with store.reading("uploads/a/upload") as local:
+        assert local.read_bytes() == source.read_bytes()
+    listed = {obj.key: obj.size for obj in store.list("uploads")}
+    assert listed == {"uploads/a/upload": 2000, "uploads/a/validated.npz": 2000,
+                      "uploads/b/upload": 2000}
+    assert list(store.list("upload")) == []  # a prefix is a folder, not a string prefix
+    assert store.delete("uploads/a/upload") is True
+    assert store.delete("uploads/a/upload") is False
+    assert store.delete_prefix("uploads/a") == 1
+    assert [obj.key for obj in store.list("uploads")] == ["uploads/b/upload"]
+
+
+def test_new_file_is_stored_whole_or_not_at_all(store: Storage) -> None:
+    with store.new_file("results/x/attempt-1.npz") as path:
+        assert path.name.endswith(".npz")  # numpy would add .npz to any other name
+        path.write_bytes(b"complete")
+    with pytest.raises(RuntimeError), store.new_file("results/x/attempt-2.npz") as path:
+        path.write_bytes(b"half")
+        raise RuntimeError("the scorer stopped")
+    assert store.exists("results/x/attempt-1.npz")
+    assert not store.exists("results/x/attempt-2.npz")
+    assert [o.key for o in store.list("results")] == ["results/x/attempt-1.npz"]
+
+
+def test_local_path_of_an_unchanging_file_is_fetched_once(store: Storage, tmp_path: Path) -> None:
+    source = tmp_path / "bench.h5"
+    source.write_bytes(b"h5 content")
+    store.put_file("benchmarks/abc.h5", source)
+    first = store.local_path("benchmarks/abc.h5")
+    assert first.read_bytes() == b"h5 content"
+    before = first.stat().st_mtime_ns
+    assert store.local_path("benchmarks/abc.h5") == first
+    assert first.stat().st_mtime_ns == before  # not downloaded again
+    with pytest.raises(StorageError, match=r"no file benchmarks/missing\.h5"):
+        store.local_path("benchmarks/missing.h5")
+    with pytest.raises(StorageError, match="no file"), store.reading("uploads/none/upload"):
+        pass
+
+
+@pytest.mark.parametrize("key", ["", "/etc/passwd", "../x", "uploads/../../x", "a\\b", "a\x00"])
+def test_keys_cannot_leave_the_storage(store: Storage, key: str) -> None:
+    with pytest.raises(StorageError, match="not a storage key"):
+        check_key(key)
+    with pytest.raises(StorageError, match="not a storage key"):
+        store.exists(key)
+
+
+def test_storage_urls(tmp_path: Path) -> None:
+    assert isinstance(storage_from_url(None, tmp_path), LocalStorage)
+    assert storage_from_url(None, tmp_path).root == tmp_path
+    assert storage_from_url(f"file://{tmp_path}/x", tmp_path).root == tmp_path / "x"
+    s3 = storage_from_url("s3://bucket/a/b/", tmp_path)
+    assert isinstance(s3, S3Storage)
+    assert (s3.bucket, s3.prefix, s3.url) == ("bucket", "a/b", "s3://bucket/a/b")
+    assert s3.object_key("uploads/x") == "a/b/uploads/x"
+    for bad, why in [("ftp://h/x", "unknown storage"), ("s3:///x", "no bucket"),
+                     ("file://host/x", "local path"), ("relative/x", "absolute")]:
+        with pytest.raises(StorageError, match=why):
+            storage_from_url(bad, tmp_path)
+
+
+def test_an_unreachable_s3_is_one_message_without_credentials(tmp_path: Path) -> None:
+    from tests.evalserver.services import free_port
+
+    store = S3Storage("b", "", tmp_path, endpoint_url=f"http://127.0.0.1:{free_port()}",
+                      region=REGION, access_key_id=KEY_ID, secret_access_key=SECRET)
+    store.client.meta.config.retries["max_attempts"] = 1
+    with pytest.raises(StorageError) as caught:
+        store.exists("uploads/x/upload")
+    assert str(caught.value).startswith("s3://b: uploads/x/upload: ")
+    assert SECRET not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- the API on S3
+
+
+def test_api_with_s3_storage_keeps_nothing_on_its_disk(
+    tmp_path: Path, tiny_h5: Path, s3_server: S3Server, validation_pool: ProcessPoolExecutor
+) -> None:
+    bucket = s3_server.new_bucket()
+    env = s3_server.env(bucket)
+    settings = {k.removeprefix("VL12_").lower(): v for k, v in env.items()}
+    data = tmp_path / "data"
+    with running_server("sqlite", data, tiny_h5, validation_pool, **settings) as server:
+        with server.sessions() as session:
+            bench = session.scalars(select(BenchmarkVersion)).one()
+            bench_key = f"vl12/{bench.file_path}"
+        assert not (data / "benchmarks").exists()  # loaded into the bucket, not the data dir
+        good = server.submit("alpha", submission(tiny_h5, seed=1))
+        assert good.status_code == 201, good.text
+        bad = server.submit("alpha", b'[{"question_id": 1}]')
+        assert bad.status_code == 422
+        with server.sessions() as session:
+            row = session.scalars(select(Submission)).one()
+        assert s3_server.keys(bucket) == sorted(
+            [bench_key, f"vl12/{row.file_path}", f"vl12/{row.validated_path}"]
+        )
+        leftovers = [p for p in (data / "uploads").rglob("*") if p.is_file()]
+        assert leftovers == []
+        # The benchmark was fetched once into the API's cache, by its fingerprint.
+        assert (data / "cache" / bench.file_path).is_file()
+        assert len(server.sent()) == 1
