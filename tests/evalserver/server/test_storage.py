@@ -5,6 +5,7 @@ one leaves nothing in either."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -150,3 +151,56 @@ def test_api_with_s3_storage_keeps_nothing_on_its_disk(
         # The benchmark was fetched once into the API's cache, by its fingerprint.
         assert (data / "cache" / bench.file_path).is_file()
         assert len(server.sent()) == 1
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def test_cleanup_deletes_expired_uploads_and_old_orphans_only(
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+) -> None:
+    from datetime import timedelta
+
+    from evalserver.db.models import Status, utcnow
+    from evalserver.retention import cleanup_uploads
+    from evalserver.storage import make_storage
+
+    data = tmp_path / "data"
+    with running_server("sqlite", data, tiny_h5, validation_pool) as server:
+        ids = [server.submit("alpha", submission(tiny_h5, seed=s)).json()["id"] for s in (1, 2, 3)]
+        now = utcnow()
+        with server.sessions() as session:
+            old, recent, waiting = (session.get_one(Submission, i) for i in ids)
+            old.status, old.finished_at = Status.scored, now - timedelta(days=10)
+            recent.status, recent.finished_at = Status.failed, now - timedelta(days=2)
+            waiting.created_at = now - timedelta(days=30)  # still queued: never touched
+            session.commit()
+            paths = {i: (session.get_one(Submission, i).file_path,
+                         session.get_one(Submission, i).validated_path) for i in ids}
+        stale = data / "uploads" / "crashed" / "upload.part"
+        fresh = data / "uploads" / "arriving" / "upload.part"
+        for orphan in (stale, fresh):
+            orphan.parent.mkdir(parents=True)
+            orphan.write_bytes(b"x" * 10)
+        day_ago = (now - timedelta(days=2)).timestamp()
+        os.utime(stale, (day_ago, day_ago))
+        store = make_storage(server.settings)
+        engine = server.sessions.kw["bind"]
+
+        expired_size = (data / paths[ids[0]][0]).stat().st_size
+        dry = cleanup_uploads(engine, store, 7, dry_run=True)
+        assert dry.expired == [paths[ids[0]][0]]
+        assert dry.orphans == ["uploads/crashed/upload.part"]
+        assert stale.exists() and (data / paths[ids[0]][0]).exists()
+
+        done = cleanup_uploads(engine, store, 7)
+        assert (done.expired, done.orphans) == (dry.expired, dry.orphans)
+        assert done.freed_bytes == expired_size + 10
+        assert not (data / paths[ids[0]][0]).exists() and not stale.exists()
+        assert fresh.exists()
+        for sub_id in ids:  # validated forms are kept; so are the others' uploads
+            assert (data / paths[sub_id][1]).exists()
+        assert (data / paths[ids[1]][0]).exists() and (data / paths[ids[2]][0]).exists()
+        again = cleanup_uploads(engine, store, 7)
+        assert (again.expired, again.orphans) == ([], [])
+        assert cleanup_uploads(engine, store, None).expired == []  # unset: kept for ever
