@@ -204,3 +204,29 @@ def test_cleanup_deletes_expired_uploads_and_old_orphans_only(
         again = cleanup_uploads(engine, store, 7)
         assert (again.expired, again.orphans) == ([], [])
         assert cleanup_uploads(engine, store, None).expired == []  # unset: kept for ever
+
+
+def test_storage_commands_fail_with_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from evalserver.cli import main
+    from tests.evalserver.services import free_port
+
+    runner = CliRunner()
+    env = {"VL12_DATA_DIR": str(tmp_path), "VL12_STORAGE_URL": ""}
+    both = runner.invoke(main, ["storage", "copy", "--from", "s3://a", "--to", "s3://b"], env=env)
+    assert both.exit_code == 2 and "exactly one of --from URL and --to URL" in both.output
+    same = runner.invoke(main, ["storage", "copy", "--to", tmp_path.as_uri()], env=env)
+    assert same.exit_code == 2 and "the same storage" in same.output
+    bad = runner.invoke(main, ["storage", "copy", "--to", "ftp://x/y"], env=env)
+    assert (bad.exit_code, bad.output.strip()) == (
+        1, "ftp://x/y: unknown storage (use file:///path or s3://bucket/prefix)"
+    )
+    down = runner.invoke(
+        main, ["storage", "copy", "--to", "s3://bucket/p"],
+        env=env | {"VL12_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+                   "VL12_S3_ACCESS_KEY_ID": KEY_ID, "VL12_S3_SECRET_ACCESS_KEY": SECRET,
+                   "VL12_S3_REGION": REGION, "AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert down.exit_code == 1 and down.output.startswith("s3://bucket/p: benchmarks: ")
+    assert len(down.output.strip().splitlines()) == 1 and SECRET not in down.output
