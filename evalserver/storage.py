@@ -50,7 +50,13 @@ _COPY_CHUNK = 1 << 22
 
 class StorageError(Exception):
     """A storage that cannot be used (bad URL, unreachable, missing file): the message
-    names the storage and the key, never credentials."""
+    names the storage and the key, never credentials. ``transient``: the store did not
+    answer or answered a server error (worth trying again later), not a missing file or a
+    refusal."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -251,8 +257,12 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _error(self, key: str, exc: Exception) -> StorageError:
+        from botocore.exceptions import ClientError
+
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return StorageError(f"{self.url}: {key}: {text}")
+        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        transient = not isinstance(exc, ClientError) or (status or 0) >= 500
+        return StorageError(f"{self.url}: {key}: {text}", transient=transient)
 
     def _missing(self, exc: Exception) -> bool:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
@@ -262,12 +272,13 @@ class S3Storage:
         return False
 
     def put_file(self, key: str, source: Path) -> None:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             # One PUT, or a multipart upload that is invisible until it completes.
             self.client.upload_file(str(source), self.bucket, self.object_key(key))
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
             raise self._error(key, exc) from None
 
     def _scratch(self, key: str) -> Path:
@@ -286,6 +297,7 @@ class S3Storage:
             tmp.unlink(missing_ok=True)
 
     def _download(self, key: str, dest: Path) -> None:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -297,7 +309,7 @@ class S3Storage:
             if self._missing(exc):
                 raise StorageError(f"{self.url}: no file {key}") from None
             raise self._error(key, exc) from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, Boto3Error) as exc:
             raise self._error(key, exc) from None
         finally:
             tmp.unlink(missing_ok=True)
@@ -336,16 +348,26 @@ class S3Storage:
         return True
 
     def delete(self, key: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         if not self.exists(key):
             return False
-        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(key, exc) from None
         return True
 
     def delete_prefix(self, prefix: str) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         keys = [obj.key for obj in self.list(prefix)]
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000
             batch = [{"Key": self.object_key(k)} for k in keys[start : start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+            try:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error(prefix, exc) from None
         return len(keys)
 
     def list(self, prefix: str) -> Iterator[StoredObject]:

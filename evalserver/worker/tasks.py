@@ -42,7 +42,7 @@ from evalserver.metrics import (
     score_validated,
 )
 from evalserver.settings import Settings
-from evalserver.storage import Storage, make_storage
+from evalserver.storage import Storage, StorageError, make_storage
 from evalserver.worker.celery_app import SCORE_TASK, make_celery
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
@@ -76,8 +76,9 @@ class Outcome:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Database or broker connection trouble: worth retrying, never the submission's fault."""
-    if isinstance(exc, OperationalError):
+    """Database, broker or storage connection trouble: worth retrying, never the
+    submission's fault."""
+    if isinstance(exc, OperationalError) or (isinstance(exc, StorageError) and exc.transient):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

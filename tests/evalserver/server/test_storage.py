@@ -82,8 +82,9 @@ def test_local_path_of_an_unchanging_file_is_fetched_once(store: Storage, tmp_pa
     before = first.stat().st_mtime_ns
     assert store.local_path("benchmarks/abc.h5") == first
     assert first.stat().st_mtime_ns == before  # not downloaded again
-    with pytest.raises(StorageError, match=r"no file benchmarks/missing\.h5"):
+    with pytest.raises(StorageError, match=r"no file benchmarks/missing\.h5") as missing:
         store.local_path("benchmarks/missing.h5")
+    assert not missing.value.transient
     with pytest.raises(StorageError, match="no file"), store.reading("uploads/none/upload"):
         pass
 
@@ -120,6 +121,7 @@ def test_an_unreachable_s3_is_one_message_without_credentials(tmp_path: Path) ->
         store.exists("uploads/x/upload")
     assert str(caught.value).startswith("s3://b: uploads/x/upload: ")
     assert SECRET not in str(caught.value)
+    assert caught.value.transient  # the worker retries; the submission is not failed
 
 
 # --------------------------------------------------------------------------- the API on S3
@@ -151,6 +153,19 @@ def test_api_with_s3_storage_keeps_nothing_on_its_disk(
         # The benchmark was fetched once into the API's cache, by its fingerprint.
         assert (data / "cache" / bench.file_path).is_file()
         assert len(server.sent()) == 1
+
+        # The bucket gone: the upload is refused with 503, nothing kept, no row, no message.
+        client = s3_server.client()
+        for key in s3_server.keys(bucket):
+            client.delete_object(Bucket=bucket, Key=key)  # type: ignore[attr-defined]
+        client.delete_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+        lost = server.submit("alpha", submission(tiny_h5, seed=2))
+        assert lost.status_code == 503, lost.text
+        assert "cannot store files" in lost.json()["detail"] and bucket not in lost.text
+        with server.sessions() as session:
+            assert len(session.scalars(select(Submission)).all()) == 1
+        assert not [p for p in (data / "uploads").rglob("*") if p.is_file()]
+        assert server.sent() == []
 
 
 # --------------------------------------------------------------------------- retention
