@@ -13,14 +13,14 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from evalserver.settings import Settings
 from evalserver.text import printable
+
+if TYPE_CHECKING:
+    from evalserver.settings import Settings
 
 __all__ = ["api", "audit_log", "db", "load", "rescore", "team"]
 
@@ -33,12 +33,16 @@ def _fail(message: str) -> NoReturn:
 
 
 def _where(url: str) -> str:
+    from sqlalchemy import make_url  # here, not at the top: `evalserver score` stays light
+
     return make_url(url).render_as_string(hide_password=True)
 
 
 @contextmanager
 def _database(url: str) -> Iterator[None]:
     """Database errors as one line naming the database (its password hidden)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except SQLAlchemyError as exc:
@@ -56,6 +60,8 @@ def data_dir_option(function: F) -> F:
 
 
 def _settings(data_dir: Path | None) -> Settings:
+    from evalserver.settings import Settings
+
     return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
@@ -143,14 +149,19 @@ def load(file: Path, name: str | None, data_dir: Path | None) -> None:
     next version."""
     from evalserver.benchmarks import BenchmarkError, load_benchmark
     from evalserver.db.session import make_engine, make_sessionmaker
+    from evalserver.storage import StorageError, make_storage
 
     settings = _settings(data_dir)
     require_current_schema(settings)
+    try:
+        storage = make_storage(settings)
+    except StorageError as exc:
+        _fail(str(exc))
     engine = make_engine(settings.db_url)
     try:
         with _database(settings.db_url), make_sessionmaker(engine)() as session:
             try:
-                outcome = load_benchmark(session, settings.data_dir, file, name)
+                outcome = load_benchmark(session, settings.data_dir, file, name, storage)
             except BenchmarkError as exc:
                 _fail(str(exc))
             bench = outcome.benchmark

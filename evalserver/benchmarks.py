@@ -14,9 +14,6 @@ messages name splits and files, never answers.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from sqlalchemy.orm import Session
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion
 from evalserver.metrics import load_groundtruth
 from evalserver.metrics.groundtruth import file_fingerprint
+from evalserver.storage import LocalStorage, Storage, StorageError
 from unify import tasks
 from unify.errors import DataError
 from unify.reader import UnifiedFile
@@ -159,29 +157,18 @@ def _count(gt: Any) -> int:
         return 0
 
 
-def _copy_atomically(source: Path, dest: Path) -> None:
-    """``dest`` appears whole or not at all (a temp file in the same folder, fsync,
-    ``os.replace``)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".loading-", suffix=".h5", dir=dest.parent)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; workers of other users read it
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 22)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_benchmark(
-    session: Session, data_dir: Path, path: Path, name: str | None = None
+    session: Session,
+    data_dir: Path,
+    path: Path,
+    name: str | None = None,
+    storage: Storage | None = None,
 ) -> LoadOutcome:
     """Register ``path`` as a benchmark version (or find the one with its fingerprint).
 
-    Commits on success. ``name`` defaults to the file's stem.
+    Commits on success. ``name`` defaults to the file's stem. The file is copied into
+    ``storage`` (default: the data dir) before the row exists, so a registered version's
+    file is always there.
     """
     path = Path(path)
     if not path.exists():
@@ -199,7 +186,11 @@ def load_benchmark(
         raise BenchmarkError(f"{path}: no scorable phase ({reasons or 'no task of vl12'})")
     name = name or path.stem
     relative = Path("benchmarks") / f"{info.fingerprint}.h5"
-    _copy_atomically(path, data_dir / relative)
+    storage = LocalStorage(data_dir) if storage is None else storage
+    try:
+        storage.put_file(relative.as_posix(), path)
+    except (StorageError, OSError) as exc:
+        raise BenchmarkError(f"{path}: cannot copy it into the storage: {exc}") from None
     latest = session.scalar(
         select(func.max(BenchmarkVersion.version)).where(BenchmarkVersion.name == name)
     )

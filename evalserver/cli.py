@@ -32,6 +32,7 @@ from evalserver.metrics import (
 from evalserver.metrics.groundtruth import describe_fingerprint
 from evalserver.metrics.limits import Limits, format_size, parse_size
 from evalserver.runcommands import COMMANDS as SERVER_COMMANDS
+from evalserver.storage_cli import storage as storage_commands
 from unify import tasks
 from unify.clitypes import TaskName, Vl12Group
 from unify.errors import DataError
@@ -244,6 +245,7 @@ for _command in (
     admin_cli.rescore,
     admin_cli.audit_log,
     admin_cli.api,
+    storage_commands,
 ):
     main.add_command(_command)
 

@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     #: loop; each keeps the ground truth it loaded).
     validation_processes: int = 2
 
+    #: Where uploads, validated forms, per-example arrays and benchmark files live
+    #: (``evalserver.storage``): unset, the data dir itself; ``file:///path`` a folder (a
+    #: shared file system for several hosts); ``s3://bucket/prefix`` an S3-compatible store.
+    storage_url: str | None = None
+    #: S3 endpoint (MinIO, Ceph...; unset: AWS), region and credentials (unset: boto3's
+    #: usual ``AWS_*`` variables and files).
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    #: Days a submission's uploaded file is kept once the submission is final
+    #: (``evalserver storage cleanup`` deletes older ones; results and validated forms are
+    #: kept). Unset: kept for ever.
+    upload_retention_days: float | None = None
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'vl12.db'}"

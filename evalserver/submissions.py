@@ -43,6 +43,7 @@ from evalserver.db.models import (
 )
 from evalserver.metrics import GroundTruth, Limits, load_groundtruth, validate_file
 from evalserver.metrics.upload import GZIP_MAGIC
+from evalserver.storage import LocalStorage, Storage, StorageError
 from evalserver.worker.celery_app import SCORE_TASK
 from unify import tasks
 from unify.errors import DataError
@@ -233,12 +234,17 @@ def create_submission(
     metadata: Metadata,
     pool: Executor,
     max_bytes: int,
+    storage: Storage | None = None,
 ) -> tuple[Submission, bool]:
     """Deduplicate, validate and commit a submission whose file was received into
     ``uploads/<submission_id>/`` (``stored``); (row, created). ``created`` is False when the
     same team sent the same file for the same board before. Raises ``Rejected`` or
     ``BoardUnavailable``; the folder is removed unless a new row keeps it. The caller
-    enqueues a created row."""
+    enqueues a created row. ``storage`` (default: the data dir) receives the upload and its
+    validated form before the row is committed; the local folder is then only a staging
+    place, removed unless the storage is that folder."""
+    storage = LocalStorage(data_dir) if storage is None else storage
+    stored_keys: list[str] = []
     folder_rel = Path("uploads") / submission_id
     folder = data_dir / folder_rel
     if stored.path.parent != folder:
@@ -251,9 +257,9 @@ def create_submission(
         name = _server_name(stored.path)
         upload = stored.path.rename(folder / name)
         validated = folder / "validated.npz"
-        benchmark_file = data_dir / board.benchmark.file_path
         validation_started = time.monotonic()
         try:
+            benchmark_file = storage.local_path(board.benchmark.file_path)
             report = pool.submit(
                 validate_stored,
                 str(benchmark_file),
@@ -263,7 +269,7 @@ def create_submission(
                 str(validated),
                 max_bytes,
             ).result()
-        except (DataError, OSError) as exc:
+        except (DataError, OSError, StorageError) as exc:
             # Logged for the operator with the file's path; the participant gets no path.
             log.error("cannot read the ground truth of %s/%s: %s", board.task, board.phase, exc)
             bench = board.benchmark
@@ -273,6 +279,10 @@ def create_submission(
             ) from None
         if not report["ok"]:
             raise Rejected(report)
+        for path in (upload, validated):
+            key = (folder_rel / path.name).as_posix()
+            storage.put_file(key, path)
+            stored_keys.append(key)
         row = Submission(
             id=submission_id,
             team_id=team.id,
@@ -307,12 +317,25 @@ def create_submission(
             existing = _existing(session, team, board, stored.sha256)
             if existing is None:
                 raise
-            shutil.rmtree(folder, ignore_errors=True)
+            _discard(storage, folder, stored_keys)
             return existing, False
+        if not storage.holds(stored_keys[0], upload):
+            shutil.rmtree(folder, ignore_errors=True)  # staged here, stored elsewhere
         return row, True
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        _discard(storage, folder, stored_keys)
         raise
+
+
+def _discard(storage: Storage, folder: Path, keys: list[str]) -> None:
+    """Nothing of a refused or duplicate upload is kept, here or in the storage."""
+    for key in keys:
+        if not storage.holds(key, folder / Path(key).name):
+            try:
+                storage.delete(key)
+            except StorageError as exc:  # logged; an unreferenced key harms nobody
+                log.warning("cannot remove %s from the storage: %s", key, exc)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def cancel_submission(session: Session, row: Submission, actor: str | None = None) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evalserver.db.models import Team
 from evalserver.settings import Settings
+from evalserver.storage import Storage, make_storage
 from evalserver.teams import authenticate, is_admin
 
 __all__ = [
@@ -46,6 +47,15 @@ class Services:
     #: False for a pool given by the caller (shared by several apps): it closes it.
     owns_pool: bool = True
     _lock: Lock = field(default_factory=Lock)
+    _storage: Storage | None = None
+
+    @property
+    def storage(self) -> Storage:
+        """Where uploads go (``VL12_STORAGE_URL``), made on first use."""
+        with self._lock:
+            if self._storage is None:
+                self._storage = make_storage(self.settings)
+            return self._storage
 
     @property
     def pool(self) -> Executor:

@@ -45,6 +45,7 @@ from evalserver.db.models import (
 )
 from evalserver.metrics import get_scorer
 from evalserver.settings import Settings
+from evalserver.storage import StorageError
 from evalserver.worker.tasks import (
     FINISH_RETRY_S,
     Outcome,
@@ -321,7 +322,10 @@ class Rescorer:
             return Outcome.FAILED
         outcome = retrying(lambda: self.finish(job, attempt, values), FINISH_RETRY_S)
         if outcome != Outcome.SCORED:
-            (self.state.settings.data_dir / values["arrays_path"]).unlink(missing_ok=True)
+            try:
+                self.state.storage.delete(values["arrays_path"])
+            except StorageError as exc:  # an unreferenced file harms nobody
+                log.warning("re-score %d: cannot remove its dropped arrays: %s", rescore_id, exc)
         log.info("re-score %d of %s: %s in %.2f s", rescore_id, sub.id, outcome,
                  time.monotonic() - started)
         return outcome

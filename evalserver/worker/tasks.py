@@ -44,6 +44,7 @@ from evalserver.metrics import (
     score_validated,
 )
 from evalserver.settings import Settings
+from evalserver.storage import Storage, StorageError, make_storage
 from evalserver.worker.celery_app import SCORE_TASK, make_celery
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
@@ -77,8 +78,9 @@ class Outcome:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Database or broker connection trouble: worth retrying, never the submission's fault."""
-    if isinstance(exc, OperationalError):
+    """Database, broker or storage connection trouble: worth retrying, never the
+    submission's fault."""
+    if isinstance(exc, OperationalError) or (isinstance(exc, StorageError) and exc.transient):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
@@ -93,6 +95,15 @@ class WorkerState:
     _engine: Engine | None = None
     _engine_pid: int = 0
     _cache: OrderedDict[tuple[int, str, str], GroundTruth] = field(default_factory=OrderedDict)
+    _storage: Storage | None = None
+
+    @property
+    def storage(self) -> Storage:
+        """Where the validated forms, arrays and benchmark files are (``VL12_STORAGE_URL``):
+        a worker on another host needs only its URL and credentials."""
+        if self._storage is None:
+            self._storage = make_storage(self.settings)
+        return self._storage
 
     @property
     def engine(self) -> Engine:
@@ -110,7 +121,7 @@ class WorkerState:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        gt = load_groundtruth(self.settings.data_dir / benchmark.file_path, task, phase)
+        gt = load_groundtruth(self.storage.local_path(benchmark.file_path), task, phase)
         self._cache[key] = gt
         while len(self._cache) > GT_CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -194,7 +205,10 @@ class WorkerState:
         )
         if not done:
             # The sweeper took the row back (we were presumed dead); the newer attempt wins.
-            (self.settings.data_dir / values["arrays_path"]).unlink(missing_ok=True)
+            try:
+                self.storage.delete(values["arrays_path"])
+            except StorageError as exc:  # an unreferenced file harms nobody
+                log.warning("submission %s: cannot remove its dropped arrays: %s", sub.id, exc)
             log.warning("submission %s: attempt %d lost its row; result dropped", sub.id, attempt)
             return Outcome.LOST
         log.info("submission %s scored (attempt %d)", submission_id, attempt)
@@ -210,17 +224,17 @@ class WorkerState:
             raise ValueError("the submission has no validated form (it was never validated)")
         scorer = get_scorer(sub.task)
         gt = self.groundtruth(bench, sub.task, sub.phase)
-        validated = load_validated(self.settings.data_dir / sub.validated_path)
+        with self.storage.reading(sub.validated_path) as local:
+            validated = load_validated(local)
         result = score_validated(gt, validated)
         relative = Path("results") / sub.id / (arrays_name or f"attempt-{attempt}.npz")
-        target = self.settings.data_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        result.save(target)
+        with self.storage.new_file(relative.as_posix()) as target:
+            result.save(target)
         return {
             "result": result.to_dict(),
             "scorer_name": scorer.metric,
             "scorer_version": result.version,
-            "arrays_path": str(relative),
+            "arrays_path": relative.as_posix(),
         }
 
     def describe_failure(self, sub: Submission, exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from evalserver.app.schemas import (
 )
 from evalserver.app.upload import FILE_FIELD, BadForm, receive_form
 from evalserver.db.models import Rescore, Status, Submission, Team
+from evalserver.storage import StorageError
 from evalserver.submissions import (
     BoardNotFound,
     BoardUnavailable,
@@ -150,11 +151,15 @@ def _create(
             metadata=metadata,
             pool=pool,
             max_bytes=settings.max_upload_bytes,
+            storage=services.storage,
         )
     except Rejected as exc:
         raise HTTPException(422, exc.report) from None
     except BoardUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
+    except StorageError as exc:  # logged with the storage's URL; the participant gets none
+        log.error("cannot store submission %s: %s", submission_id, exc)
+        raise HTTPException(503, "the server cannot store files now; nothing was stored") from None
     except BrokenProcessPool:
         services.discard_pool(pool)
         log.error("a validation process died (out of memory?); nothing was stored")

@@ -37,6 +37,7 @@ from evalserver.db.session import make_engine, make_sessionmaker
 from evalserver.metrics import load_groundtruth
 from evalserver.metrics.chance import chance_submission
 from evalserver.settings import Settings
+from evalserver.storage import make_storage
 from evalserver.teams import create_team
 
 PG_SERVER = os.environ.get("VL12_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -149,7 +150,7 @@ def running_server(
         sessions = make_sessionmaker(engine)
         try:
             with sessions() as session:
-                load_benchmark(session, data_dir, tiny_h5, "tiny")
+                load_benchmark(session, data_dir, tiny_h5, "tiny", make_storage(settings))
                 tokens = {name: create_team(session, name)[1] for name in ("alpha", "beta")}
             app = make_app(settings, pool=pool)
             with TestClient(app) as client:
