@@ -43,6 +43,7 @@ from evalserver.metrics import (
 )
 from evalserver.settings import Settings
 from evalserver.worker.celery_app import SCORE_TASK, make_celery
+from evalserver.worker.stats import board_stats_after_scoring
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
 
@@ -190,6 +191,7 @@ class WorkerState:
             log.warning("submission %s: attempt %d lost its row; result dropped", sub.id, attempt)
             return Outcome.LOST
         log.info("submission %s scored (attempt %d)", submission_id, attempt)
+        board_stats_after_scoring(self, submission_id)
         return Outcome.SCORED
 
     def score(self, sub: Submission, bench: BenchmarkVersion, attempt: int) -> dict[str, Any]:
