@@ -3,6 +3,9 @@ stored in each row's ``result`` JSON under ``"stats"`` (pages and API only read 
 
 * the 95% bootstrap interval of the primary metric (``evalserver.stats``), on resamples
   seeded by the board (benchmark fingerprint, task, phase): the same for every entry;
+* the seen / unseen scores (``evalserver.stats.leakage``): the primary metric on the
+  examples whose image's identity group occurs in some task's raw training split, and on
+  the rest;
 * the paired bootstrap p-value against the board's leader (rank 1 of the public ranking,
   ``evalserver.ranking``); each row records the leader it was tested against, so when the
   leader changes every row of the board is recomputed, and otherwise only the new one.
@@ -26,7 +29,9 @@ from evalserver.metrics import GroundTruth
 from evalserver.metrics.result import Result
 from evalserver.ranking import Entry, rank
 from evalserver.stats import Design, board_seed, bootstrap, design_for, interval, paired_p_value
+from evalserver.stats.leakage import example_seen, seen_unseen
 from unify import tasks
+from unify.reader import UnifiedFile
 
 __all__ = ["BATCH", "board_stats_after_scoring", "design_of", "update_board_stats"]
 
@@ -61,10 +66,23 @@ def design_of(gt: GroundTruth, n: int) -> tuple[Design, str]:
     return design_for(n, clusters=clusters, strata=strata), unit
 
 
-def _scores(data_dir: Path, row: Submission) -> np.ndarray:
+def _result(data_dir: Path, row: Submission) -> Result:
     if row.arrays_path is None:
         raise ValueError(f"submission {row.id} has no per-example arrays")
-    return np.asarray(Result.load(data_dir / row.arrays_path).per_example["score"], np.float64)
+    return Result.load(data_dir / row.arrays_path)
+
+
+def _scores(data_dir: Path, row: Submission) -> np.ndarray:
+    return np.asarray(_result(data_dir, row).per_example["score"], np.float64)
+
+
+def seen_of(
+    bench_file: Path, task: str, splits: Sequence[str], result: Result
+) -> np.ndarray | None:
+    """Seen-in-raw-training per scored example (``evalserver.stats.leakage``)."""
+    n = len(result.per_example["score"])
+    with UnifiedFile(bench_file) as uf:
+        return example_seen(uf, task, splits, result.example_ids, n)
 
 
 def _leader(rows: Sequence[Submission]) -> Submission | None:
@@ -123,8 +141,10 @@ def update_board_stats(
         return []
     gt = groundtruth(bench, sub.task, sub.phase)
     seed = board_seed(bench.fingerprint, sub.task, sub.phase)
-    first = _scores(data_dir, todo[0])
+    first_result = _result(data_dir, todo[0])
+    first = np.asarray(first_result.per_example["score"], np.float64)
     design, unit = design_of(gt, len(first))
+    seen = seen_of(data_dir / bench.file_path, sub.task, gt.splits, first_result)
     leader_scores = None if leader is None else _scores(data_dir, leader)
     leader_resampled = None
     if leader_scores is not None:
@@ -147,6 +167,8 @@ def update_board_stats(
                 "leader": leader_id,
                 "p_value": None,
             }
+            if seen is not None and len(seen) == len(scores[j]):
+                stats["leakage"] = seen_unseen(scores[j], seen).to_dict()
             if leader_resampled is not None and leader_scores is not None and row.id != leader_id:
                 stats["p_value"] = paired_p_value(
                     resampled[:, j], leader_resampled,

@@ -52,6 +52,8 @@ def test_every_scored_row_gets_an_interval_and_a_p_value(
         assert stats["high"] >= row.result["metrics"][primary] - 1e-9
         assert stats["half_width"] >= 0
         assert stats["leader"] == leader.id
+        leak = stats["leakage"]
+        assert leak["n_seen"] + leak["n_unseen"] == row.result["num_examples"]
         if row.id == leader.id:
             assert stats["p_value"] is None
         else:
