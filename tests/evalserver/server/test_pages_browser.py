@@ -73,6 +73,8 @@ def live(tmp_path: Path, tiny_h5: Path) -> Iterator[Live]:
 def test_sign_in_upload_scored_leaderboards_sort_private(
     browser: object, live: Live, tiny_h5: Path, tmp_path: Path
 ) -> None:
+    from playwright.sync_api import expect
+
     alpha = live.team_token("alpha")
     beta = live.team_token("beta")
     base = live.api()
@@ -116,11 +118,7 @@ def test_sign_in_upload_scored_leaderboards_sort_private(
         page.screenshot(path=shots / "submission-queued.png", full_page=True)
 
         live.worker()  # the page turns to scored by itself (no navigation by the test)
-        page.wait_for_function(
-            "document.querySelector('#status') && "
-            "document.querySelector('#status').textContent === 'scored'",
-            timeout=120_000,
-        )
+        expect(page.locator("#status")).to_have_text("scored", timeout=120_000)
         live.wait([sid, private_id], until=lambda r: "stats" in (r.result or {}), timeout=120)
         page.reload()
         assert "±" in page.inner_text("#metrics")
@@ -143,7 +141,7 @@ def test_sign_in_upload_scored_leaderboards_sort_private(
 
         # A phone: the page fits 390 px (wide tables scroll inside their own box).
         page.set_viewport_size({"width": 390, "height": 844})
-        for name, path in (("benchmark", "/b/tiny/1"), ("task", f"/b/tiny/1/{TASK}"),
+        for name, path in (("home", "/"), ("upload", "/upload"), ("benchmark", "/b/tiny/1"), ("task", f"/b/tiny/1/{TASK}"),
                            ("submission", f"/s/{sid}")):
             page.goto(f"{base}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
