@@ -11,16 +11,19 @@ method names, descriptions, the validator's report).
 from __future__ import annotations
 
 import csv
+import hashlib
 import hmac
 import io
 import json
 import secrets
 import shutil
-from pathlib import Path
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -39,7 +42,7 @@ from evalserver.pages.boards import (
     task_board,
 )
 from evalserver.pages.chart import chart
-from evalserver.submissions import TooLarge, new_upload_folder
+from evalserver.submissions import StoredFile, TooLarge, new_upload_folder
 from evalserver.teams import authenticate, is_admin
 from unify import tasks
 from unify.tasks import GROUPS
@@ -168,6 +171,7 @@ def benchmark_page(
     viewer: PageViewer,
     sort: str = "average",
     dir: str | None = None,
+    limit: Annotated[int, Query(ge=1)] = 200,
 ) -> HTMLResponse:
     try:
         bench = _bench(session, name, version)
@@ -181,8 +185,11 @@ def benchmark_page(
         return "?" + urlencode({"sort": key, "dir": flip})
 
     keys = sort_keys([s.name for s, _, _ in board.tasks], list(board.groups))
+    more = urlencode({"sort": board.sort, "dir": "desc" if board.descending else "asc",
+                      "limit": len(board.rows)})
     return render(
-        request, viewer, "benchmark.html", board=board, links={k: link(k) for k in keys}
+        request, viewer, "benchmark.html", board=board, links={k: link(k) for k in keys},
+        limit=limit, more=more,
     )
 
 
@@ -327,7 +334,8 @@ async def upload(
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
     """The form's upload: the same path as the API's (stream to the data dir, validate in
-    the pool, commit, enqueue); a rejected file shows the validator's whole report."""
+    the pool, commit, enqueue); a rejected file shows the validator's whole report. With
+    ``bundle`` checked, the file is a zip of one prediction file per task."""
     from evalserver.app.routers.submissions import _create  # the API's blocking part
 
     viewer = await run_in_threadpool(page_viewer, request, session, services)
@@ -344,6 +352,9 @@ async def upload(
         if received.file is None or (received.file.size == 0 and not received.filename):
             return render(request, viewer, "upload.html", 400, error="choose a file", **context)
         fields = {k: v for k, v in received.fields.items() if v or k not in ("phase", "benchmark")}
+        if fields.get("bundle"):
+            return await _bundle(request, session, services, viewer, received.file, fields,
+                                 context)
         fields["public"] = "true" if fields.get("public") else "false"
         try:
             form = SubmissionForm.model_validate(fields)
@@ -370,6 +381,119 @@ async def upload(
         if not created:
             shutil.rmtree(folder, ignore_errors=True)
     return RedirectResponse(f"/s/{out.id}", status_code=303)
+
+
+#: Most members a bundle may hold (one file per (task, phase) of a build is far fewer).
+MAX_BUNDLE_MEMBERS = 64
+
+
+@dataclass
+class BundleOutcome:
+    member: str
+    submission_id: str | None = None
+    duplicate: bool = False
+    error: str | None = None
+    report: dict[str, Any] | None = None
+
+
+def _bundle_members(path: Path, max_bytes: int) -> list[zipfile.ZipInfo]:
+    """The files of a zip bundle, checked against the limits before anything is read."""
+    with zipfile.ZipFile(path) as archive:
+        members = [
+            m for m in archive.infolist()
+            if not m.is_dir() and not PurePosixPath(m.filename).name.startswith(".")
+            and "__MACOSX" not in m.filename
+        ]
+    if not members:
+        raise BadForm("the bundle holds no file")
+    if len(members) > MAX_BUNDLE_MEMBERS:
+        raise BadForm(f"the bundle holds {len(members)} files; at most {MAX_BUNDLE_MEMBERS}")
+    if sum(m.file_size for m in members) > max_bytes:
+        raise TooLarge("the bundle's files, uncompressed, are larger than the upload limit")
+    return members
+
+
+def _extract(path: Path, member: zipfile.ZipInfo, dest: Path, max_bytes: int) -> StoredFile:
+    """One member to ``dest``, hashed and counted (the header's size is not trusted)."""
+    digest = hashlib.sha256()
+    size = 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path) as archive, archive.open(member) as src, dest.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(f"{member.filename} is larger than the upload limit")
+            digest.update(chunk)
+            out.write(chunk)
+    return StoredFile(dest, digest.hexdigest(), size)
+
+
+def _task_phase(member: str) -> tuple[str, str | None]:
+    """``TASK.PHASE.EXT`` (what ``baseline predict`` writes) or ``TASK.EXT``."""
+    parts = PurePosixPath(member).name.split(".")
+    task = parts[0]
+    if task not in tasks.task_names():
+        raise ValueError(
+            f"{member}: not named TASK.PHASE.EXT with a known task "
+            f"({', '.join(tasks.task_names())})"
+        )
+    phase = parts[1] if len(parts) >= 3 else None
+    return task, phase
+
+
+async def _bundle(
+    request: Request, session: DbSession, services: Services, viewer: Viewer,
+    stored: StoredFile, fields: dict[str, str], context: dict[str, Any],
+) -> Response:
+    """A zip of one prediction file per task (a ``baseline predict --out`` folder, zipped):
+    each member goes through the API's path as its own submission; the page lists what
+    became of each, with the validator's whole report for a rejected one."""
+    from evalserver.app.routers.submissions import _create
+
+    assert viewer.team is not None
+    settings = services.settings
+    try:
+        members = await run_in_threadpool(_bundle_members, stored.path, settings.max_upload_bytes)
+    except zipfile.BadZipFile:
+        return render(request, viewer, "upload.html", 400,
+                      error="a bundle must be a .zip of prediction files", **context)
+    outcomes: list[BundleOutcome] = []
+    for member in members:
+        outcome = BundleOutcome(member.filename)
+        outcomes.append(outcome)
+        try:
+            task, phase = _task_phase(member.filename)
+        except ValueError as exc:
+            outcome.error = str(exc)
+            continue
+        sid, folder_rel = new_upload_folder(settings.data_dir)
+        folder = settings.data_dir / folder_rel
+        created = False
+        try:
+            one = await run_in_threadpool(
+                _extract, stored.path, member, folder / "upload.part", settings.max_upload_bytes
+            )
+            form = SubmissionForm.model_validate(
+                {**{k: v for k, v in fields.items() if k not in ("task", "phase")},
+                 "task": task, **({"phase": phase} if phase else {})}
+            )
+            out, created = await run_in_threadpool(
+                _create, session, services, viewer.team, sid, one, member.filename, form
+            )
+            outcome.submission_id, outcome.duplicate = out.id, not created
+        except HTTPException as exc:
+            if isinstance(exc.detail, dict):
+                outcome.report = exc.detail
+            else:
+                outcome.error = str(exc.detail)
+        except (TooLarge, ValidationError) as exc:
+            outcome.error = str(exc)
+        finally:
+            if not created:
+                shutil.rmtree(folder, ignore_errors=True)
+    failed = any(o.submission_id is None for o in outcomes)
+    return render(request, viewer, "upload.html", 422 if failed else 200,
+                  outcomes=outcomes, **context)
 
 
 # --------------------------------------------------------------------------- export

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -195,6 +196,9 @@ def test_benchmark_board_averages_missing_and_sort(server: Server) -> None:
     assert asc[:2] == (["alpha/full", "alpha/other"] if higher else ["alpha/other", "alpha/full"])
     assert desc[:2] == asc[:2][::-1]
     assert asc[-1] == desc[-1] == "beta/one"
+    # A long board shows its first rows and a link to all of them.
+    short = page(server, bench_path(server), limit=1).text
+    assert row_order(short, "multi") == order[:1] and "Show all 3 rows" in short
     # An unknown sort key falls back to the average.
     assert row_order(page(server, bench_path(server), sort="<x>").text, "multi") == order
 
@@ -376,3 +380,44 @@ def test_export_json_and_csv_carry_the_numbers(server: Server) -> None:
     rows = list(csv.DictReader(io.StringIO(page(server, "/b/tiny/1/export/csv").text)))
     primary = [r for r in rows if r["task"] == names[0] and r["half_width"]]
     assert primary[0]["value"] == "55.5" and primary[0]["p_value"] == "0.5"
+
+
+def test_a_bundle_submits_one_file_per_task_and_reports_each(server: Server) -> None:
+    from evalserver.metrics import load_groundtruth
+    from evalserver.metrics.chance import chance_submission
+
+    other = "nlvr2"
+    other_phase = tasks.get(other).default_phase
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"preds/{TASK}.{tasks.get(TASK).default_phase}.json",
+                         submission(server.gt_path, 31))
+        archive.writestr(f"preds/{other}.{other_phase}.csv",
+                         chance_submission(load_groundtruth(server.gt_path, other), 1))
+        archive.writestr("preds/notatask.x.json", b"{}")
+        archive.writestr(f"preds/{other}.dev.csv", b"garbage,<b>\n")
+    sign_in(server, "alpha")
+    csrf = server.client.cookies[CSRF_COOKIE]
+    response = server.client.post(
+        "/upload",
+        data={"csrf": csrf, "bundle": "true", "task": TASK, "method_name": "bundle"},
+        files={"file": ("preds.zip", buffer.getvalue(), "application/zip")},
+    )
+    assert response.status_code == 422, response.text
+    listing = response.text.split('id="bundle"', 1)[1].split("</ul>", 1)[0]
+    assert listing.count("queued") == 2
+    assert "notatask.x.json: " in listing and "not named TASK.PHASE.EXT" in listing
+    assert "problem(s) for nlvr2, phase dev" in listing and "<b>" not in listing
+    with server.sessions() as session:
+        rows = session.query(Submission).all()
+        assert sorted((r.task, r.phase) for r in rows) == sorted(
+            [(TASK, tasks.get(TASK).default_phase), (other, other_phase)]
+        )
+        assert {r.method_name for r in rows} == {"bundle"}
+    assert len(server.sent()) == 2
+    # Not a zip: one clear message.
+    response = server.client.post(
+        "/upload", data={"csrf": csrf, "bundle": "true"},
+        files={"file": ("x.zip", b"not a zip", "application/zip")},
+    )
+    assert response.status_code == 400 and "must be a .zip" in response.text
