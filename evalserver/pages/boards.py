@@ -176,35 +176,40 @@ def benchmark_board(
     text_sort = sort in ("team", "method")
     if descending is None:
         descending = not text_sort
-    ordered = sorted(rows.values(), key=lambda r: _sort_key(r, sort, descending, shown))
+    ordered = _order(list(rows.values()), sort, descending, shown)
     for i, row in enumerate(ordered, start=1):
         row.rank = i
     return BenchmarkBoard(bench, shown, groups, ordered, sort, descending)
 
 
-def _sort_key(
-    row: BenchmarkRow, sort: str, descending: bool,
+def _order(
+    rows: list[BenchmarkRow], sort: str, descending: bool,
     shown: Sequence[tuple[TaskSpec, BenchmarkPhase, Column]],
-) -> tuple[Any, ...]:
-    """Complete rows first; then the sort column (missing last, whatever the direction);
-    then team and method, so the order is total."""
-    if sort == "team":
-        main: tuple[Any, ...] = (0, row.team.casefold())
-    elif sort == "method":
-        main = (0, row.method.casefold())
+) -> list[BenchmarkRow]:
+    """Complete rows first; within them and within the partial rows, the sort column in the
+    asked direction (a task column's "descending" means best first, whatever its metric's
+    direction), missing values last; ties by team and method, so the order is total.
+    Stable sorts, from the least significant key up."""
+    ordered = sorted(rows, key=lambda r: (r.team.casefold(), r.method.casefold(), r.team_id))
+    if sort in ("team", "method"):
+        ordered.sort(key=lambda r: (r.team if sort == "team" else r.method).casefold(),
+                     reverse=descending)
     else:
-        if sort == "average":
-            value = row.average
-        elif sort.startswith("group:"):
-            value = row.groups.get(sort.removeprefix("group:"))
-        else:
+        column = next((c for s, _, c in shown if s.name == sort), None)
+        best_first = descending
+        if column is not None and not column.higher_is_better:
+            best_first = not descending
+
+        def value(row: BenchmarkRow) -> float | None:
+            if sort == "average":
+                return row.average
+            if sort.startswith("group:"):
+                return row.groups.get(sort.removeprefix("group:"))
             cell = row.cells.get(sort)
-            value = None if cell is None else cell[0]
-            column = next((c for s, _, c in shown if s.name == sort), None)
-            if column is not None and not column.higher_is_better:
-                descending = not descending
-        main = (1, 0.0) if value is None else (0, -value if descending else value)
-    if sort in ("team", "method") and descending:
-        # Reverse the text: sort on the negated code points.
-        main = (0, tuple(-ord(ch) for ch in main[1]))
-    return (not row.complete, main, row.team.casefold(), row.method.casefold(), row.team_id)
+            return None if cell is None else cell[0]
+
+        present = [r for r in ordered if value(r) is not None]
+        present.sort(key=lambda r: value(r) or 0.0, reverse=best_first)
+        ordered = present + [r for r in ordered if value(r) is None]
+    ordered.sort(key=lambda r: not r.complete)
+    return ordered
