@@ -141,8 +141,11 @@ def test_sign_in_upload_scored_leaderboards_sort_private(
 
         # A phone: the page fits 390 px (wide tables scroll inside their own box).
         page.set_viewport_size({"width": 390, "height": 844})
-        for name, path in (("home", "/"), ("upload", "/upload"), ("benchmark", "/b/tiny/1"), ("task", f"/b/tiny/1/{TASK}"),
-                           ("submission", f"/s/{sid}")):
+        phone_pages = {
+            "home": "/", "upload": "/upload", "benchmark": "/b/tiny/1",
+            "task": f"/b/tiny/1/{TASK}", "submission": f"/s/{sid}",
+        }
+        for name, path in phone_pages.items():
             page.goto(f"{base}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, (name, width)
