@@ -165,6 +165,8 @@ def test_home_lists_benchmarks_tasks_and_entries(server: Server) -> None:
     assert "1 scored entries" in response.text
     assert len(response.content) < 100_000
     assert "http://" not in response.text and "https://" not in response.text  # no assets
+    assert "<script" not in response.text
+    assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
 def test_benchmark_board_averages_missing_and_sort(server: Server) -> None:
