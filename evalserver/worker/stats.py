@@ -33,7 +33,12 @@ from evalserver.stats.leakage import example_seen, seen_unseen
 from unify import tasks
 from unify.reader import UnifiedFile
 
-__all__ = ["BATCH", "board_stats_after_scoring", "design_of", "update_board_stats"]
+__all__ = [
+    "BATCH",
+    "board_stats_after_scoring",
+    "design_of",
+    "update_board_stats",
+]
 
 log = logging.getLogger("vl12.worker.stats")
 

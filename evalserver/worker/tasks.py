@@ -42,7 +42,7 @@ from evalserver.metrics import (
     score_validated,
 )
 from evalserver.settings import Settings
-from evalserver.worker.celery_app import SCORE_TASK, make_celery
+from evalserver.worker.celery_app import SCORE_TASK, STATS_TASK, make_celery
 from evalserver.worker.stats import board_stats_after_scoring
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
@@ -285,5 +285,10 @@ def make_worker_app(settings: Settings) -> Celery:
     )
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)
+
+    @app.task(name=STATS_TASK, acks_late=True, soft_time_limit=settings.score_time_limit_s,
+              time_limit=settings.score_time_limit_s + 30)
+    def _stats(submission_id: str) -> None:
+        board_stats_after_scoring(state, submission_id)
 
     return app

@@ -423,3 +423,21 @@ def test_a_bundle_submits_one_file_per_task_and_reports_each(server: Server) -> 
         files={"file": ("x.zip", b"not a zip", "application/zip")},
     )
     assert response.status_code == 400 and "must be a .zip" in response.text
+
+
+def test_a_visibility_change_asks_a_worker_for_the_board_statistics(server: Server) -> None:
+    from evalserver.worker.celery_app import STATS_TASK
+
+    sid = add_scored(server, "alpha", TASK, 50.0)
+    server.sent()
+    response = server.client.patch(
+        f"/api/v1/submissions/{sid}", headers=server.auth("alpha"), json={"public": False}
+    )
+    assert response.status_code == 200, response.text
+    sent = server.sent()
+    assert [(m["headers"]["task"], m["body"][0]) for m in sent] == [(STATS_TASK, [sid])]
+    # No change of visibility: nothing to recompute.
+    server.client.patch(
+        f"/api/v1/submissions/{sid}", headers=server.auth("alpha"), json={"public": False}
+    )
+    assert server.sent() == []

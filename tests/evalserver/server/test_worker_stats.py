@@ -114,3 +114,25 @@ def test_statistics_never_fail_a_scoring_run(live: Live, tiny_h5: Path) -> None:
     second = live.submit(live.team("b"), "nlvr2", chance_submission(gt, 2), send=False)
     assert state.run(second) == Outcome.SCORED
     assert "metrics" in live.row(second).result
+
+
+def test_a_leader_made_private_is_replaced_by_the_next_public_one(
+    live: Live, tiny_h5: Path
+) -> None:
+    from evalserver.worker.stats import board_stats_after_scoring
+
+    state = WorkerState(live.settings)
+    gt = load_groundtruth(tiny_h5, "nlvr2")
+    ids = [live.submit(live.team(f"t{seed}"), "nlvr2", chance_submission(gt, seed), send=False)
+           for seed in (1, 2)]
+    for sub_id in ids:
+        state.run(sub_id)
+    leader = live.row(ids[0]).result["stats"]["leader"]
+    other = next(i for i in ids if i != leader)
+    with Session(live.engine) as session:
+        session.execute(update(Submission).where(Submission.id == leader).values(is_public=False))
+        session.commit()
+    board_stats_after_scoring(state, leader)  # what the STATS_TASK message runs
+    assert live.row(other).result["stats"]["leader"] == other
+    assert live.row(other).result["stats"]["p_value"] is None
+    assert live.row(leader).result["stats"]["leader"] == other
