@@ -32,6 +32,7 @@ from evalserver.submissions import (
     find_board,
     new_upload_folder,
 )
+from evalserver.worker.celery_app import request_board_stats
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 log = logging.getLogger(__name__)
@@ -188,17 +189,21 @@ def change(
     change: SubmissionChange,
     session: DbSession,
     viewer: Annotated[Viewer, Depends(get_viewer)],
+    services: Annotated[Services, Depends(get_services)],
 ) -> SubmissionOut:
     """Make a submission public or private (its team or the admin), or mark it as a
     baseline (the admin only; shown as such on leaderboards)."""
     row = _visible(session, viewer, submission_id)
     if change.baseline is not None and not viewer.admin:
         raise HTTPException(403, "only the admin marks baselines")
+    visibility = change.public is not None and change.public != row.is_public
     if change.public is not None:
         row.is_public = change.public
     if change.baseline is not None:
         row.is_baseline = change.baseline
     session.commit()
+    if visibility and row.status == Status.scored:
+        request_board_stats(services.celery, row.id)
     return SubmissionOut.of(row)
 
 
