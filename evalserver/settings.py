@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     #: Processes of the API's validation pool (uploads are parsed there, not on the event
     #: loop; each keeps the ground truth it loaded).
     validation_processes: int = 2
+    #: Bootstrap resamples of every scored submission's 95% interval and paired test
+    #: (``evalserver.stats``); 0 turns the statistics off.
+    bootstrap_resamples: int = Field(default=1000, ge=0, le=100_000)
 
     #: Where uploads, validated forms, per-example arrays and benchmark files live
     #: (``evalserver.storage``): unset, the data dir itself; ``file:///path`` a folder (a

@@ -14,6 +14,7 @@ from evalserver.app.deps import Services
 from evalserver.app.limits import BodyLimit
 from evalserver.app.routers import admin, health, leaderboards, submissions
 from evalserver.db.session import make_engine, make_sessionmaker
+from evalserver.pages import routes as pages
 from evalserver.settings import Settings
 from evalserver.worker.celery_app import make_celery
 
@@ -58,10 +59,11 @@ def make_app(settings: Settings, pool: Executor | None = None) -> FastAPI:
     api.include_router(health.router)
     api.include_router(admin.router)
     app.include_router(api)
+    app.include_router(pages.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_upload_bytes + FORM_OVERHEAD,
-        paths=(f"{API_PREFIX}/submissions",),
+        paths=(f"{API_PREFIX}/submissions", "/upload"),
     )
     return app
 

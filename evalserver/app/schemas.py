@@ -238,6 +238,9 @@ class LeaderboardRow(BaseModel):
     code_url: str
     #: Only on the viewer's own rows (and for the admin).
     submission_id: str | None = None
+    #: The primary metric's 95% bootstrap interval, the p-value against the leader and the
+    #: seen/unseen scores, when the worker computed them (``evalserver.worker.stats``).
+    stats: dict[str, Any] | None = None
 
 
 class LeaderboardOut(BaseModel):

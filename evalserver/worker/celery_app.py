@@ -8,14 +8,21 @@ no result backend (the database row is the result).
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 
 from evalserver.settings import Settings
 
-__all__ = ["SCORE_TASK", "make_celery"]
+__all__ = ["SCORE_TASK", "STATS_TASK", "make_celery", "request_board_stats"]
+
+log = logging.getLogger(__name__)
 
 #: The scoring task's name: the API sends it by name, so it never imports worker code.
 SCORE_TASK = "vl12.score_submission"
+#: Recompute a board's statistics (a submission id names the board): sent when a change
+#: other than scoring may have changed the board's leader (``evalserver.worker.stats``).
+STATS_TASK = "vl12.board_stats"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -35,3 +42,13 @@ def make_celery(settings: Settings) -> Celery:
         # API, the worker and the sweeper all write it) instead of failing after 5 s.
         app.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
     return app
+
+
+def request_board_stats(celery: Celery, submission_id: str) -> None:
+    """Ask a worker to bring ``submission_id``'s board statistics up to date (its
+    visibility changed: the public leader may be another now). Logged, never raised: the
+    next scoring on the board recomputes them anyway."""
+    try:
+        celery.send_task(STATS_TASK, args=[submission_id], retry=False)
+    except Exception as exc:  # any broker or connection failure
+        log.warning("statistics of %s's board not requested (%s)", submission_id, exc)

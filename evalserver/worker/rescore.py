@@ -46,6 +46,7 @@ from evalserver.db.models import (
 from evalserver.metrics import get_scorer
 from evalserver.settings import Settings
 from evalserver.storage import StorageError
+from evalserver.worker.stats import board_stats_after_scoring
 from evalserver.worker.tasks import (
     FINISH_RETRY_S,
     Outcome,
@@ -328,6 +329,8 @@ class Rescorer:
                 log.warning("re-score %d: cannot remove its dropped arrays: %s", rescore_id, exc)
         log.info("re-score %d of %s: %s in %.2f s", rescore_id, sub.id, outcome,
                  time.monotonic() - started)
+        if outcome == Outcome.SCORED:  # a new result: the board's statistics follow
+            board_stats_after_scoring(self.state, sub.id)
         return outcome
 
 

@@ -45,7 +45,8 @@ from evalserver.metrics import (
 )
 from evalserver.settings import Settings
 from evalserver.storage import Storage, StorageError, make_storage
-from evalserver.worker.celery_app import SCORE_TASK, make_celery
+from evalserver.worker.celery_app import SCORE_TASK, STATS_TASK, make_celery
+from evalserver.worker.stats import board_stats_after_scoring
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
 
@@ -212,6 +213,7 @@ class WorkerState:
             log.warning("submission %s: attempt %d lost its row; result dropped", sub.id, attempt)
             return Outcome.LOST
         log.info("submission %s scored (attempt %d)", submission_id, attempt)
+        board_stats_after_scoring(self, submission_id)
         return Outcome.SCORED
 
     def score(
@@ -309,6 +311,11 @@ def make_worker_app(settings: Settings) -> Celery:
     )
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)
+
+    @app.task(name=STATS_TASK, acks_late=True, soft_time_limit=settings.score_time_limit_s,
+              time_limit=settings.score_time_limit_s + 30)
+    def _stats(submission_id: str) -> None:
+        board_stats_after_scoring(state, submission_id)
 
     from evalserver.worker.rescore import register_rescore_task
 

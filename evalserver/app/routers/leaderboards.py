@@ -71,7 +71,11 @@ def leaderboard(session: DbSession, viewer: Viewer, board: BenchmarkPhase) -> Le
             metrics=(row.result or {}).get("metrics") or {},
             is_public=row.is_public,
             is_baseline=row.is_baseline,
-            extra={"paper_url": row.paper_url, "code_url": row.code_url},
+            extra={
+                "paper_url": row.paper_url,
+                "code_url": row.code_url,
+                "stats": (row.result or {}).get("stats"),
+            },
         )
         for row in session.scalars(query)
     ]
@@ -89,6 +93,7 @@ def leaderboard(session: DbSession, viewer: Viewer, board: BenchmarkPhase) -> Le
             paper_url=(r.entry.extra or {}).get("paper_url", ""),
             code_url=(r.entry.extra or {}).get("code_url", ""),
             submission_id=r.entry.submission_id if viewer.owns(r.entry.team_id) else None,
+            stats=(r.entry.extra or {}).get("stats"),
         )
         for r in ranked
     ]

@@ -49,6 +49,7 @@ from evalserver.submissions import (
     find_board,
     new_upload_folder,
 )
+from evalserver.worker.celery_app import request_board_stats
 from evalserver.worker.rescore import request_rescore, send_rescore
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
@@ -207,6 +208,7 @@ def change(
     change: SubmissionChange,
     session: DbSession,
     viewer: Annotated[Viewer, Depends(get_viewer)],
+    services: Annotated[Services, Depends(get_services)],
 ) -> SubmissionOut:
     """Make a submission public or private (its team or the admin), mark it as a baseline
     (shown as such on leaderboards) or hide it from every leaderboard (the admin only).
@@ -216,6 +218,10 @@ def change(
         raise HTTPException(403, "only the admin marks baselines")
     if change.hidden is not None and not viewer.admin:
         raise HTTPException(403, "only the admin hides submissions")
+    # Who is on the board changes: its statistics (the public leader) are recomputed.
+    visibility = (change.public is not None and change.public != row.is_public) or (
+        change.hidden is not None and change.hidden != row.is_hidden
+    )
     changes = {
         "public": ("is_public", change.public),
         "baseline": ("is_baseline", change.baseline),
@@ -230,6 +236,8 @@ def change(
                          team_id=row.team_id, **{name: value, "was": getattr(row, column)})
         setattr(row, column, value)
     session.commit()
+    if visibility and row.status == Status.scored:
+        request_board_stats(services.celery, row.id)
     return SubmissionOut.of(row)
 
 

@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,10 @@ from evalserver.metrics import Result, load_groundtruth, score_file
 from evalserver.metrics.chance import chance_submission
 from tests.evalserver.server.live import BACKENDS, Live, Services, make_live, services  # noqa: F401
 from unify import tasks
+
+
+def without_stats(result: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (result or {}).items() if k != "stats"}
 
 TASK = "nlvr2"  # the smallest ground truth of the sample
 
@@ -79,7 +84,9 @@ def test_scored_once_with_the_offline_result(bench: Live, tiny_h5: Path) -> None
     assert bench.wait(sentinel)[0].status == Status.scored
     again = bench.row(first)
     assert (again.attempts, again.finished_at) == (1, row.finished_at)
-    assert again.result == row.result
+    # The scores are untouched; only the board statistics (the p-value against a new
+    # leader) may have been recomputed meanwhile (evalserver.worker.stats).
+    assert without_stats(again.result) == without_stats(row.result)
 
 
 @pytest.mark.slow

@@ -1,0 +1,208 @@
+"""Statistics of a leaderboard, computed by the worker after a submission is scored and
+stored in each row's ``result`` JSON under ``"stats"`` (pages and API only read them).
+
+* the 95% bootstrap interval of the primary metric (``evalserver.stats``), on resamples
+  seeded by the board (benchmark fingerprint, task, phase): the same for every entry;
+* the seen / unseen scores (``evalserver.stats.leakage``): the primary metric on the
+  examples whose image's identity group occurs in some task's raw training split, and on
+  the rest;
+* the paired bootstrap p-value against the board's leader (rank 1 of the public ranking,
+  ``evalserver.ranking``); each row records the leader it was tested against, so when the
+  leader changes every row of the board is recomputed, and otherwise only the new one.
+
+Never fails a scoring run: a problem here is logged and the row keeps its scores.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from evalserver.db.models import BenchmarkVersion, Status, Submission
+from evalserver.metrics import GroundTruth
+from evalserver.metrics.result import Result
+from evalserver.ranking import Entry, rank
+from evalserver.stats import Design, board_seed, bootstrap, design_for, interval, paired_p_value
+from evalserver.stats.leakage import example_seen, seen_unseen
+from evalserver.storage import Storage
+from unify import tasks
+from unify.reader import UnifiedFile
+
+__all__ = [
+    "BATCH",
+    "board_stats_after_scoring",
+    "design_of",
+    "update_board_stats",
+]
+
+log = logging.getLogger("vl12.worker.stats")
+
+#: Entries resampled at once when a whole board is recomputed (bounded memory).
+BATCH = 8
+
+GroundTruthOf = Callable[[BenchmarkVersion, str, str], GroundTruth]
+
+
+def design_of(gt: GroundTruth, n: int) -> tuple[Design, str]:
+    """The resampling unit of a ground truth, read from what its metric object holds:
+    nlvr2's ``sentence_index`` (a sentence and all its pairs), a per-example ``splits``
+    (refer tasks scored over several splits: within each split); else the example."""
+    data = gt.data
+    clusters = getattr(data, "sentence_index", None)
+    strata = getattr(data, "splits", None)
+    per_example = (
+        strata is not None and not isinstance(strata, str) and len(strata) == n
+        and len(gt.splits) > 1
+    )
+    if not per_example or not set(np.unique(np.asarray(strata, dtype=str))) <= set(gt.splits):
+        strata = None
+    if clusters is not None and len(clusters) != n:
+        clusters = None
+    unit = tasks.get(gt.task).example_unit if gt.task in tasks.task_names() else "example"
+    if clusters is not None:
+        unit = "sentence (all its pairs)"
+    if strata is not None:
+        unit += ", within each split"
+    return design_for(n, clusters=clusters, strata=strata), unit
+
+
+def _result(storage: Storage, row: Submission) -> Result:
+    """The row's per-example arrays, through the storage (a worker on another host reads
+    them from S3 as the scoring worker wrote them)."""
+    if row.arrays_path is None:
+        raise ValueError(f"submission {row.id} has no per-example arrays")
+    with storage.reading(row.arrays_path) as local:
+        return Result.load(local)
+
+
+def _scores(storage: Storage, row: Submission) -> np.ndarray:
+    return np.asarray(_result(storage, row).per_example["score"], np.float64)
+
+
+def seen_of(
+    bench_file: Path, task: str, splits: Sequence[str], result: Result
+) -> np.ndarray | None:
+    """Seen-in-raw-training per scored example (``evalserver.stats.leakage``)."""
+    n = len(result.per_example["score"])
+    with UnifiedFile(bench_file) as uf:
+        return example_seen(uf, task, splits, result.example_ids, n)
+
+
+def _leader(rows: Sequence[Submission]) -> Submission | None:
+    """Rank 1 of the public ranking (what everyone sees first)."""
+    public = [r for r in rows if r.is_public]
+    if not public:
+        return None
+    spec = tasks.get(public[0].task)
+    entries = [
+        Entry(r.id, r.team_id, r.team.name, r.method_name, r.created_at,
+              (r.result or {}).get("metrics") or {})
+        for r in public
+    ]
+    first = rank(entries, spec)[0].entry.submission_id
+    return next(r for r in public if r.id == first)
+
+
+def update_board_stats(
+    engine: Engine, storage: Storage, groundtruth: GroundTruthOf, submission_id: str,
+    n_resamples: int,
+) -> list[str]:
+    """Compute the statistics of ``submission_id``'s board that are missing or stale; the
+    ids whose stats were written."""
+    with Session(engine, expire_on_commit=False) as session:
+        sub = session.get(Submission, submission_id)
+        if sub is None or sub.status != Status.scored or n_resamples <= 0:
+            return []
+        bench = session.get_one(BenchmarkVersion, sub.benchmark_id)
+        rows = list(
+            session.scalars(
+                select(Submission)
+                .where(
+                    Submission.benchmark_id == sub.benchmark_id,
+                    Submission.task == sub.task,
+                    Submission.phase == sub.phase,
+                    Submission.status == Status.scored,
+                    Submission.arrays_path.is_not(None),
+                )
+                .options(selectinload(Submission.team))
+            )
+        )
+        session.expunge_all()
+    leader = _leader(rows)
+    leader_id = leader.id if leader is not None else None
+
+    def stale(row: Submission) -> bool:
+        stats = (row.result or {}).get("stats") or {}
+        return (
+            stats.get("leader") != leader_id
+            or stats.get("n_resamples") != n_resamples
+            or "half_width" not in stats
+        )
+
+    todo = [r for r in rows if stale(r)]
+    if not todo:
+        return []
+    gt = groundtruth(bench, sub.task, sub.phase)
+    seed = board_seed(bench.fingerprint, sub.task, sub.phase)
+    first_result = _result(storage, todo[0])
+    first = np.asarray(first_result.per_example["score"], np.float64)
+    design, unit = design_of(gt, len(first))
+    seen = seen_of(storage.local_path(bench.file_path), sub.task, gt.splits, first_result)
+    leader_scores = None if leader is None else _scores(storage, leader)
+    leader_resampled = None
+    if leader_scores is not None:
+        leader_resampled = bootstrap([leader_scores], design, seed, n_resamples)[:, 0]
+    written = []
+    for start in range(0, len(todo), BATCH):
+        batch = todo[start : start + BATCH]
+        scores = [first if r is todo[0] else _scores(storage, r) for r in batch]
+        resampled = bootstrap(scores, design, seed, n_resamples)
+        for j, row in enumerate(batch):
+            found = interval(resampled[:, j])
+            stats: dict[str, Any] = {
+                "metric": (row.result or {}).get("primary"),
+                "level": 0.95,
+                "low": found.low,
+                "high": found.high,
+                "half_width": found.half_width,
+                "n_resamples": n_resamples,
+                "unit": unit,
+                "leader": leader_id,
+                "p_value": None,
+            }
+            if seen is not None and len(seen) == len(scores[j]):
+                stats["leakage"] = seen_unseen(scores[j], seen).to_dict()
+            if leader_resampled is not None and leader_scores is not None and row.id != leader_id:
+                stats["p_value"] = paired_p_value(
+                    resampled[:, j], leader_resampled,
+                    100 * float(np.nanmean(scores[j])), 100 * float(np.nanmean(leader_scores)),
+                )
+            result = dict(row.result or {}) | {"stats": stats}
+            with engine.begin() as conn:
+                changed = conn.execute(
+                    update(Submission)
+                    .where(Submission.id == row.id, Submission.status == Status.scored,
+                           Submission.arrays_path == row.arrays_path)
+                    .values(result=result)
+                ).rowcount
+            if changed:
+                written.append(row.id)
+    return written
+
+
+def board_stats_after_scoring(state: Any, submission_id: str) -> None:
+    """The worker's hook (``WorkerState.run``, after a row is scored)."""
+    try:
+        written = update_board_stats(
+            state.engine, state.storage, state.groundtruth, submission_id,
+            state.settings.bootstrap_resamples,
+        )
+        log.info("submission %s: statistics of %d row(s) written", submission_id, len(written))
+    except Exception:
+        log.exception("submission %s: statistics not computed (scores are kept)", submission_id)
