@@ -44,6 +44,7 @@ def visible_submissions(
             Submission.task == board.task,
             Submission.phase == board.phase,
             Submission.status == Status.scored,
+            Submission.is_hidden.is_(False),  # hidden by the admin: on no board
         )
         .options(selectinload(Submission.team))
     )

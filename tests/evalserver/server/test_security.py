@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from evalserver.client import format_leaderboard, format_status
 from evalserver.db.models import AuditEntry, Status, Submission, Team
+from evalserver.pages.routes import CSRF_COOKIE, TOKEN_COOKIE
 from evalserver.teams import TeamError, create_team, revoke_team, rotate_token
 from evalserver.worker.rescore import RESCORE_TASK
 from tests.evalserver.server.api_support import (
@@ -174,6 +175,64 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/benchmarks"): Case(_plain("GET", "/benchmarks"), _expect(200, 200, 200, 200, 200)),
     ("GET", "/health"): Case(_plain("GET", "/health"), _expect(200, 200, 200, 200, 200)),
 }
+
+
+# --------------------------------------------------------------------------- pages
+CSRF = "c" * 43
+
+
+def _cookies(auth: dict[str, str]) -> dict[str, str]:
+    """The pages' credential is a cookie holding the token (set by /signin), with the
+    CSRF cookie every form echoes."""
+    token = auth.get("Authorization", "").removeprefix("Bearer ")
+    jar = f"{CSRF_COOKIE}={CSRF}" + (f"; {TOKEN_COOKIE}={token}" if token else "")
+    return {"Cookie": jar}
+
+
+def _page(method: str, path: str, **kwargs: Any) -> Callable[[Server, dict[str, str]], Any]:
+    def call(server: Server, auth: dict[str, str]) -> Any:
+        target = path.format(sid=new_submission(server)) if "{sid}" in path else path
+        return server.client.request(method, target, headers=_cookies(auth),
+                                     follow_redirects=False, **kwargs)
+
+    return call
+
+
+def _signin(server: Server, auth: dict[str, str]) -> Any:
+    token = auth.get("Authorization", "").removeprefix("Bearer ")
+    return server.client.post("/signin", headers={"Cookie": f"{CSRF_COOKIE}={CSRF}"},
+                              data={"token": token, "csrf": CSRF}, follow_redirects=False)
+
+
+def _page_upload(server: Server, auth: dict[str, str]) -> Any:
+    return server.client.post(
+        "/upload", headers=_cookies(auth), follow_redirects=False,
+        files={"file": ("p.json", submission(server.gt_path, seed=next(SEED)), "text/plain")},
+        data={"task": TASK, "csrf": CSRF, "team": "alpha"},
+    )
+
+
+BOARD = "/b/tiny/1"
+#: A wrong or revoked cookie is anonymous on a page (the page offers sign-in again).
+PAGES: dict[tuple[str, str], Case] = {
+    ("GET", "/"): Case(_page("GET", "/"), _expect(200, 200, 200, 200, 200)),
+    ("GET", "/b/{name}/{version}"): Case(_page("GET", BOARD), _expect(200, 200, 200, 200, 200)),
+    ("GET", "/b/{name}/{version}/{task}"): Case(
+        _page("GET", f"{BOARD}/{TASK}"), _expect(200, 200, 200, 200, 200)
+    ),
+    ("GET", "/b/{name}/{version}/export/{kind}"): Case(
+        _page("GET", f"{BOARD}/export/csv"), _expect(200, 200, 200, 200, 200)
+    ),
+    ("GET", "/s/{submission_id}"): Case(_page("GET", "/s/{sid}"), _expect(404, 404, 404, 200, 200)),
+    ("GET", "/signin"): Case(_page("GET", "/signin"), _expect(200, 200, 200, 200, 200)),
+    ("POST", "/signin"): Case(_signin, _expect(401, 401, 303, 303, 303)),
+    ("POST", "/signout"): Case(
+        _page("POST", "/signout", data={"csrf": CSRF}), _expect(303, 303, 303, 303, 303)
+    ),
+    ("GET", "/upload"): Case(_page("GET", "/upload"), _expect(200, 200, 200, 200, 200)),
+    ("POST", "/upload"): Case(_page_upload, _expect(401, 401, 303, 303, 401)),
+}
+ROUTES |= PAGES
 
 
 def app_routes(server: Server) -> set[tuple[str, str]]:
@@ -364,6 +423,10 @@ def test_hostile_names_are_kept_verbatim_and_escaped_where_rendered(fresh: Serve
     text = server.client.get(f"{API}/leaderboards/{TASK}", params={"format": "csv"}).text
     _, *rows = list(csv.reader(io.StringIO(text, newline="")))
     assert {(r[1], r[2]) for r in rows} == {(n, n) for n in HOSTILE}
+    # A page: HTML-escaped (the board lists every team and method name).
+    html = server.client.get(f"/b/tiny/1/{TASK}").text
+    assert "<script>alert" not in html and "&lt;script&gt;alert(" in html
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
     # A terminal: no raw control character reaches it, each shown as an escape.
     table = format_leaderboard(board)
     assert not any(c in table for c in "\x07\x1b\x7f\x85\r\t")
@@ -447,6 +510,10 @@ def test_path_traversal_in_every_id_and_name_reaches_no_file(server: Server) -> 
                 client.post(f"{API}/admin/rescore", headers=auth,
                             json={"ids": [bad], "task": bad, "benchmark": bad}),
                 client.get(f"/{bad}", headers=auth),
+                client.get(f"/s/{bad}", headers=_cookies(auth)),
+                client.get(f"/b/{bad}/1", headers=_cookies(auth)),
+                client.get(f"/b/tiny/1/{bad}", headers=_cookies(auth)),
+                client.get(f"/b/tiny/1/export/{bad}", headers=_cookies(auth)),
                 client.get(f"{API}/{bad}", headers=auth),
             ]
             if who == "alpha":  # an upload naming a board by a path: no board
