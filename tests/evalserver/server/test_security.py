@@ -336,8 +336,8 @@ def test_admin_actions_are_audited(server: Server) -> None:
     assert client.post(f"{API}/submissions/{sid}/rescore", headers=admin).status_code == 202
     again = client.post(f"{API}/submissions/{sid}/rescore", headers=admin)
     assert again.status_code == 200 and again.json()["status"] == "queued"  # the pending one
-    sent = [(m["headers"]["task"], m["body"][0]) for m in server.sent()]
-    assert sent == [(RESCORE_TASK, [again.json()["id"]])]  # sent once
+    sent = [m["body"][0] for m in server.sent() if m["headers"]["task"] == RESCORE_TASK]
+    assert sent == [[again.json()["id"]]]  # sent once
     # In bulk: the stale ones of the board (scored by version "0"); sid's is pending.
     fresh = new_submission(server)
     bulk = client.post(f"{API}/admin/rescore", headers=admin,
@@ -345,7 +345,8 @@ def test_admin_actions_are_audited(server: Server) -> None:
     assert fresh in {r["submission_id"] for r in bulk["queued"]}
     assert [r["submission_id"] for r in bulk["pending"]] == [sid]
     assert all(r["reason"] == "bulk" for r in bulk["queued"])
-    assert len(server.sent()) == len(bulk["queued"])
+    rescores = [m for m in server.sent() if m["headers"]["task"] == RESCORE_TASK]
+    assert len(rescores) == len(bulk["queued"])
     # The owner's own changes are not admin actions.
     assert client.patch(f"{API}/submissions/{sid}", headers=server.auth("alpha"),
                         json={"public": True}).status_code == 200
