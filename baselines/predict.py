@@ -7,6 +7,7 @@ and the server by construction; tests score every file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,16 +51,21 @@ def predict_split(
     split: str,
     encoder: Encoder,
     batch_size: int = 128,
+    rows: Sequence[int] | None = None,
+    gallery: np.ndarray | None = None,
 ) -> Values:
-    """``(ids, values, extra)`` for the metric's writer."""
+    """``(ids, values, extra)`` for the metric's writer: of every example of the split, or
+    of ``rows`` only (retrieval: against ``gallery``, rows of /images, instead of the
+    split's candidates)."""
     model.eval()
     view = uf.split(info.name, split, features="auto", targets=False)
+    order = list(range(len(view))) if rows is None else [int(r) for r in rows]
     if info.kind == "retrieval":
-        return _retrieval(model, info, uf, view, encoder, batch_size)
+        return _retrieval(model, info, uf, view, order, encoder, batch_size, gallery)
     ids: list[Any] = []
     values: list[Any] = []
-    for start in range(0, len(view), batch_size):
-        examples = [view.example(i) for i in range(start, min(start + batch_size, len(view)))]
+    for start in range(0, len(order), batch_size):
+        examples = [view.example(i) for i in order[start : start + batch_size]]
         batch = encoder.batch(examples, info)
         best = model(info.name, info.head, batch).argmax(dim=-1).cpu().numpy()
         ids += batch["ids"]
@@ -81,15 +87,25 @@ def predict_split(
 
 
 def _retrieval(
-    model: Baseline, info: TaskInfo, uf: UnifiedFile, view: Any, encoder: Encoder, batch_size: int
+    model: Baseline,
+    info: TaskInfo,
+    uf: UnifiedFile,
+    view: Any,
+    order: list[int],
+    encoder: Encoder,
+    batch_size: int,
+    gallery_rows: np.ndarray | None,
 ) -> Values:
     """The full caption x candidate score matrix of the cross-encoder's alignment score."""
-    candidates = view.column("candidates").astype(np.int64)
+    if gallery_rows is None:
+        candidates = view.column("candidates").astype(np.int64)
+    else:
+        candidates = np.asarray(gallery_rows, dtype=np.int64)
     lookup = resolve_features(uf, "auto", candidates, view.where, "error")
     gallery = encoder.regions([[(lookup.read(int(r)), int(r))] for r in candidates])
     keys = uf.image_keys[candidates]
     image_ids = np.array([int(str(k).split(":", 1)[1]) for k in keys], dtype=np.int64)
-    examples = list(view)
+    examples = [view.example(i) for i in order]
     text = encoder.text(examples, info)
     n, m = len(examples), len(candidates)
     scores = np.zeros((n, m), dtype=np.float32)
