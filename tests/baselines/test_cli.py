@@ -20,9 +20,8 @@ TINY = {"dim": 32, "layers": 1, "attention_heads": 2, "ff": 64, "threads": 1, "b
 
 def score(h5: Path, path: Path) -> float:
     task, phase = path.name.split(".")[:2]
-    r = CliRunner().invoke(
-        evalserver, ["score", "--data", str(h5), "--task", task, "--phase", phase, "--json", str(path)]
-    )
+    args = ["score", "--data", str(h5), "--task", task, "--phase", phase, "--json", str(path)]
+    r = CliRunner().invoke(evalserver, args)
     assert r.exit_code == 0, (path.name, r.output)
     d = json.loads(r.output)
     return float(d["metrics"][d["primary"]])
