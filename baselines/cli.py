@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +19,9 @@ from unify.cli import UNIFIED_FILE
 from unify.clitypes import Vl12Group
 from unify.errors import DataError
 from unify.tasks import task_names
+
+if TYPE_CHECKING:
+    from baselines.train import TrainConfig
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
 
@@ -42,8 +47,8 @@ def parse_tasks(text: str, available: list[str] | None = None) -> list[str]:
     return chosen
 
 
-def _config(path: Path | None, **overrides: object) -> dict:
-    cfg: dict = {}
+def _config(path: Path | None, **overrides: object) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
     if path is not None:
         try:
             cfg = json.loads(path.read_text())
@@ -55,7 +60,7 @@ def _config(path: Path | None, **overrides: object) -> dict:
     return cfg
 
 
-def _train_config(cfg: dict) -> object:
+def _train_config(cfg: dict[str, Any]) -> TrainConfig:
     from baselines.train import TrainConfig
 
     try:
@@ -64,12 +69,12 @@ def _train_config(cfg: dict) -> object:
         raise DataError(f"config: {exc}") from None
 
 
-def _run_guarded(fn):
+def _run_guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Problems of the data or the run are one line and exit 1."""
     from functools import wraps
 
     @wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (ValueError, KeyError, FileNotFoundError) as exc:
@@ -108,25 +113,24 @@ _common = [
     ),
     click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
     click.option("--seed", type=int),
+    click.option(
+        "--text-only", is_flag=True, default=None, help="The text-only twin: no region features."
+    ),
 ]
 
 
-def _with_common(fn):
+def _with_common(fn: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(_common):
         fn = opt(fn)
     return fn
 
 
-def _overrides(max_steps, time_budget, batch_size, val_every, threads, device, seed) -> dict:
-    return {
-        "max_steps": max_steps,
-        "time_budget": parse_duration(time_budget) if time_budget else None,
-        "batch_size": batch_size,
-        "val_every": val_every,
-        "threads": threads,
-        "device": device,
-        "seed": seed,
-    }
+def _overrides(opts: dict[str, Any]) -> dict[str, Any]:
+    """The common options given on the command line (None: not given) as config fields."""
+    out = dict(opts)
+    if out.get("time_budget"):
+        out["time_budget"] = parse_duration(str(out["time_budget"]))
+    return out
 
 
 @main.command()
@@ -161,7 +165,7 @@ def train(
         raise DataError(
             f"{data}: no task(s) {', '.join(missing)} in this file (it has {', '.join(available)})"
         )
-    cfg = _train_config(_config(config, tasks=chosen, **_overrides(**opts)))
+    cfg = _train_config(_config(config, tasks=chosen, **_overrides(opts)))
     summary = Trainer(Path(data), out, cfg, resume=resume).run(progress=True)
     click.echo(json.dumps(summary))
 
@@ -240,7 +244,7 @@ def compare(data: Path, task_list: str, out: Path, config: Path | None, **opts: 
 
     with UnifiedFile(data) as uf:
         chosen = parse_tasks(task_list, list(uf.tasks))
-    cfg = _train_config(_config(config, tasks=chosen, **_overrides(**opts)))
+    cfg = _train_config(_config(config, tasks=chosen, **_overrides(opts)))
     run_compare(Path(data), out, cfg, progress=True)
     click.echo((out / "compare.md").read_text())
 

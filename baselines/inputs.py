@@ -140,6 +140,9 @@ class Encoder:
     max_text: int = 24
     max_regions: int = 36
     feature_dim: int = 0
+    #: The text-only twin: region features are zeros (box geometry is kept, since boxes
+    #: are the answers of the grounding tasks); what the text alone allows.
+    text_only: bool = False
 
     def images(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Region tensors ``[B, P, R, ...]`` (P = 1, or 2 for an image pair)."""
@@ -168,7 +171,8 @@ class Encoder:
                 if f is None:
                     continue
                 n = min(len(f["boxes"]), self.max_regions)
-                feats[i, j, :n] = f["features"][:n]
+                if not self.text_only:
+                    feats[i, j, :n] = f["features"][:n]
                 boxes[i, j, :n] = f["boxes"][:n]
                 geo[i, j, :n] = geometry(f["boxes"][:n], self.sizes[row])
                 mask[i, j, :n] = True
@@ -204,7 +208,7 @@ class Encoder:
             xyxy = xywh_to_xyxy(bx)
             geo[i, : len(bx)] = geometry(xyxy, self.sizes[ex["image_index"]])
             f = ex["features"]
-            if f is not None and len(f["boxes"]) and len(bx):
+            if f is not None and len(f["boxes"]) and len(bx) and not self.text_only:
                 best = iou_matrix(xyxy, f["boxes"]).argmax(axis=1)
                 feats[i, : len(bx)] = f["features"][best]
             mask[i, : len(bx)] = True

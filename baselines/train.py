@@ -48,6 +48,7 @@ class TrainConfig:
     negatives: int = 3  # sampled (in-batch) negative images per caption
     max_train_examples: int = 0  # per task; 0: all (tests train on a few)
     refer_candidates: bool = False  # refer: the dataset's boxes instead of detector regions
+    text_only: bool = False  # the text-only twin: no region features (box geometry kept)
     dim: int = 128
     layers: int = 2
     attention_heads: int = 4
@@ -193,6 +194,7 @@ class Trainer:
             cfg.max_text,
             cfg.max_regions,
             self.model_cfg.feature_dim,
+            cfg.text_only,
         )
         self.streams = {
             i.name: TaskStream(self.uf, i, cfg.seed, cfg.max_train_examples) for i in self.infos
@@ -395,6 +397,11 @@ def load_run(run: Path, data: Path) -> tuple[Baseline, list[TaskInfo], Encoder, 
     infos = [task_info(uf, t, tcfg.get("refer_candidates", False)) for t in mcfg.tasks]
     tokenizer = Tokenizer(state["tokenizer"])
     encoder = Encoder(
-        tokenizer, _sizes(uf), mcfg.max_text, tcfg.get("max_regions", 36), mcfg.feature_dim
+        tokenizer,
+        _sizes(uf),
+        mcfg.max_text,
+        tcfg.get("max_regions", 36),
+        mcfg.feature_dim,
+        tcfg.get("text_only", False),
     )
     return model, infos, encoder, uf
