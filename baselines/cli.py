@@ -114,6 +114,10 @@ _common = [
     click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
     click.option("--seed", type=int),
     click.option(
+        "--text-encoder",
+        help="A pretrained text encoder (transformers name or folder; the `text` extra).",
+    ),
+    click.option(
         "--text-only", is_flag=True, default=None, help="The text-only twin: no region features."
     ),
 ]

@@ -32,6 +32,7 @@ class ModelConfig:
     ff: int = 256
     dropout: float = 0.1
     max_text: int = 24
+    text_encoder: str | None = None  # a transformers model name or folder
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +48,12 @@ class Baseline(nn.Module):
         d = cfg.dim
         self.task_index = {t: i for i, t in enumerate(cfg.tasks)}
         self.tok = nn.Embedding(cfg.vocab_size, d, padding_idx=0)
+        self.text_model: nn.Module | None = None
+        if cfg.text_encoder:
+            from transformers import AutoModel
+
+            self.text_model = AutoModel.from_pretrained(cfg.text_encoder)
+            self.text_proj = nn.Linear(self.text_model.config.hidden_size, d)
         self.pos = nn.Embedding(cfg.max_text, d)
         self.task = nn.Embedding(len(cfg.tasks), d)
         self.segment = nn.Embedding(5, d)
@@ -95,7 +102,12 @@ class Baseline(nn.Module):
         ]
         masks = [torch.ones((b, 1), dtype=torch.bool, device=dev)]
         positions = torch.arange(t, device=dev)
-        parts.append(self.tok(text) + self.pos(positions)[None] + self.segment.weight[_TEXT])
+        if self.text_model is not None:
+            words = self.text_model(input_ids=text, attention_mask=(text != 0).long())
+            words = self.text_proj(words.last_hidden_state)
+        else:
+            words = self.tok(text)
+        parts.append(words + self.pos(positions)[None] + self.segment.weight[_TEXT])
         masks.append(text != 0)
         layout = {"text": slice(1, 1 + t)}
         start = 1 + t

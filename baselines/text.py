@@ -56,3 +56,28 @@ class Tokenizer:
 
     def to_json(self) -> list[str]:
         return list(self.vocab)
+
+
+class PretrainedTokenizer:
+    """The tokenizer of a pretrained text encoder (``--text-encoder NAME|PATH``), through
+    ``transformers`` (the ``text`` extra); its padding id must be 0, as BERT's is."""
+
+    def __init__(self, name: str) -> None:
+        from transformers import AutoTokenizer
+
+        self.name = name
+        self.hf = AutoTokenizer.from_pretrained(name)
+        if self.hf.pad_token_id != 0:
+            raise ValueError(f"text encoder {name}: padding id {self.hf.pad_token_id}, not 0")
+
+    def __len__(self) -> int:
+        return len(self.hf)
+
+    def encode(self, texts: list[str], max_len: int) -> np.ndarray:
+        out = self.hf(
+            texts, padding="max_length", truncation=True, max_length=max_len, return_tensors="np"
+        )
+        return np.asarray(out["input_ids"], dtype=np.int64)
+
+    def to_json(self) -> list[str]:
+        return []  # the encoder's own files are its vocabulary (the run names them)

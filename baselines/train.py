@@ -23,7 +23,7 @@ from baselines.inputs import Encoder, TaskInfo, task_info
 from baselines.model import Baseline, ModelConfig, loss_of, parameter_count
 from baselines.predict import predict_split, prediction_bytes
 from baselines.schedule import StopAndGo, StopAndGoConfig
-from baselines.text import Tokenizer
+from baselines.text import PretrainedTokenizer, Tokenizer
 from evalserver.metrics import load_groundtruth, score_file
 from unify import tasks as task_specs
 from unify.reader import UnifiedFile
@@ -49,6 +49,7 @@ class TrainConfig:
     max_train_examples: int = 0  # per task; 0: all (tests train on a few)
     refer_candidates: bool = False  # refer: the dataset's boxes instead of detector regions
     text_only: bool = False  # the text-only twin: no region features (box geometry kept)
+    text_encoder: str | None = None  # a pretrained transformers encoder (name or folder)
     dim: int = 128
     layers: int = 2
     attention_heads: int = 4
@@ -116,6 +117,17 @@ class TaskStream:
         self.order = self._order()
 
 
+def make_tokenizer(
+    text_encoder: str | None, state: dict[str, Any] | None
+) -> Tokenizer | PretrainedTokenizer | None:
+    """The pretrained encoder's tokenizer, the checkpoint's own, or None (build one)."""
+    if text_encoder:
+        return PretrainedTokenizer(text_encoder)
+    if state is not None:
+        return Tokenizer(state["tokenizer"])
+    return None
+
+
 def build_tokenizer(uf: UnifiedFile, infos: list[TaskInfo], limit: int) -> Tokenizer:
     from baselines.inputs import example_text
 
@@ -168,15 +180,15 @@ class Trainer:
             if not ckpt.exists():
                 raise FileNotFoundError(f"{ckpt}: no checkpoint to resume")
             state = torch.load(ckpt, map_location="cpu", weights_only=False)
-            self.tokenizer = Tokenizer(state["tokenizer"])
-        else:
+        self.tokenizer = make_tokenizer(cfg.text_encoder, state)
+        if self.tokenizer is None:
             self.tokenizer = build_tokenizer(self.uf, self.infos, cfg.max_train_examples)
         torch.manual_seed(cfg.seed)
         heads: dict[str, int] = {}
         for info in self.infos:
             heads[info.head] = info.num_classes
         self.model_cfg = ModelConfig(
-            vocab_size=len(self.tokenizer),
+            vocab_size=1 if cfg.text_encoder else len(self.tokenizer),
             feature_dim=feature_dim(self.uf, cfg.tasks[0]),
             tasks=list(cfg.tasks),
             heads=heads,
@@ -186,6 +198,7 @@ class Trainer:
             ff=cfg.ff,
             dropout=cfg.dropout,
             max_text=cfg.max_text,
+            text_encoder=cfg.text_encoder,
         )
         self.model = Baseline(self.model_cfg).to(self.device)
         self.encoder = Encoder(
@@ -395,7 +408,7 @@ def load_run(run: Path, data: Path) -> tuple[Baseline, list[TaskInfo], Encoder, 
             f"{data}: the run was trained on task(s) {', '.join(missing)}, not in this file"
         )
     infos = [task_info(uf, t, tcfg.get("refer_candidates", False)) for t in mcfg.tasks]
-    tokenizer = Tokenizer(state["tokenizer"])
+    tokenizer = make_tokenizer(mcfg.text_encoder, state)
     encoder = Encoder(
         tokenizer,
         _sizes(uf),
