@@ -170,8 +170,12 @@ def train(
             f"{data}: no task(s) {', '.join(missing)} in this file (it has {', '.join(available)})"
         )
     cfg = _train_config(_config(config, tasks=chosen, **_overrides(opts)))
+    from baselines.distributed import init_from_env, world
+
+    init_from_env(cfg.device)
     summary = Trainer(Path(data), out, cfg, resume=resume).run(progress=True)
-    click.echo(json.dumps(summary))
+    if world()[0] == 0:
+        click.echo(json.dumps(summary))
 
 
 @main.command()

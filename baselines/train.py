@@ -7,6 +7,7 @@ a run resumed from a checkpoint continues with the same losses as one never stop
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -19,6 +20,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from baselines.distributed import (
+    average_gradients,
+    from_rank0,
+    mean_value,
+    share,
+    slice_batch,
+    world,
+)
 from baselines.inputs import Encoder, TaskInfo, task_info
 from baselines.model import Baseline, ModelConfig, loss_of, parameter_count
 from baselines.predict import predict_split, prediction_bytes
@@ -169,7 +178,10 @@ class Trainer:
     def __init__(self, data: Path, out: Path, cfg: TrainConfig, resume: bool = False) -> None:
         self.data, self.out, self.cfg = Path(data), Path(out), cfg
         self.uf = UnifiedFile(self.data)
+        self.rank, self.world = world()
         self.device = pick_device(cfg.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -247,6 +259,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
 
     def save(self) -> None:
+        if self.rank != 0:
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -278,18 +292,27 @@ class Trainer:
                 continue
             examples = self.streams[info.name].take(self.cfg.batch_of(info.name))
             batch = self.encoder.batch(examples, info)
+            rows = share(len(examples), self.rank, self.world)
             with self._autocast():
-                if info.kind == "retrieval":
+                if info.kind == "retrieval":  # pairs from the global batch, then this share
                     pairs, same, target = retrieval_pairs(batch, self.cfg.negatives)
+                    k = same.shape[1]
+                    pairs = {
+                        key: v.view(len(examples), k, *v.shape[1:])[rows].flatten(0, 1)
+                        for key, v in pairs.items()
+                    }
+                    same, target = same[rows], target[rows]
                     logits = self.model(info.name, info.head, pairs).float().view(same.shape)
                     logits = logits.masked_fill(same.to(logits.device), float("-inf"))
                 else:
+                    batch = slice_batch(batch, rows)
                     logits = self.model(info.name, info.head, batch).float()
                     target = batch["target"]
                 loss = loss_of(info.kind, info.head, logits, target)
             loss.backward()
-            losses[info.name] = float(loss.detach())
+            losses[info.name] = mean_value(float(loss.detach()), self.world)
             self.seen[info.name] += len(examples)
+        average_gradients(self.model, self.world)
         if self.cfg.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
         self.opt.step()
@@ -319,13 +342,17 @@ class Trainer:
         return scores
 
     def run(self, progress: bool = True) -> dict[str, Any]:
-        log = (self.out / "metrics.jsonl").open("a")
+        log = (self.out / "metrics.jsonl").open("a") if self.rank == 0 else io.StringIO()
+        progress = progress and self.rank == 0
         every = self.val_every()
         start = time.monotonic() - self.elapsed
         bar = tqdm(total=self.cfg.max_steps, initial=self.step, disable=not progress, desc="train")
         try:
             while self.step < self.cfg.max_steps:
-                if self.cfg.time_budget and time.monotonic() - start >= self.cfg.time_budget:
+                over = (
+                    bool(self.cfg.time_budget) and time.monotonic() - start >= self.cfg.time_budget
+                )
+                if from_rank0(over, self.world):
                     break
                 losses = self.train_step()
                 self.elapsed = time.monotonic() - start
@@ -346,7 +373,8 @@ class Trainer:
         finally:
             bar.close()
             log.close()
-        plot_curves(self.history, self.out / "validation.png")
+        if self.rank == 0:
+            plot_curves(self.history, self.out / "validation.png")
         return {
             "steps": self.step,
             "seconds": self.elapsed,
@@ -356,7 +384,7 @@ class Trainer:
         }
 
     def _validate_and_log(self, log: Any) -> None:
-        scores = self.validate()
+        scores = from_rank0(self.validate() if self.rank == 0 else None, self.world)
         for t, v in scores.items():
             self.sg.update(t, v)
         entry = {
