@@ -102,3 +102,24 @@ def test_predict_without_a_run_is_exit_1(featured_h5: Path, tmp_path: Path) -> N
          str(tmp_path / "p")],
     )  # fmt: skip
     assert r.exit_code == 1 and "no checkpoint" in r.output
+
+
+def test_durations() -> None:
+    from baselines.cli import parse_duration
+
+    assert [parse_duration(x) for x in ("90", "90s", "10m", "1.5h")] == [90, 90, 600, 5400]
+
+
+def test_time_budget_stops_training(featured_h5: Path, tmp_path: Path) -> None:  # noqa: F811
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY, "validate": False}))
+    r = CliRunner().invoke(
+        baseline,
+        ["train", "--data", str(featured_h5), "--tasks", tasks.task_names()[0], "--out",
+         str(tmp_path / "run"), "--config", str(config), "--max-steps", "100000",
+         "--time-budget", "2s"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index('{"steps"') :])
+    assert 1 <= summary["steps"] < 100000
+    assert summary["seconds"] < 60
