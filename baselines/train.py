@@ -54,7 +54,7 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 0  # iterations between validations; 0: one epoch of the largest task
     validate: bool = True
-    negatives: int = 3  # sampled (in-batch) negative images per caption
+    negatives: int = 7  # sampled (in-batch) negative images per caption
     max_train_examples: int = 0  # per task; 0: all (tests train on a few)
     refer_candidates: bool = False  # refer: the dataset's boxes instead of detector regions
     text_only: bool = False  # the text-only twin: no region features (box geometry kept)

@@ -34,6 +34,7 @@ def tiny_config(task_list: list[str], **over: object) -> TrainConfig:
         "warmup": 0.05,
         "threads": 1,
         "max_text": 16,
+        "negatives": 3,
     }
     base.update(over)
     return TrainConfig.from_dict(base)
