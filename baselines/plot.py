@@ -15,10 +15,10 @@ def curves_png(history: list[dict[str, Any]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
     steps = [h["step"] for h in history]
-    for task in history[-1]["scores"]:
-        ax.plot(
-            steps, [h["scores"].get(task, float("nan")) for h in history], marker="o", label=task
-        )
+    colors = plt.get_cmap("tab20").colors  # one colour per task up to 20
+    for i, task in enumerate(history[-1]["scores"]):
+        values = [h["scores"].get(task, float("nan")) for h in history]
+        ax.plot(steps, values, marker="o", label=task, color=colors[i % len(colors)])
     ax.set_xlabel("iteration")
     ax.set_ylabel("primary metric on val_split (%)")
     ax.legend(fontsize=7, ncol=2)
