@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     #: Processes of the API's validation pool (uploads are parsed there, not on the event
     #: loop; each keeps the ground truth it loaded).
     validation_processes: int = 2
+    #: Largest content of a gzip upload once decompressed (a gzip bomb is refused with a
+    #: message naming this limit); also bounded by 200x the stored size.
+    max_decompressed_bytes: int = 2 << 30
+    #: Address space of each validation process (``RLIMIT_AS``, MiB): a file that needs more
+    #: is refused (413) naming the limit, and the API process itself is never at risk.
+    validation_memory_mb: int = 6144
+    #: Longest validation of one file (s); past it the file is refused (413) naming the
+    #: limit and the validation process is replaced.
+    validation_time_limit_s: float = 300.0
+
+    #: Per team: submissions per (benchmark version, task, phase) within any 24 hours, and
+    #: in total (0: no limit). Only ``queued``, ``running`` and ``scored`` rows count:
+    #: rejected files are never stored, failed and cancelled runs are given back.
+    quota_per_day: int = 0
+    quota_total: int = 0
+    #: Per team: submissions ``queued`` or ``running`` at once, all boards together (0: no
+    #: limit). Past it: 429 with ``Retry-After``.
+    max_concurrent: int = 16
+    #: Address space of a scoring run (``RLIMIT_AS`` soft limit while the scorer runs, MiB;
+    #: 0: none): past it the row fails with "memory limit of N MB exceeded".
+    score_memory_mb: int = 16384
 
     @property
     def db_url(self) -> str:

@@ -17,7 +17,6 @@ The order is what makes a submission impossible to lose (spec/evalserver.md):
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 import uuid
@@ -39,8 +38,9 @@ from evalserver.db.models import (
     Team,
     utcnow,
 )
-from evalserver.metrics import GroundTruth, Limits, load_groundtruth, validate_file
 from evalserver.metrics.upload import GZIP_MAGIC
+from evalserver.quotas import Quotas, lock_team
+from evalserver.validation import ValidationLimits, run_validation, validate_stored
 from evalserver.worker.celery_app import SCORE_TASK
 from unify import tasks
 from unify.errors import DataError
@@ -61,9 +61,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Ground truths one validation process keeps (a few leaderboards are hot at a time).
-_GT_CACHE = 4
 
 
 class BoardNotFound(LookupError):
@@ -159,43 +156,6 @@ def _server_name(path: Path) -> str:
 # --------------------------------------------------------------------------- validation
 
 
-@functools.lru_cache(maxsize=_GT_CACHE)
-def _groundtruth(benchmark_file: str, task: str, phase: str) -> GroundTruth:
-    # A benchmark file is named by its fingerprint and never rewritten: the path is the key.
-    return load_groundtruth(benchmark_file, task, phase)
-
-
-def validate_stored(
-    benchmark_file: str, task: str, phase: str, upload: str, validated_out: str, max_bytes: int
-) -> dict[str, Any]:
-    """Validate ``upload`` (run in the API's process pool) and, when it is good, save its
-    validated form to ``validated_out``. Returns a picklable report: ``ok``, ``total``,
-    ``problems`` (each as text and as fields) and what it was checked against."""
-    gt = _groundtruth(benchmark_file, task, phase)
-    validated = validate_file(task, gt, upload, limits=Limits(max_bytes=max_bytes))
-    against = f"{task}, phase {phase} ({', '.join(validated.splits)})"
-    if validated.ok:
-        validated.save(validated_out)
-        return {"ok": True, "total": 0, "problems": [], "against": against}
-    problems = validated.listing()
-    return {
-        "ok": False,
-        "total": validated.total,
-        "against": against,
-        "message": f"{validated.total} problem(s) for {against}; the file was not stored",
-        "problems": [
-            {
-                "text": str(p),
-                "message": p.message,
-                "location": p.location,
-                "id": p.id,
-                "id_field": p.id_field,
-            }
-            for p in problems
-        ],
-    }
-
-
 # --------------------------------------------------------------------------- create
 
 
@@ -230,13 +190,18 @@ def create_submission(
     board: BenchmarkPhase,
     metadata: Metadata,
     pool: Executor,
-    max_bytes: int,
+    limits: ValidationLimits,
+    quotas: Quotas | None = None,
 ) -> tuple[Submission, bool]:
     """Deduplicate, validate and commit a submission whose file was received into
     ``uploads/<submission_id>/`` (``stored``); (row, created). ``created`` is False when the
     same team sent the same file for the same board before. Raises ``Rejected`` or
     ``BoardUnavailable``; the folder is removed unless a new row keeps it. The caller
-    enqueues a created row."""
+    enqueues a created row.
+
+    ``quotas``: the team's limits, checked before validation (a refusal costs nothing) and
+    again, atomically with the insert, after it (the team's row is locked meanwhile: two
+    uploads at once cannot both take the last place); raises ``QuotaExceeded``."""
     folder_rel = Path("uploads") / submission_id
     folder = data_dir / folder_rel
     if stored.path.parent != folder:
@@ -246,20 +211,22 @@ def create_submission(
         if existing is not None:
             shutil.rmtree(folder, ignore_errors=True)
             return existing, False
+        if quotas is not None:
+            quotas.check(session, team.id, board)
         name = _server_name(stored.path)
         upload = stored.path.rename(folder / name)
         validated = folder / "validated.npz"
         benchmark_file = data_dir / board.benchmark.file_path
         try:
-            report = pool.submit(
-                validate_stored,
+            report = run_validation(
+                pool,
+                limits,
                 str(benchmark_file),
                 board.task,
                 board.phase,
                 str(upload),
                 str(validated),
-                max_bytes,
-            ).result()
+            )
         except (DataError, OSError) as exc:
             # Logged for the operator with the file's path; the participant gets no path.
             log.error("cannot read the ground truth of %s/%s: %s", board.task, board.phase, exc)
@@ -288,6 +255,9 @@ def create_submission(
             is_public=metadata.is_public,
             status=Status.queued,
         )
+        if quotas is not None:
+            lock_team(session, team.id)
+            quotas.check(session, team.id, board)
         session.add(row)
         try:
             session.commit()

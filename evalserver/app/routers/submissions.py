@@ -18,6 +18,7 @@ from evalserver.app.deps import DbSession, Services, Viewer, get_services, get_v
 from evalserver.app.schemas import RejectedOut, SubmissionChange, SubmissionForm, SubmissionOut
 from evalserver.app.upload import FILE_FIELD, BadForm, receive_form
 from evalserver.db.models import Status, Submission, Team
+from evalserver.quotas import QuotaExceeded, Quotas
 from evalserver.submissions import (
     BoardNotFound,
     BoardUnavailable,
@@ -31,6 +32,7 @@ from evalserver.submissions import (
     find_board,
     new_upload_folder,
 )
+from evalserver.validation import OverLimit, ValidationLimits
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 log = logging.getLogger(__name__)
@@ -46,8 +48,15 @@ MAX_LIST = 500
         200: {"model": SubmissionOut, "description": "The same file was submitted before."},
         400: {"description": "The body is not the expected multipart form."},
         404: {"description": "No loaded benchmark has this (task, phase)."},
-        413: {"description": "The file is larger than the server's limit."},
+        413: {
+            "description": "The file is larger than the server's limit, or validating it "
+            "needed more memory or time than the server allows."
+        },
         422: {"model": RejectedOut, "description": "The file failed validation (`detail`)."},
+        429: {
+            "description": "A quota of the team is used up (`detail` names it); "
+            "`Retry-After` says when to try again, when waiting helps."
+        },
         503: {"description": "Validation could not run; nothing was stored."},
     },
     openapi_extra=SubmissionForm.openapi_body(),
@@ -131,10 +140,19 @@ def _create(
             board=board,
             metadata=metadata,
             pool=pool,
-            max_bytes=settings.max_upload_bytes,
+            limits=ValidationLimits.of(settings),
+            quotas=Quotas.of(settings),
         )
     except Rejected as exc:
         raise HTTPException(422, exc.report) from None
+    except QuotaExceeded as exc:
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        raise HTTPException(429, str(exc), headers=headers) from None
+    except OverLimit as exc:
+        if exc.pool_killed:
+            services.discard_pool(pool)
+        log.warning("an upload was refused: %s", exc)
+        raise HTTPException(413, str(exc)) from None
     except BoardUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
     except BrokenProcessPool:
