@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     #: Largest content of a gzip upload once decompressed (a gzip bomb is refused with a
     #: message naming this limit); also bounded by 200x the stored size.
     max_decompressed_bytes: int = 2 << 30
-    #: Address space of each validation process (``RLIMIT_AS``, MiB): a file that needs more
-    #: is refused (413) naming the limit, and the API process itself is never at risk.
+    #: Memory one validation may add to its process (``RLIMIT_AS``, MiB; 0: none): a file
+    #: that needs more is refused (413) naming the limit; the API process is never at risk.
     validation_memory_mb: int = 6144
     #: Longest validation of one file (s); past it the file is refused (413) naming the
     #: limit and the validation process is replaced.
@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     #: Per team: submissions ``queued`` or ``running`` at once, all boards together (0: no
     #: limit). Past it: 429 with ``Retry-After``.
     max_concurrent: int = 16
-    #: Address space of a scoring run (``RLIMIT_AS`` soft limit while the scorer runs, MiB;
-    #: 0: none): past it the row fails with "memory limit of N MB exceeded".
+    #: Memory one scoring run may add to its worker process (``RLIMIT_AS``, MiB; 0: none):
+    #: past it the row fails with "memory limit of N MB exceeded".
     score_memory_mb: int = 16384
 
     @property

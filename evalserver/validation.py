@@ -3,8 +3,9 @@
 A participant's file is parsed by the task's validator, which is bounded (``Limits``) but
 still costs a small multiple of the file's size; one hostile or huge file must not take
 the API down. So validation never runs in the API's process: it runs in a pool of
-``spawn``ed processes, each under an address-space limit (``RLIMIT_AS``, set once when the
-process starts), and each validation under a timer (``ITIMER_REAL``) that interrupts it.
+``spawn``ed processes, each validation under an address-space limit (``RLIMIT_AS``: what
+it may add to the process, ``evalserver.rlimits``) and a timer (``ITIMER_REAL``) that
+interrupts it.
 
 * past the memory limit the validator's allocation fails (``MemoryError``) inside the
   child, which answers "over the memory limit" and lives on; a child killed outright (by
@@ -23,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import multiprocessing
-import resource
 import signal
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from evalserver.metrics import GroundTruth, Limits, load_groundtruth, validate_file
+from evalserver.rlimits import MemoryLimit
 from evalserver.settings import Settings
 
 __all__ = [
@@ -50,8 +51,6 @@ KILL_GRACE_S = 30.0
 
 #: Ground truths one validation process keeps (a few leaderboards are hot at a time).
 _GT_CACHE = 4
-
-MiB = 1 << 20
 
 
 class OverLimit(Exception):
@@ -107,24 +106,10 @@ class ValidationLimits:
 # --------------------------------------------------------------------------- the child
 
 
-def _limit_memory(memory_bytes: int) -> None:
-    """Pool initializer: lower this process's address space limit (never raise it)."""
-    if memory_bytes <= 0:
-        return
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        memory_bytes = min(memory_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
-
-
-def make_pool(processes: int, memory_mb: int) -> ProcessPoolExecutor:
-    """The validation processes: ``spawn`` (a fork of a threaded server is unsafe), each
-    under ``RLIMIT_AS`` = ``memory_mb`` MiB (0: no limit)."""
+def make_pool(processes: int) -> ProcessPoolExecutor:
+    """The validation processes (``spawn``: a fork of a threaded server is unsafe)."""
     return ProcessPoolExecutor(
-        max_workers=processes,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_limit_memory,
-        initargs=(memory_mb * MiB,),
+        max_workers=processes, mp_context=multiprocessing.get_context("spawn")
     )
 
 
@@ -192,9 +177,10 @@ def validate_in_child(
     signal.setitimer(signal.ITIMER_REAL, limits.time_limit_s)
     over: str | None = None
     try:
-        return validate_stored(
-            benchmark_file, task, phase, upload, validated_out, limits.limits
-        )
+        with MemoryLimit(limits.memory_mb):
+            return validate_stored(
+                benchmark_file, task, phase, upload, validated_out, limits.limits
+            )
     except MemoryError:
         over = "memory"
     except _TimeUp:

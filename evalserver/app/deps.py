@@ -48,13 +48,10 @@ class Services:
 
     @property
     def pool(self) -> Executor:
-        """The validation processes, started on first use (``evalserver.validation``:
-        spawned, each under the memory limit)."""
+        """The validation processes, started on first use (``evalserver.validation``)."""
         with self._lock:
             if self._pool is None:
-                self._pool = make_pool(
-                    self.settings.validation_processes, self.settings.validation_memory_mb
-                )
+                self._pool = make_pool(self.settings.validation_processes)
             return self._pool
 
     def warm(self) -> None:

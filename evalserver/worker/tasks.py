@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -41,6 +41,7 @@ from evalserver.metrics import (
     load_validated,
     score_validated,
 )
+from evalserver.rlimits import MemoryLimit
 from evalserver.settings import Settings
 from evalserver.worker.celery_app import SCORE_TASK, make_celery
 
@@ -197,9 +198,11 @@ class WorkerState:
         if sub.validated_path is None:
             raise ValueError("the submission has no validated form (it was never validated)")
         scorer = get_scorer(sub.task)
-        gt = self.groundtruth(bench, sub.task, sub.phase)
-        validated = load_validated(self.settings.data_dir / sub.validated_path)
-        result = score_validated(gt, validated)
+        with MemoryLimit(self.settings.score_memory_mb):
+            gt = self.groundtruth(bench, sub.task, sub.phase)
+            validated = load_validated(self.settings.data_dir / sub.validated_path)
+            result = score_validated(gt, validated)
+            del validated
         relative = Path("results") / sub.id / f"attempt-{attempt}.npz"
         target = self.settings.data_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -213,11 +216,12 @@ class WorkerState:
 
     def describe_failure(self, sub: Submission, exc: BaseException) -> str:
         """The scorer's message, with server paths made relative to the data dir."""
-        if isinstance(exc, SoftTimeLimitExceeded):
-            limit = self.settings.score_time_limit_s
+        if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
+            return self.time_limit_message(sub.task, sub.phase)
+        if isinstance(exc, MemoryError):
             return (
-                f"scoring {sub.task}, phase {sub.phase} took longer than {limit:g} s, the "
-                "server's limit (VL12_SCORE_TIME_LIMIT_S): stopped"
+                f"scoring {sub.task}, phase {sub.phase} failed: memory limit of "
+                f"{self.settings.score_memory_mb} MB exceeded (VL12_SCORE_MEMORY_MB)"
             )
         text = str(exc) or type(exc).__name__
         text = text.replace(f"{self.settings.data_dir}{os.sep}", "")
@@ -225,6 +229,33 @@ class WorkerState:
         if len(message) > MAX_ERROR_CHARS:
             message = message[: MAX_ERROR_CHARS - 40] + " ... (message truncated)"
         return message
+
+
+    def time_limit_message(self, task: str, phase: str) -> str:
+        return (
+            f"scoring {task}, phase {phase} failed: time limit of "
+            f"{self.settings.score_time_limit_s:g} s exceeded (VL12_SCORE_TIME_LIMIT_S); stopped"
+        )
+
+    def fail_killed(self, submission_id: str) -> bool:
+        """The pool killed the process scoring ``submission_id`` at the hard time limit
+        (the scorer did not stop at the soft one: stuck in C code). Called in the worker's
+        main process: the row ends ``failed`` naming the limit instead of waiting for the
+        sweeper."""
+        with Session(self.engine) as session:
+            sub = session.get(Submission, submission_id)
+            if sub is None:
+                return False
+            message = self.time_limit_message(sub.task, sub.phase)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Submission)
+                .where(Submission.id == submission_id, Submission.status == Status.running)
+                .values(status=Status.failed, error=message, finished_at=now, updated_at=now)
+            ).rowcount
+        log.warning("submission %s failed: %s", submission_id, message)
+        return changed == 1
 
 
 def retrying(action: Callable[[], T], for_s: float) -> T:
@@ -274,8 +305,20 @@ def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     state = WorkerState(settings)
 
+    class ScoreTask(Task):
+        def on_failure(
+            self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
+            # A hard time limit: the pool killed the child; this runs in the main process.
+            if isinstance(exc, TimeLimitExceeded) and args:
+                try:
+                    state.fail_killed(str(args[0]))
+                except Exception:  # the sweeper still recovers the row
+                    log.exception("submission %s: cannot record the time limit", args[0])
+
     @app.task(
         name=SCORE_TASK,
+        base=ScoreTask,
         bind=True,
         acks_late=True,
         soft_time_limit=settings.score_time_limit_s,
