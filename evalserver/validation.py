@@ -177,6 +177,9 @@ def validate_in_child(
     signal.setitimer(signal.ITIMER_REAL, limits.time_limit_s)
     over: str | None = None
     try:
+        # The ground truth (the organiser's, cached) is loaded outside the memory limit: the
+        # limit bounds what the upload costs, and HDF5 does not survive a failed malloc.
+        _groundtruth(benchmark_file, task, phase)
         with MemoryLimit(limits.memory_mb):
             return validate_stored(
                 benchmark_file, task, phase, upload, validated_out, limits.limits

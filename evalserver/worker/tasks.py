@@ -198,8 +198,10 @@ class WorkerState:
         if sub.validated_path is None:
             raise ValueError("the submission has no validated form (it was never validated)")
         scorer = get_scorer(sub.task)
+        # The ground truth (the organiser's, cached) is loaded outside the limit: the limit
+        # bounds what the submission costs, and HDF5 does not survive a failed malloc.
+        gt = self.groundtruth(bench, sub.task, sub.phase)
         with MemoryLimit(self.settings.score_memory_mb):
-            gt = self.groundtruth(bench, sub.task, sub.phase)
             validated = load_validated(self.settings.data_dir / sub.validated_path)
             result = score_validated(gt, validated)
             del validated
