@@ -36,8 +36,12 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     admin_token: SecretStr | None = None
     #: A scoring run longer than this fails with a message saying so (enforced by the
-    #: worker's prefork pool, a hard kill 30 s later). Keep it below running_deadline_s.
+    #: worker's prefork pool, a hard kill score_kill_grace_s later). Keep their sum below
+    #: running_deadline_s.
     score_time_limit_s: float = 600.0
+    #: A run still going this long after the soft time limit (a scorer stuck in C code) is
+    #: killed by the pool; its row still ends with the time limit's message.
+    score_kill_grace_s: float = 30.0
 
     #: The sweeper looks for stuck rows this often.
     sweep_interval_s: float = 30.0

@@ -52,7 +52,8 @@ log = logging.getLogger("vl12.worker")
 T = TypeVar("T")
 
 #: Test hook: when set to a folder, a worker that claimed a row writes
-#: ``<dir>/running-<id>`` (its pid) and waits while ``<dir>/hold`` exists, before scoring.
+#: ``<dir>/running-<id>`` (its pid) and waits while ``<dir>/hold`` exists, before scoring
+#: (ignoring the soft time limit while ``<dir>/stuck`` exists).
 HOLD_ENV = "VL12_TEST_HOLD_DIR"
 
 #: Longest error message stored on a row (a scorer's report can list many problems).
@@ -285,7 +286,12 @@ def hold(submission_id: str) -> None:
     partial.write_text(str(os.getpid()))
     os.replace(partial, marker)
     while (Path(folder) / "hold").exists():
-        time.sleep(0.05)
+        try:
+            time.sleep(0.05)
+        except SoftTimeLimitExceeded:
+            # ``<dir>/stuck``: behave as a scorer stuck in C code, deaf to the soft limit.
+            if not (Path(folder) / "stuck").exists():
+                raise
 
 
 def score_submission(task: Task, state: WorkerState, submission_id: str) -> str:
@@ -324,7 +330,7 @@ def make_worker_app(settings: Settings) -> Celery:
         bind=True,
         acks_late=True,
         soft_time_limit=settings.score_time_limit_s,
-        time_limit=settings.score_time_limit_s + 30,
+        time_limit=settings.score_time_limit_s + settings.score_kill_grace_s,
     )
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)

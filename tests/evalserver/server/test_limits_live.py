@@ -107,3 +107,27 @@ def test_a_run_past_the_memory_limit_fails_naming_it(live: Live, tiny_h5: Path) 
     live.worker(env={"VL12_SCORE_MEMORY_MB": "512"})
     (row,) = live.wait(ok, timeout=60)
     assert row.status == Status.scored, row.error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("live", ["sqlite"], indirect=True)
+def test_a_run_killed_at_the_hard_time_limit_fails_naming_it(live: Live, tiny_h5: Path) -> None:
+    live.load_benchmark(tiny_h5)
+    hold = live.data_dir / "hold-dir"
+    hold.mkdir()
+    (hold / "hold").touch()  # the run never ends by itself ...
+    (hold / "stuck").touch()  # ... and ignores the soft limit, as a scorer stuck in C code
+    sub_id = live.submit(live.team("alpha"), TASK, chance_submission(
+        load_groundtruth(tiny_h5, TASK), seed=1))
+    live.start("worker", "--pool", "prefork", "--loglevel", "info", env={
+        "VL12_TEST_HOLD_DIR": str(hold),
+        "VL12_SCORE_TIME_LIMIT_S": "1",
+        "VL12_SCORE_KILL_GRACE_S": "1",
+    })
+    (row,) = live.wait(sub_id, timeout=60)
+    assert row.status == Status.failed and row.attempts == 1, live.logs()
+    assert row.error == (
+        f"scoring {TASK}, phase {tasks.get(TASK).default_phase} failed: time limit of 1 s "
+        "exceeded (VL12_SCORE_TIME_LIMIT_S); stopped"
+    )
+    assert "Hard time limit" in live.logs()
