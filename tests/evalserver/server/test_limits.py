@@ -237,3 +237,19 @@ def test_the_total_quota_is_429_without_retry_after(
         _set_status(server, ids[0], Status.cancelled)
         assert server.submit("alpha", submission(server.gt_path, seed=3)).status_code == 201
         assert server.submit("alpha", submission(server.gt_path, seed=4)).status_code == 429
+
+
+def test_a_memory_limit_holds_inside_its_block_and_is_restored_after() -> None:
+    import resource
+
+    import numpy as np
+
+    from evalserver.rlimits import MemoryLimit
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with pytest.raises(MemoryError), MemoryLimit(16):
+        np.ones(256 << 20, np.uint8)  # 256 MiB past a limit of 16 MB
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    assert int(np.ones(256 << 20, np.uint8)[-1]) == 1  # the same allocation, after
+    with MemoryLimit(0):  # no limit
+        assert resource.getrlimit(resource.RLIMIT_AS) == before
