@@ -69,6 +69,10 @@ class Quotas:
     total: int = 0
     concurrent: int = 0
 
+    @property
+    def active(self) -> bool:
+        return bool(self.per_day or self.total or self.concurrent)
+
     @classmethod
     def of(cls, settings: Settings) -> Quotas:
         return cls(settings.quota_per_day, settings.quota_total, settings.max_concurrent)

@@ -211,7 +211,7 @@ def create_submission(
         if existing is not None:
             shutil.rmtree(folder, ignore_errors=True)
             return existing, False
-        if quotas is not None:
+        if quotas is not None and quotas.active:
             quotas.check(session, team.id, board)
         name = _server_name(stored.path)
         upload = stored.path.rename(folder / name)
@@ -255,7 +255,7 @@ def create_submission(
             is_public=metadata.is_public,
             status=Status.queued,
         )
-        if quotas is not None:
+        if quotas is not None and quotas.active:
             lock_team(session, team.id)
             quotas.check(session, team.id, board)
         session.add(row)
