@@ -77,25 +77,31 @@ class Quotas:
     def of(cls, settings: Settings) -> Quotas:
         return cls(settings.quota_per_day, settings.quota_total, settings.max_concurrent)
 
+    def check_concurrent(self, session: Session, team_id: int) -> None:
+        """Raise ``QuotaExceeded`` if ``team_id`` has its limit of submissions at once (the
+        API asks this before it reads an upload's body, too: it needs no board)."""
+        if not self.concurrent:
+            return
+        active = session.scalar(
+            select(func.count())
+            .select_from(Submission)
+            .where(Submission.team_id == team_id, Submission.status.in_(ACTIVE))
+        )
+        if (active or 0) >= self.concurrent:
+            raise QuotaExceeded(
+                f"your team has {active} submission(s) queued or running, the server's "
+                f"limit of {self.concurrent} at once (VL12_MAX_CONCURRENT); send this "
+                "one again when one of them is finished",
+                CONCURRENT_RETRY_S,
+            )
+
     def check(
         self, session: Session, team_id: int, board: BenchmarkPhase, now: datetime | None = None
     ) -> None:
         """Raise ``QuotaExceeded`` if one more submission of ``team_id`` to ``board`` would
         pass a limit."""
         now = utcnow() if now is None else now
-        if self.concurrent:
-            active = session.scalar(
-                select(func.count())
-                .select_from(Submission)
-                .where(Submission.team_id == team_id, Submission.status.in_(ACTIVE))
-            )
-            if (active or 0) >= self.concurrent:
-                raise QuotaExceeded(
-                    f"your team has {active} submission(s) queued or running, the server's "
-                    f"limit of {self.concurrent} at once (VL12_MAX_CONCURRENT); send this "
-                    "one again when one of them is finished",
-                    CONCURRENT_RETRY_S,
-                )
+        self.check_concurrent(session, team_id)
         on_board = (
             Submission.team_id == team_id,
             Submission.benchmark_id == board.benchmark_id,

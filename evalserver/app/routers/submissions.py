@@ -76,6 +76,10 @@ async def create(
     The token is checked before the body is read; the file streams straight into the data
     dir (``evalserver.app.upload``); the rest runs in a worker thread."""
     settings = services.settings
+    try:  # a team at its limit of submissions at once is refused before its body is read
+        await run_in_threadpool(Quotas.of(settings).check_concurrent, session, team.id)
+    except QuotaExceeded as exc:
+        raise _too_many(exc) from None
     submission_id, folder_rel = new_upload_folder(settings.data_dir)
     folder = settings.data_dir / folder_rel
     created = False
@@ -103,6 +107,11 @@ async def create(
     if not created:
         response.status_code = 200
     return out
+
+
+def _too_many(exc: QuotaExceeded) -> HTTPException:
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    return HTTPException(429, str(exc), headers=headers)
 
 
 def _create(
@@ -146,8 +155,7 @@ def _create(
     except Rejected as exc:
         raise HTTPException(422, exc.report) from None
     except QuotaExceeded as exc:
-        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-        raise HTTPException(429, str(exc), headers=headers) from None
+        raise _too_many(exc) from None
     except OverLimit as exc:
         if exc.pool_killed:
             services.discard_pool(pool)

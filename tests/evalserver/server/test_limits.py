@@ -173,9 +173,12 @@ def test_concurrent_submissions_per_team_are_429_with_retry_after(
             assert refused.headers["Retry-After"] == str(CONCURRENT_RETRY_S)
             detail = refused.json()["detail"]
             assert "limit of 3 at once" in detail and "VL12_MAX_CONCURRENT" in detail
-        # Another team is not affected; the same file again is the existing one (200).
+        # Refused before the body is read: a body that is not even a form is 429, not 400.
+        early = server.client.post("/api/v1/submissions", headers=server.auth("alpha"),
+                                   content=b"x" * 1000)
+        assert early.status_code == 429 and early.headers["Retry-After"]
+        # Another team is not affected.
         assert server.submit("beta", submission(server.gt_path, seed=0)).status_code == 201
-        assert server.submit("alpha", submission(server.gt_path, seed=0)).status_code == 200
         # A finished, a failed and a cancelled run free their places.
         ids = [a.json()["id"] for a in answers[:3]]
         _set_status(server, ids[0], Status.scored)
