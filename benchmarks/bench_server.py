@@ -214,8 +214,11 @@ def throughput(uploads: int, workers: int, threads: int) -> None:
     with tempfile.TemporaryDirectory(prefix="vl12-bench-", dir=CACHE) as tmp, \
             private_postgres() as pg, private_redis() as redis:
         data_dir = Path(tmp) / "data"
+        # Quotas on (high enough that none refuses: they are checked, twice, per upload).
         env = _env(data_dir, VL12_DATABASE_URL=pg.url, VL12_BROKER_URL=redis.url,
-                   VL12_QUEUED_DEADLINE_S="600", VL12_RUNNING_DEADLINE_S="600")
+                   VL12_QUEUED_DEADLINE_S="600", VL12_RUNNING_DEADLINE_S="600",
+                   VL12_QUOTA_PER_DAY=str(uploads + 1), VL12_QUOTA_TOTAL=str(uploads + 1),
+                   VL12_MAX_CONCURRENT=str(uploads + 1))
         _cli(env, "db", "upgrade")
         _cli(env, "load", str(FULL), "--name", "full")
         tokens = [_cli(env, "team", "create", f"team-{i}").strip() for i in range(10)]

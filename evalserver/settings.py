@@ -36,8 +36,12 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     admin_token: SecretStr | None = None
     #: A scoring run longer than this fails with a message saying so (enforced by the
-    #: worker's prefork pool, a hard kill 30 s later). Keep it below running_deadline_s.
+    #: worker's prefork pool, a hard kill score_kill_grace_s later). Keep their sum below
+    #: running_deadline_s.
     score_time_limit_s: float = 600.0
+    #: A run still going this long after the soft time limit (a scorer stuck in C code) is
+    #: killed by the pool; its row still ends with the time limit's message.
+    score_kill_grace_s: float = 30.0
 
     #: The sweeper looks for stuck rows this often.
     sweep_interval_s: float = 30.0
@@ -72,6 +76,28 @@ class Settings(BaseSettings):
     #: (``evalserver storage cleanup`` deletes older ones; results and validated forms are
     #: kept). Unset: kept for ever.
     upload_retention_days: float | None = None
+
+    #: Largest content of a gzip upload once decompressed (a gzip bomb is refused with a
+    #: message naming this limit); also bounded by 200x the stored size.
+    max_decompressed_bytes: int = 2 << 30
+    #: Memory one validation may add to its process (``RLIMIT_AS``, MiB; 0: none): a file
+    #: that needs more is refused (413) naming the limit; the API process is never at risk.
+    validation_memory_mb: int = 6144
+    #: Longest validation of one file (s); past it the file is refused (413) naming the
+    #: limit and the validation process is replaced.
+    validation_time_limit_s: float = 300.0
+
+    #: Per team: submissions per (benchmark version, task, phase) within any 24 hours, and
+    #: in total (0: no limit). Only ``queued``, ``running`` and ``scored`` rows count:
+    #: rejected files are never stored, failed and cancelled runs are given back.
+    quota_per_day: int = 0
+    quota_total: int = 0
+    #: Per team: submissions ``queued`` or ``running`` at once, all boards together (0: no
+    #: limit). Past it: 429 with ``Retry-After``.
+    max_concurrent: int = 16
+    #: Memory one scoring run may add to its worker process (``RLIMIT_AS``, MiB; 0: none):
+    #: past it the row fails with "memory limit of N MB exceeded".
+    score_memory_mb: int = 16384
 
     @property
     def db_url(self) -> str:

@@ -17,7 +17,6 @@ The order is what makes a submission impossible to lose (spec/evalserver.md):
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 import time
@@ -41,9 +40,10 @@ from evalserver.db.models import (
     Team,
     utcnow,
 )
-from evalserver.metrics import GroundTruth, Limits, load_groundtruth, validate_file
 from evalserver.metrics.upload import GZIP_MAGIC
+from evalserver.quotas import Quotas, lock_team
 from evalserver.storage import LocalStorage, Storage, StorageError
+from evalserver.validation import ValidationLimits, run_validation, validate_stored
 from evalserver.worker.celery_app import SCORE_TASK
 from unify import tasks
 from unify.errors import DataError
@@ -64,9 +64,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Ground truths one validation process keeps (a few leaderboards are hot at a time).
-_GT_CACHE = 4
 
 
 class BoardNotFound(LookupError):
@@ -162,43 +159,6 @@ def _server_name(path: Path) -> str:
 # --------------------------------------------------------------------------- validation
 
 
-@functools.lru_cache(maxsize=_GT_CACHE)
-def _groundtruth(benchmark_file: str, task: str, phase: str) -> GroundTruth:
-    # A benchmark file is named by its fingerprint and never rewritten: the path is the key.
-    return load_groundtruth(benchmark_file, task, phase)
-
-
-def validate_stored(
-    benchmark_file: str, task: str, phase: str, upload: str, validated_out: str, max_bytes: int
-) -> dict[str, Any]:
-    """Validate ``upload`` (run in the API's process pool) and, when it is good, save its
-    validated form to ``validated_out``. Returns a picklable report: ``ok``, ``total``,
-    ``problems`` (each as text and as fields) and what it was checked against."""
-    gt = _groundtruth(benchmark_file, task, phase)
-    validated = validate_file(task, gt, upload, limits=Limits(max_bytes=max_bytes))
-    against = f"{task}, phase {phase} ({', '.join(validated.splits)})"
-    if validated.ok:
-        validated.save(validated_out)
-        return {"ok": True, "total": 0, "problems": [], "against": against}
-    problems = validated.listing()
-    return {
-        "ok": False,
-        "total": validated.total,
-        "against": against,
-        "message": f"{validated.total} problem(s) for {against}; the file was not stored",
-        "problems": [
-            {
-                "text": str(p),
-                "message": p.message,
-                "location": p.location,
-                "id": p.id,
-                "id_field": p.id_field,
-            }
-            for p in problems
-        ],
-    }
-
-
 # --------------------------------------------------------------------------- create
 
 
@@ -233,7 +193,8 @@ def create_submission(
     board: BenchmarkPhase,
     metadata: Metadata,
     pool: Executor,
-    max_bytes: int,
+    limits: ValidationLimits,
+    quotas: Quotas | None = None,
     storage: Storage | None = None,
 ) -> tuple[Submission, bool]:
     """Deduplicate, validate and commit a submission whose file was received into
@@ -242,7 +203,11 @@ def create_submission(
     ``BoardUnavailable``; the folder is removed unless a new row keeps it. The caller
     enqueues a created row. ``storage`` (default: the data dir) receives the upload and its
     validated form before the row is committed; the local folder is then only a staging
-    place, removed unless the storage is that folder."""
+    place, removed unless the storage is that folder.
+
+    ``quotas``: the team's limits, checked before validation (a refusal costs nothing) and
+    again, atomically with the insert, after it (the team's row is locked meanwhile: two
+    uploads at once cannot both take the last place); raises ``QuotaExceeded``."""
     storage = LocalStorage(data_dir) if storage is None else storage
     stored_keys: list[str] = []
     folder_rel = Path("uploads") / submission_id
@@ -254,21 +219,23 @@ def create_submission(
         if existing is not None:
             shutil.rmtree(folder, ignore_errors=True)
             return existing, False
+        if quotas is not None and quotas.active:
+            quotas.check(session, team.id, board)
         name = _server_name(stored.path)
         upload = stored.path.rename(folder / name)
         validated = folder / "validated.npz"
         validation_started = time.monotonic()
         try:
             benchmark_file = storage.local_path(board.benchmark.file_path)
-            report = pool.submit(
-                validate_stored,
+            report = run_validation(
+                pool,
+                limits,
                 str(benchmark_file),
                 board.task,
                 board.phase,
                 str(upload),
                 str(validated),
-                max_bytes,
-            ).result()
+            )
         except (DataError, OSError, StorageError) as exc:
             # Logged for the operator with the file's path; the participant gets no path.
             log.error("cannot read the ground truth of %s/%s: %s", board.task, board.phase, exc)
@@ -309,6 +276,9 @@ def create_submission(
                 }
             },
         )
+        if quotas is not None and quotas.active:
+            lock_team(session, team.id)
+            quotas.check(session, team.id, board)
         session.add(row)
         try:
             session.commit()

@@ -3,10 +3,9 @@ session per request, and who is asking (a team by its token, the admin, or nobod
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import Annotated
@@ -21,6 +20,7 @@ from evalserver.db.models import Team
 from evalserver.settings import Settings
 from evalserver.storage import Storage, make_storage
 from evalserver.teams import authenticate, is_admin
+from evalserver.validation import make_pool
 
 __all__ = [
     "DbSession",
@@ -59,14 +59,10 @@ class Services:
 
     @property
     def pool(self) -> Executor:
-        """The validation processes, started on first use (``spawn``: a fork of a
-        threaded server process is unsafe)."""
+        """The validation processes, started on first use (``evalserver.validation``)."""
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.settings.validation_processes,
-                    mp_context=multiprocessing.get_context("spawn"),
-                )
+                self._pool = make_pool(self.settings.validation_processes)
             return self._pool
 
     def warm(self) -> None:

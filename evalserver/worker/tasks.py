@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from evalserver.metrics import (
     load_validated,
     score_validated,
 )
+from evalserver.rlimits import MemoryLimit
 from evalserver.settings import Settings
 from evalserver.storage import Storage, StorageError, make_storage
 from evalserver.worker.celery_app import SCORE_TASK, STATS_TASK, make_celery
@@ -55,7 +56,8 @@ log = logging.getLogger("vl12.worker")
 T = TypeVar("T")
 
 #: Test hook: when set to a folder, a worker that claimed a row writes
-#: ``<dir>/running-<id>`` (its pid) and waits while ``<dir>/hold`` exists, before scoring.
+#: ``<dir>/running-<id>`` (its pid) and waits while ``<dir>/hold`` exists, before scoring
+#: (ignoring the soft time limit while ``<dir>/stuck`` exists).
 HOLD_ENV = "VL12_TEST_HOLD_DIR"
 
 #: Longest error message stored on a row (a scorer's report can list many problems).
@@ -225,10 +227,14 @@ class WorkerState:
         if sub.validated_path is None:
             raise ValueError("the submission has no validated form (it was never validated)")
         scorer = get_scorer(sub.task)
+        # The ground truth (the organiser's, cached) is loaded outside the limit: the limit
+        # bounds what the submission costs, and HDF5 does not survive a failed malloc.
         gt = self.groundtruth(bench, sub.task, sub.phase)
-        with self.storage.reading(sub.validated_path) as local:
-            validated = load_validated(local)
-        result = score_validated(gt, validated)
+        with MemoryLimit(self.settings.score_memory_mb):
+            with self.storage.reading(sub.validated_path) as local:
+                validated = load_validated(local)
+            result = score_validated(gt, validated)
+            del validated
         relative = Path("results") / sub.id / (arrays_name or f"attempt-{attempt}.npz")
         with self.storage.new_file(relative.as_posix()) as target:
             result.save(target)
@@ -241,11 +247,12 @@ class WorkerState:
 
     def describe_failure(self, sub: Submission, exc: BaseException) -> str:
         """The scorer's message, with server paths made relative to the data dir."""
-        if isinstance(exc, SoftTimeLimitExceeded):
-            limit = self.settings.score_time_limit_s
+        if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
+            return self.time_limit_message(sub.task, sub.phase)
+        if isinstance(exc, MemoryError):
             return (
-                f"scoring {sub.task}, phase {sub.phase} took longer than {limit:g} s, the "
-                "server's limit (VL12_SCORE_TIME_LIMIT_S): stopped"
+                f"scoring {sub.task}, phase {sub.phase} failed: memory limit of "
+                f"{self.settings.score_memory_mb} MB exceeded (VL12_SCORE_MEMORY_MB)"
             )
         text = str(exc) or type(exc).__name__
         text = text.replace(f"{self.settings.data_dir}{os.sep}", "")
@@ -253,6 +260,33 @@ class WorkerState:
         if len(message) > MAX_ERROR_CHARS:
             message = message[: MAX_ERROR_CHARS - 40] + " ... (message truncated)"
         return message
+
+
+    def time_limit_message(self, task: str, phase: str) -> str:
+        return (
+            f"scoring {task}, phase {phase} failed: time limit of "
+            f"{self.settings.score_time_limit_s:g} s exceeded (VL12_SCORE_TIME_LIMIT_S); stopped"
+        )
+
+    def fail_killed(self, submission_id: str) -> bool:
+        """The pool killed the process scoring ``submission_id`` at the hard time limit
+        (the scorer did not stop at the soft one: stuck in C code). Called in the worker's
+        main process: the row ends ``failed`` naming the limit instead of waiting for the
+        sweeper."""
+        with Session(self.engine) as session:
+            sub = session.get(Submission, submission_id)
+            if sub is None:
+                return False
+            message = self.time_limit_message(sub.task, sub.phase)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Submission)
+                .where(Submission.id == submission_id, Submission.status == Status.running)
+                .values(status=Status.failed, error=message, finished_at=now, updated_at=now)
+            ).rowcount
+        log.warning("submission %s failed: %s", submission_id, message)
+        return changed == 1
 
 
 def retrying(action: Callable[[], T], for_s: float) -> T:
@@ -280,7 +314,12 @@ def hold(submission_id: str) -> None:
     partial.write_text(str(os.getpid()))
     os.replace(partial, marker)
     while (Path(folder) / "hold").exists():
-        time.sleep(0.05)
+        try:
+            time.sleep(0.05)
+        except SoftTimeLimitExceeded:
+            # ``<dir>/stuck``: behave as a scorer stuck in C code, deaf to the soft limit.
+            if not (Path(folder) / "stuck").exists():
+                raise
 
 
 def score_submission(task: Task, state: WorkerState, submission_id: str) -> str:
@@ -302,12 +341,24 @@ def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     state = WorkerState(settings)
 
+    class ScoreTask(Task):
+        def on_failure(
+            self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
+            # A hard time limit: the pool killed the child; this runs in the main process.
+            if isinstance(exc, TimeLimitExceeded) and args:
+                try:
+                    state.fail_killed(str(args[0]))
+                except Exception:  # the sweeper still recovers the row
+                    log.exception("submission %s: cannot record the time limit", args[0])
+
     @app.task(
         name=SCORE_TASK,
+        base=ScoreTask,
         bind=True,
         acks_late=True,
         soft_time_limit=settings.score_time_limit_s,
-        time_limit=settings.score_time_limit_s + 30,
+        time_limit=settings.score_time_limit_s + settings.score_kill_grace_s,
     )
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)

@@ -35,6 +35,7 @@ from evalserver.app.schemas import (
 )
 from evalserver.app.upload import FILE_FIELD, BadForm, receive_form
 from evalserver.db.models import Rescore, Status, Submission, Team
+from evalserver.quotas import QuotaExceeded, Quotas
 from evalserver.storage import StorageError
 from evalserver.submissions import (
     BoardNotFound,
@@ -49,6 +50,7 @@ from evalserver.submissions import (
     find_board,
     new_upload_folder,
 )
+from evalserver.validation import OverLimit, ValidationLimits
 from evalserver.worker.celery_app import request_board_stats
 from evalserver.worker.rescore import request_rescore, send_rescore
 
@@ -66,8 +68,15 @@ MAX_LIST = 500
         200: {"model": SubmissionOut, "description": "The same file was submitted before."},
         400: {"description": "The body is not the expected multipart form."},
         404: {"description": "No loaded benchmark has this (task, phase)."},
-        413: {"description": "The file is larger than the server's limit."},
+        413: {
+            "description": "The file is larger than the server's limit, or validating it "
+            "needed more memory or time than the server allows."
+        },
         422: {"model": RejectedOut, "description": "The file failed validation (`detail`)."},
+        429: {
+            "description": "A quota of the team is used up (`detail` names it); "
+            "`Retry-After` says when to try again, when waiting helps."
+        },
         503: {"description": "Validation could not run; nothing was stored."},
     },
     openapi_extra=SubmissionForm.openapi_body(),
@@ -87,6 +96,10 @@ async def create(
     The token is checked before the body is read; the file streams straight into the data
     dir (``evalserver.app.upload``); the rest runs in a worker thread."""
     settings = services.settings
+    try:  # a team at its limit of submissions at once is refused before its body is read
+        await run_in_threadpool(Quotas.of(settings).check_concurrent, session, team.id)
+    except QuotaExceeded as exc:
+        raise _too_many(exc) from None
     submission_id, folder_rel = new_upload_folder(settings.data_dir)
     folder = settings.data_dir / folder_rel
     created = False
@@ -114,6 +127,11 @@ async def create(
     if not created:
         response.status_code = 200
     return out
+
+
+def _too_many(exc: QuotaExceeded) -> HTTPException:
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    return HTTPException(429, str(exc), headers=headers)
 
 
 def _create(
@@ -151,11 +169,19 @@ def _create(
             board=board,
             metadata=metadata,
             pool=pool,
-            max_bytes=settings.max_upload_bytes,
             storage=services.storage,
+            limits=ValidationLimits.of(settings),
+            quotas=Quotas.of(settings),
         )
     except Rejected as exc:
         raise HTTPException(422, exc.report) from None
+    except QuotaExceeded as exc:
+        raise _too_many(exc) from None
+    except OverLimit as exc:
+        if exc.pool_killed:
+            services.discard_pool(pool)
+        log.warning("an upload was refused: %s", exc)
+        raise HTTPException(413, str(exc)) from None
     except BoardUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
     except StorageError as exc:  # logged with the storage's URL; the participant gets none

@@ -343,7 +343,8 @@ def test_admin_actions_are_audited(server: Server) -> None:
     bulk = client.post(f"{API}/admin/rescore", headers=admin,
                        json={"task": TASK, "stale": True, "reason": "bulk"}).json()
     assert fresh in {r["submission_id"] for r in bulk["queued"]}
-    assert [r["submission_id"] for r in bulk["pending"]] == [sid]
+    # (earlier tests of the module may have left re-scores pending too)
+    assert sid in {r["submission_id"] for r in bulk["pending"]}
     assert all(r["reason"] == "bulk" for r in bulk["queued"])
     rescores = [m for m in server.sent() if m["headers"]["task"] == RESCORE_TASK]
     assert len(rescores) == len(bulk["queued"])

@@ -144,5 +144,8 @@ def test_a_run_past_the_time_limit_fails_with_a_message(bench: Live, tiny_h5: Pa
                 env={"VL12_TEST_HOLD_DIR": str(hold), "VL12_SCORE_TIME_LIMIT_S": "1.5"})
     (row,) = bench.wait(sub_id, timeout=60)
     assert row.status == Status.failed
-    assert "took longer than 1.5 s" in row.error and "VL12_SCORE_TIME_LIMIT_S" in row.error
+    assert row.error == (
+        f"scoring {TASK}, phase {tasks.get(TASK).default_phase} failed: time limit of 1.5 s "
+        "exceeded (VL12_SCORE_TIME_LIMIT_S); stopped"
+    )
     assert row.attempts == 1

@@ -1,0 +1,144 @@
+"""Predictions of a trained model, written in the official format of each task.
+
+The values are mapped to the metric's writer (``evalserver.metrics.SCORERS[metric].write``,
+the same writers the chance submissions use), so a file is accepted by ``evalserver score``
+and the server by construction; tests score every file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from baselines.inputs import Encoder, TaskInfo
+from baselines.model import Baseline
+from evalserver.metrics import SCORERS
+from unify import tasks
+from unify.reader import UnifiedFile, resolve_features
+
+Values = tuple[list[Any], Any, dict[str, Any]]
+
+
+def resolve_phase(task: str, phase: str) -> str:
+    """``val``: the task's ``val_split`` (model selection); ``test``: its default phase
+    (the leaderboard's); any other name is taken as the task's own phase or split."""
+    spec = tasks.get(task)
+    if phase == "val":
+        return spec.val_split
+    if phase == "test":
+        return spec.default_phase
+    return phase
+
+
+def phase_splits(task: str, phase: str) -> tuple[str, ...]:
+    spec = tasks.get(task)
+    for p in spec.phases:
+        if p.name == phase:
+            return tuple(p.splits)
+    if phase in spec.split_names:
+        return (phase,)
+    raise ValueError(f"task {task} has no phase or split {phase!r}")
+
+
+@torch.no_grad()
+def predict_split(
+    model: Baseline,
+    info: TaskInfo,
+    uf: UnifiedFile,
+    split: str,
+    encoder: Encoder,
+    batch_size: int = 128,
+    rows: Sequence[int] | None = None,
+    gallery: np.ndarray | None = None,
+) -> Values:
+    """``(ids, values, extra)`` for the metric's writer: of every example of the split, or
+    of ``rows`` only (retrieval: against ``gallery``, rows of /images, instead of the
+    split's candidates)."""
+    model.eval()
+    view = uf.split(info.name, split, features="auto", targets=False)
+    order = list(range(len(view))) if rows is None else [int(r) for r in rows]
+    if info.kind == "retrieval":
+        return _retrieval(model, info, uf, view, order, encoder, batch_size, gallery)
+    ids: list[Any] = []
+    values: list[Any] = []
+    for start in range(0, len(order), batch_size):
+        examples = [view.example(i) for i in order[start : start + batch_size]]
+        batch = encoder.batch(examples, info)
+        best = model(info.name, info.head, batch).argmax(dim=-1).cpu().numpy()
+        ids += batch["ids"]
+        for i, k in enumerate(best.tolist()):
+            if info.kind in ("vqa_soft", "answer_class"):
+                values.append(info.labels[k])
+            elif info.kind == "label":
+                values.append(k)
+            elif info.head == "regions":
+                x1, y1, x2, y2 = batch["region_boxes"][i, 0, k].tolist()
+                values.append([x1, y1, x2 - x1, y2 - y1])
+            elif info.kind == "box_choice":
+                values.append(batch["cand_boxes"][i][k].tolist())
+            else:
+                values.append(int(batch["cand_ids"][i][k]))
+    if info.kind in ("box_choice",):
+        return ids, np.asarray(values, dtype=np.float64).reshape(-1, 4), {}
+    return ids, values, {}
+
+
+def _retrieval(
+    model: Baseline,
+    info: TaskInfo,
+    uf: UnifiedFile,
+    view: Any,
+    order: list[int],
+    encoder: Encoder,
+    batch_size: int,
+    gallery_rows: np.ndarray | None,
+) -> Values:
+    """The full caption x candidate score matrix of the cross-encoder's alignment score."""
+    if gallery_rows is None:
+        candidates = view.column("candidates").astype(np.int64)
+    else:
+        candidates = np.asarray(gallery_rows, dtype=np.int64)
+    lookup = resolve_features(uf, "auto", candidates, view.where, "error")
+    gallery = encoder.regions([[(lookup.read(int(r)), int(r))] for r in candidates])
+    keys = uf.image_keys[candidates]
+    image_ids = np.array([int(str(k).split(":", 1)[1]) for k in keys], dtype=np.int64)
+    examples = [view.example(i) for i in order]
+    text = encoder.text(examples, info)
+    n, m = len(examples), len(candidates)
+    scores = np.zeros((n, m), dtype=np.float32)
+    per_chunk = max(1, (batch_size * 4) // max(m, 1))
+    for start in range(0, n, per_chunk):
+        rows = range(start, min(start + per_chunk, n))
+        t = text[list(rows)].repeat_interleave(m, dim=0)
+        pairs = {"text": t}
+        for k, v in gallery.items():
+            pairs[k] = v.repeat(len(rows), *([1] * (v.dim() - 1)))
+        s = model(info.name, info.head, pairs).float().cpu().numpy().reshape(len(rows), m)
+        scores[start : start + len(rows)] = s
+    return [ex["id"] for ex in examples], scores, {"image_ids": image_ids}
+
+
+def prediction_bytes(task: str, values: Values) -> bytes:
+    ids, vals, extra = values
+    return SCORERS[tasks.get(task).metric].write(ids, vals, **extra)
+
+
+def concat(parts: list[Values]) -> Values:
+    """The values of a multi-split phase (refer ``all``): one file, rows of every split."""
+    if len(parts) == 1:
+        return parts[0]
+    ids = [i for p in parts for i in p[0]]
+    first = parts[0][1]
+    if isinstance(first, np.ndarray):
+        return ids, np.concatenate([p[1] for p in parts]), parts[0][2]
+    return ids, [v for p in parts for v in p[1]], parts[0][2]
+
+
+def predict_phase(
+    model: Baseline, info: TaskInfo, uf: UnifiedFile, phase: str, encoder: Encoder
+) -> bytes:
+    parts = [predict_split(model, info, uf, s, encoder) for s in phase_splits(info.name, phase)]
+    return prediction_bytes(info.name, concat(parts))
