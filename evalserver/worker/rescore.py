@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import TimeLimitExceeded
 from sqlalchemy import Engine, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -349,15 +350,44 @@ def register_rescore_task(app: Celery, state: WorkerState) -> None:
     """Register ``RESCORE_TASK`` on a worker's app (the same limits as scoring)."""
     settings = state.settings
 
+    class RescoreTask(Task):
+        def on_failure(
+            self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
+            # A hard time limit: the pool killed the child; this runs in the main process.
+            if isinstance(exc, TimeLimitExceeded) and args:
+                try:
+                    fail_killed(state, int(args[0]))
+                except Exception:  # the sweeper still recovers the job
+                    log.exception("re-score %s: cannot record the time limit", args[0])
+
     @app.task(
         name=RESCORE_TASK,
+        base=RescoreTask,
         bind=True,
         acks_late=True,
         soft_time_limit=settings.score_time_limit_s,
-        time_limit=settings.score_time_limit_s + 30,
+        time_limit=settings.score_time_limit_s + settings.score_kill_grace_s,
     )
     def _rescore(self: Task, rescore_id: int) -> str:
         return run_rescore(self, state, rescore_id)
+
+
+def fail_killed(state: WorkerState, rescore_id: int) -> None:
+    """A re-score killed past the time limit fails with the limit named (the submission
+    keeps its result)."""
+    limit = state.settings.score_time_limit_s
+    now = utcnow()
+    with state.engine.begin() as conn:
+        conn.execute(
+            update(Rescore)
+            .where(Rescore.id == rescore_id, Rescore.status == RescoreStatus.running)
+            .values(
+                status=RescoreStatus.failed, finished_at=now, updated_at=now,
+                error=f"re-scoring failed: time limit of {limit:g} s exceeded "
+                "(VL12_SCORE_TIME_LIMIT_S); stopped",
+            )
+        )
 
 
 # --------------------------------------------------------------------------- sweeping

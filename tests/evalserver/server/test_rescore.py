@@ -318,3 +318,26 @@ def test_rescore_transitions_are_guarded(live: Live, tiny_h5: Path) -> None:
     assert skipped.status == RescoreStatus.skipped and "cancelled" in skipped.error
     after = live.row(subs[1])
     assert (after.result, after.arrays_path) == (before.result, before.arrays_path)
+
+
+@pytest.mark.slow
+def test_a_rescore_past_the_time_limit_fails_with_a_message(live: Live, tiny_h5: Path) -> None:
+    sub_id = live.submit(live.team("delta"), TASK, _content(tiny_h5, 20), send=False)
+    assert WorkerState(live.settings).run(sub_id) == Outcome.SCORED
+    before = live.row(sub_id)
+    with Session(live.engine, expire_on_commit=False) as session:
+        job, _ = request_rescore(session, session.get_one(Submission, sub_id), "t", "slow")
+    hold = live.data_dir / "hold-dir"
+    hold.mkdir()
+    (hold / "hold").touch()  # the re-score never ends by itself
+    live.start("worker", "--pool", "prefork",
+               env={"VL12_TEST_HOLD_DIR": str(hold), "VL12_SCORE_TIME_LIMIT_S": "1.5"})
+    make_celery(live.settings).send_task(RESCORE_TASK, args=[job.id])
+    (failed,) = _wait_rescores(live, sub_id)
+    assert failed.status == RescoreStatus.failed
+    assert failed.error.startswith(
+        f"scoring {TASK}, phase {before.phase} failed: time limit of 1.5 s exceeded "
+        "(VL12_SCORE_TIME_LIMIT_S); stopped"
+    )
+    after = live.row(sub_id)
+    assert (after.result, after.arrays_path) == (before.result, before.arrays_path)
