@@ -173,13 +173,14 @@ def validate_in_child(
     """``validate_stored`` under the time limit (this process's timer), answering
     ``{"over": "memory"}`` or ``{"over": "time"}`` instead of raising when a limit is
     passed; a half-written validated form is removed."""
+    # The ground truth (the organiser's, cached) is loaded outside both limits: they bound
+    # what the upload costs, HDF5 does not survive a failed malloc, and a timer that fires
+    # inside h5py would leave the process's cached ground truth half-loaded.
+    _groundtruth(benchmark_file, task, phase)
     previous = signal.signal(signal.SIGALRM, _time_up)
     signal.setitimer(signal.ITIMER_REAL, limits.time_limit_s)
     over: str | None = None
     try:
-        # The ground truth (the organiser's, cached) is loaded outside the memory limit: the
-        # limit bounds what the upload costs, and HDF5 does not survive a failed malloc.
-        _groundtruth(benchmark_file, task, phase)
         with MemoryLimit(limits.memory_mb):
             return validate_stored(
                 benchmark_file, task, phase, upload, validated_out, limits.limits
