@@ -1,8 +1,9 @@
 """ORM models. A submission's row is the truth: queue messages carry only its id, and every
 status change is a guarded UPDATE on this row (see ``evalserver.worker``).
 
-Times are timezone-aware UTC. Paths are stored relative to the data dir, so a data dir can be
-moved or mounted elsewhere on another host.
+Times are timezone-aware UTC. Files are named by storage keys (``uploads/<id>/upload``,
+``benchmarks/<fingerprint>.h5``; see ``evalserver.storage``), never host paths, so a data dir
+can be moved, or the files kept on a shared file system or in S3 for several hosts.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class Submission(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     #: ``Result.to_dict()`` without the per-example arrays.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    #: The per-example arrays (``Result.save``), relative to the data dir.
+    #: The per-example arrays (``Result.save``): a storage key.
     arrays_path: Mapped[str | None] = mapped_column(String(500), default=None)
     #: What happened to it (``evalserver.audit``'s log keys): the validation report, the
     #: worker's host and timings, and an error's trace (shown to the admin only).
