@@ -126,7 +126,7 @@ class BenchmarkVersion(Base):
     name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
-    #: The copy of the unified file, relative to the data dir.
+    #: The copy of the unified file: a storage key (``benchmarks/<fingerprint>.h5``).
     file_path: Mapped[str] = mapped_column(String(500))
     schema_version: Mapped[str] = mapped_column(String(20))
     loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -172,7 +172,7 @@ class Submission(Base):
     task: Mapped[str] = mapped_column(String(100))
     phase: Mapped[str] = mapped_column(String(100))
 
-    #: Relative to the data dir; a server-made name, never the uploader's.
+    #: A storage key under a server-made name, never the uploader's.
     file_path: Mapped[str] = mapped_column(String(500))
     file_sha256: Mapped[str] = mapped_column(String(64))
     file_size: Mapped[int] = mapped_column(BigInteger)  # past 2 GiB on PostgreSQL too
