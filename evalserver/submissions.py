@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from evalserver import audit
 from evalserver.db.models import (
@@ -61,6 +61,7 @@ __all__ = [
     "find_board",
     "new_upload_folder",
     "validate_stored",
+    "visible_submissions",
 ]
 
 log = logging.getLogger(__name__)
@@ -337,3 +338,27 @@ def enqueue(celery: Celery, submission_id: str) -> bool:
         log.warning("submission %s stays queued: the broker refused it (%s)", submission_id, exc)
         return False
     return True
+
+
+def visible_submissions(
+    session: Session, board: BenchmarkPhase, *, admin: bool, team_id: int | None
+) -> list[Submission]:
+    """The scored rows of ``board`` a viewer may see: public ones, the viewer's team's own,
+    every one for the admin; never those the admin hid. The one privacy rule of every board
+    (API leaderboards, pages, exports): filtered before ranking, so a hidden better entry
+    never moves a public one."""
+    query = (
+        select(Submission)
+        .where(
+            Submission.benchmark_id == board.benchmark_id,
+            Submission.task == board.task,
+            Submission.phase == board.phase,
+            Submission.status == Status.scored,
+            Submission.is_hidden.is_(False),
+        )
+        .options(selectinload(Submission.team))
+    )
+    if not admin:
+        mine = team_id if team_id is not None else -1
+        query = query.where(or_(Submission.is_public.is_(True), Submission.team_id == mine))
+    return list(session.scalars(query))

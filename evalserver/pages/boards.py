@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from evalserver.app.deps import Viewer
-from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission
+from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Submission
 from evalserver.ranking import Entry, RankedRow, board_columns, rank
+from evalserver.submissions import visible_submissions
 from unify import tasks
 from unify.tasks import GROUPS, Column, TaskSpec
 
@@ -29,29 +29,7 @@ __all__ = [
     "benchmark_board",
     "leaderboard_phase",
     "task_board",
-    "visible_submissions",
 ]
-
-
-def visible_submissions(
-    session: Session, viewer: Viewer, board: BenchmarkPhase
-) -> list[Submission]:
-    """The scored rows of ``board`` this viewer may see (private: their team and admin)."""
-    query = (
-        select(Submission)
-        .where(
-            Submission.benchmark_id == board.benchmark_id,
-            Submission.task == board.task,
-            Submission.phase == board.phase,
-            Submission.status == Status.scored,
-            Submission.is_hidden.is_(False),  # hidden by the admin: on no board
-        )
-        .options(selectinload(Submission.team))
-    )
-    if not viewer.admin:
-        mine = viewer.team.id if viewer.team is not None else -1
-        query = query.where(or_(Submission.is_public.is_(True), Submission.team_id == mine))
-    return list(session.scalars(query))
 
 
 def _entry(row: Submission) -> Entry:
@@ -83,7 +61,9 @@ class TaskBoard:
 
 def task_board(session: Session, viewer: Viewer, board: BenchmarkPhase) -> TaskBoard:
     spec = tasks.get(board.task)
-    rows = rank((_entry(r) for r in visible_submissions(session, viewer, board)), spec)
+    rows = rank((_entry(r) for r in visible_submissions(
+            session, board, admin=viewer.admin, team_id=viewer.team.id if viewer.team else None
+        )), spec)
     return TaskBoard(board, spec, board_columns(spec), rows)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from evalserver.app.deps import DbSession, Viewer, get_viewer
@@ -21,9 +21,9 @@ from evalserver.app.schemas import (
     PhaseOut,
     TaskOut,
 )
-from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission
+from evalserver.db.models import BenchmarkPhase, BenchmarkVersion
 from evalserver.ranking import Entry, board_columns, rank
-from evalserver.submissions import BoardNotFound, find_board
+from evalserver.submissions import BoardNotFound, find_board, visible_submissions
 from unify import tasks
 from unify.tasks import TaskSpec
 
@@ -47,20 +47,6 @@ def leaderboard(session: DbSession, viewer: Viewer, board: BenchmarkPhase) -> Le
     """The ranked board as this viewer may see it: private entries only for their team and
     the admin (filtered before ranking: a hidden better entry never moves a public one)."""
     spec = tasks.get(board.task)
-    query = (
-        select(Submission)
-        .where(
-            Submission.benchmark_id == board.benchmark_id,
-            Submission.task == board.task,
-            Submission.phase == board.phase,
-            Submission.status == Status.scored,
-            Submission.is_hidden.is_(False),  # hidden by the admin: on no board
-        )
-        .options(selectinload(Submission.team))
-    )
-    if not viewer.admin:
-        mine = viewer.team.id if viewer.team is not None else -1
-        query = query.where(or_(Submission.is_public.is_(True), Submission.team_id == mine))
     entries = [
         Entry(
             submission_id=row.id,
@@ -77,7 +63,9 @@ def leaderboard(session: DbSession, viewer: Viewer, board: BenchmarkPhase) -> Le
                 "stats": (row.result or {}).get("stats"),
             },
         )
-        for row in session.scalars(query)
+        for row in visible_submissions(
+            session, board, admin=viewer.admin, team_id=viewer.team.id if viewer.team else None
+        )
     ]
     ranked = rank(entries, spec)
     names = [c.name for c in board_columns(spec)]
