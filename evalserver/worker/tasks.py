@@ -22,11 +22,12 @@ import socket
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import Engine, select, update
@@ -43,11 +44,12 @@ from evalserver.metrics import (
     load_validated,
     score_validated,
 )
+from evalserver.metrics.result import Result
 from evalserver.rlimits import MemoryLimit
 from evalserver.settings import Settings
 from evalserver.storage import Storage, StorageError, make_storage
 from evalserver.worker.celery_app import SCORE_TASK, STATS_TASK, make_celery
-from evalserver.worker.stats import board_stats_after_scoring
+from evalserver.worker.stats import board_stats_after_scoring, seen_of
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
 
@@ -98,6 +100,9 @@ class WorkerState:
     _engine: Engine | None = None
     _engine_pid: int = 0
     _cache: OrderedDict[tuple[int, str, str], GroundTruth] = field(default_factory=OrderedDict)
+    _seen: OrderedDict[tuple[int, str, str], tuple[np.ndarray | None, int, np.ndarray | None]] = (
+        field(default_factory=OrderedDict)
+    )
     _storage: Storage | None = None
 
     @property
@@ -129,6 +134,35 @@ class WorkerState:
         while len(self._cache) > GT_CACHE_SIZE:
             self._cache.popitem(last=False)
         return gt
+
+    def seen(
+        self, benchmark: BenchmarkVersion, task: str, phase: str, splits: Sequence[str],
+        result: Result,
+    ) -> np.ndarray | None:
+        """The board's seen-in-raw-training mask (``evalserver.stats.leakage``), cached like
+        the ground truth: it depends on the benchmark file only, and reading every task's
+        training groups costs ~0.1 s on a full-scale file, paid by every scored row before.
+        The cached mask is reused only for a result with the same examples in the same
+        order."""
+        key = (benchmark.id, task, phase)
+        ids = None if result.example_ids is None else np.asarray(result.example_ids)
+        n = len(result.per_example["score"])
+        cached = self._seen.get(key)
+        if cached is not None:
+            cached_ids, cached_n, mask = cached
+            same = cached_n == n and (
+                (ids is None and cached_ids is None)
+                or (ids is not None and cached_ids is not None
+                    and np.array_equal(ids, cached_ids))
+            )
+            if same:
+                self._seen.move_to_end(key)
+                return mask
+        mask = seen_of(self.storage.local_path(benchmark.file_path), task, splits, result)
+        self._seen[key] = (ids, n, mask)
+        while len(self._seen) > GT_CACHE_SIZE:
+            self._seen.popitem(last=False)
+        return mask
 
     # ------------------------------------------------------------------ transitions
     def claim(self, submission_id: str) -> int | None:
