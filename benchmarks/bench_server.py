@@ -200,7 +200,7 @@ def embedded(repeat: int, phases: list[str] | None, extra_boards: list[str],
     report("server-embedded", figures)
 
 
-def throughput(uploads: int, workers: int, threads: int) -> None:
+def throughput(uploads: int, workers: int, threads: int, resamples: int | None = None) -> None:
     from sqlalchemy import select
 
     from evalserver.db.models import Submission
@@ -219,6 +219,8 @@ def throughput(uploads: int, workers: int, threads: int) -> None:
                    VL12_QUEUED_DEADLINE_S="600", VL12_RUNNING_DEADLINE_S="600",
                    VL12_QUOTA_PER_DAY=str(uploads + 1), VL12_QUOTA_TOTAL=str(uploads + 1),
                    VL12_MAX_CONCURRENT=str(uploads + 1))
+        if resamples is not None:  # 0: no statistics after scoring (isolates their cost)
+            env["VL12_BOOTSTRAP_RESAMPLES"] = str(resamples)
         _cli(env, "db", "upgrade")
         _cli(env, "load", str(FULL), "--name", "full")
         tokens = [_cli(env, "team", "create", f"team-{i}").strip() for i in range(10)]
@@ -265,6 +267,7 @@ def throughput(uploads: int, workers: int, threads: int) -> None:
     last = max(finished.values())
     report("server-throughput", {
         "stack": f"PostgreSQL + Redis, {workers} workers, evalserver api, sweeper",
+        "bootstrap_resamples": "server default" if resamples is None else resamples,
         "uploads": uploads,
         "client_threads": threads,
         "rows_per_submission": len(gt.identifiers),
@@ -295,13 +298,15 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="throughput: VL12_BOOTSTRAP_RESAMPLES (0: no statistics)")
     args = parser.parse_args()
     if args.file is None and (args.prepare or not FULL.exists()):
         prepare()
     if args.mode == "embedded":
         embedded(args.repeat, args.phase, args.extra_board or [], args.file or FULL)
     elif args.mode == "throughput":
-        throughput(args.uploads, args.workers, args.threads)
+        throughput(args.uploads, args.workers, args.threads, args.resamples)
 
 
 if __name__ == "__main__":

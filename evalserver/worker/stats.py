@@ -163,13 +163,17 @@ def update_board_stats(
         mask = seen(bench, sub.task, sub.phase, gt.splits, first_result)
     leader_scores = None if leader is None else _scores(storage, leader)
     leader_resampled = None
-    if leader_scores is not None:
-        leader_resampled = bootstrap([leader_scores], design, seed, n_resamples)[:, 0]
     written = []
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
         scores = [first if r is todo[0] else _scores(storage, r) for r in batch]
-        resampled = bootstrap(scores, design, seed, n_resamples)
+        if leader_scores is not None and leader_resampled is None:
+            # The leader rides along with the first batch: the same draws (the shared
+            # resamples) are generated once instead of twice.
+            both = bootstrap([*scores, leader_scores], design, seed, n_resamples)
+            resampled, leader_resampled = both[:, :-1], both[:, -1]
+        else:
+            resampled = bootstrap(scores, design, seed, n_resamples)
         for j, row in enumerate(batch):
             found = interval(resampled[:, j])
             stats: dict[str, Any] = {
