@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from evalserver.admin_token import is_admin
 from evalserver.app.deps import DbSession, Services, Viewer, get_services
 from evalserver.app.schemas import SubmissionForm
 from evalserver.app.upload import BadForm, receive_form
@@ -42,7 +43,7 @@ from evalserver.pages.boards import (
 )
 from evalserver.pages.chart import chart
 from evalserver.submissions import StoredFile, TooLarge, new_upload_folder
-from evalserver.teams import authenticate, is_admin
+from evalserver.teams import authenticate
 from unify import tasks
 from unify.tasks import GROUPS
 
@@ -63,10 +64,11 @@ def page_viewer(request: Request, session: DbSession, services: Services) -> Vie
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         return Viewer()
-    if is_admin(token, services.settings.admin_token):
-        return Viewer(admin=True)
     team = authenticate(session, token)
-    return Viewer() if team is None else Viewer(team=team)
+    if team is not None:
+        return Viewer(team=team)
+    admin = is_admin(session, token, services.settings.admin_token)
+    return Viewer(admin=True) if admin else Viewer()
 
 
 def _viewer(
@@ -283,10 +285,11 @@ def signin(
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     check_csrf(request, csrf)
+    team = authenticate(session, token) if token else None
     viewer = (
-        Viewer(admin=True)
-        if is_admin(token, services.settings.admin_token)
-        else Viewer(team=authenticate(session, token)) if token else Viewer()
+        Viewer(team=team) if team is not None
+        else Viewer(admin=True) if is_admin(session, token, services.settings.admin_token)
+        else Viewer()
     )
     if not viewer.admin and viewer.team is None:
         return render(request, Viewer(), "signin.html", 401, error="unknown or revoked token")
