@@ -10,10 +10,8 @@ method names, descriptions, the validator's report).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
 import secrets
 import shutil
@@ -31,9 +29,11 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from evalserver.admin_token import is_admin
 from evalserver.app.deps import DbSession, Services, Viewer, get_services
 from evalserver.app.schemas import SubmissionForm
 from evalserver.app.upload import BadForm, receive_form
+from evalserver.csvexport import csv_text, text_cell
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission
 from evalserver.pages.boards import (
     benchmark_board,
@@ -43,7 +43,7 @@ from evalserver.pages.boards import (
 )
 from evalserver.pages.chart import chart
 from evalserver.submissions import StoredFile, TooLarge, new_upload_folder
-from evalserver.teams import authenticate, is_admin
+from evalserver.teams import authenticate
 from unify import tasks
 from unify.tasks import GROUPS
 
@@ -64,10 +64,11 @@ def page_viewer(request: Request, session: DbSession, services: Services) -> Vie
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         return Viewer()
-    if is_admin(token, services.settings.admin_token):
-        return Viewer(admin=True)
     team = authenticate(session, token)
-    return Viewer() if team is None else Viewer(team=team)
+    if team is not None:
+        return Viewer(team=team)
+    admin = is_admin(session, token, services.settings.admin_token)
+    return Viewer(admin=True) if admin else Viewer()
 
 
 def _viewer(
@@ -284,10 +285,11 @@ def signin(
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     check_csrf(request, csrf)
+    team = authenticate(session, token) if token else None
     viewer = (
-        Viewer(admin=True)
-        if is_admin(token, services.settings.admin_token)
-        else Viewer(team=authenticate(session, token)) if token else Viewer()
+        Viewer(team=team) if team is not None
+        else Viewer(admin=True) if is_admin(session, token, services.settings.admin_token)
+        else Viewer()
     )
     if not viewer.admin and viewer.team is None:
         return render(request, Viewer(), "signin.html", 401, error="unknown or revoked token")
@@ -565,20 +567,18 @@ def export(
             json.dumps(body, indent=1), media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
         )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["task", "phase", "rank", "team", "method", "column", "value", "half_width",
-         "p_value", "seen", "unseen", "n_seen", "n_unseen", "baseline", "public"]
-    )
+    header = ["task", "phase", "rank", "team", "method", "column", "value", "half_width",
+              "p_value", "seen", "unseen", "n_seen", "n_unseen", "baseline", "public"]
+    lines = []
     for rec in rows:
         stats = rec["stats"]
         leak = stats.get("leakage") or {}
         for i, (column, value) in enumerate(rec["metrics"].items()):
             first = i == 0  # the statistics are of the primary column
-            writer.writerow(
+            lines.append(
                 [
-                    rec["task"], rec["phase"], rec["rank"], rec["team"], rec["method"],
+                    rec["task"], rec["phase"], rec["rank"],
+                    text_cell(rec["team"]), text_cell(rec["method"]),  # a participant's
                     column, "" if value is None else value,
                     stats.get("half_width", "") if first else "",
                     stats.get("p_value", "") if first else "",
@@ -586,10 +586,10 @@ def export(
                     leak.get("unseen", "") if first else "",
                     leak.get("n_seen", "") if first else "",
                     leak.get("n_unseen", "") if first else "",
-                    str(rec["baseline"]).lower(), str(rec["public"]).lower(),
+                    rec["baseline"], rec["public"],
                 ]
             )
     return Response(
-        buffer.getvalue(), media_type="text/csv; charset=utf-8",
+        csv_text(header, lines), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
     )

@@ -49,6 +49,7 @@ from evalserver.rlimits import MemoryLimit
 from evalserver.settings import Settings
 from evalserver.storage import Storage, StorageError, make_storage
 from evalserver.worker.celery_app import SCORE_TASK, STATS_TASK, make_celery
+from evalserver.worker.lost import MemoryCgroup, ProcessLost, lost_process_request
 from evalserver.worker.stats import board_stats_after_scoring, seen_of
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
@@ -104,6 +105,9 @@ class WorkerState:
         field(default_factory=OrderedDict)
     )
     _storage: Storage | None = None
+    #: The memory cgroup whose OOM kills tell a lost pool process's cause
+    #: (``evalserver.worker.lost``).
+    cgroup: MemoryCgroup = field(default_factory=MemoryCgroup.of_this_process)
 
     @property
     def storage(self) -> Storage:
@@ -322,6 +326,50 @@ class WorkerState:
         log.warning("submission %s failed: %s", submission_id, message)
         return changed == 1
 
+    def fail_lost(self, submission_id: str, pid: int | None, status: str,
+                  oom_kills: tuple[int | None, int | None]) -> bool:
+        """The pool child ``pid`` died while it ran ``submission_id`` (SIGKILL by the OOM
+        killer, a crash in C code): called in the worker's main process, which saw its exit
+        status. The row ends ``failed`` saying how (``evalserver.worker.lost``), only if that
+        child still holds it (``worker_host`` is ``host:pid``: a row the child never claimed,
+        or one another worker took meanwhile, is left alone). ``oom_kills``: the cgroup's
+        OOM-kill counter when the run started and now."""
+        where = f"{self.host}:{pid}" if pid else None
+        with Session(self.engine) as session:
+            sub = session.get(Submission, submission_id)
+            if sub is None or sub.status != Status.running or where is None:
+                return False
+            if sub.worker_host != where:
+                return False
+            before, after = oom_kills
+            lost = ProcessLost(
+                where=where,
+                status=status,
+                oom_killed=before is not None and after is not None and after > before,
+                cgroup_limit_mb=self.cgroup.limit_mb(),
+            )
+            message = lost.message(f"scoring {sub.task}, phase {sub.phase} failed")
+            run_log = dict(sub.log or {})
+            run_log.pop("trace", None)  # an earlier run's
+            run_log["worker"] = {"host": where, "attempt": sub.attempts, "lost": status}
+            attempt = sub.attempts
+        now = utcnow()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Submission)
+                .where(
+                    Submission.id == submission_id,
+                    Submission.status == Status.running,
+                    Submission.attempts == attempt,
+                    Submission.worker_host == where,
+                )
+                .values(status=Status.failed, error=message, log=run_log, finished_at=now,
+                        updated_at=now)
+            ).rowcount
+        if changed:
+            log.warning("submission %s failed: %s", submission_id, message)
+        return changed == 1
+
 
 def retrying(action: Callable[[], T], for_s: float) -> T:
     """``action()``, retried with backoff while it fails transiently, for ``for_s`` seconds."""
@@ -375,7 +423,14 @@ def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     state = WorkerState(settings)
 
+    def settle_lost(submission_id: Any, pid: int | None, status: str,
+                    oom_kills: tuple[int | None, int | None]) -> None:
+        state.fail_lost(str(submission_id), pid, status, oom_kills)
+
     class ScoreTask(Task):
+        # Its pool process killed outright (the OOM killer): the row says how, at once.
+        Request = lost_process_request(state.cgroup, settle_lost)
+
         def on_failure(
             self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
