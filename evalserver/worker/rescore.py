@@ -374,8 +374,8 @@ def register_rescore_task(app: Celery, state: WorkerState) -> None:
         base=RescoreTask,
         bind=True,
         acks_late=True,
-        soft_time_limit=settings.score_time_limit_s,
-        time_limit=settings.score_time_limit_s + settings.score_kill_grace_s,
+        soft_time_limit=settings.score_time_limit_max_s,
+        time_limit=settings.score_time_limit_max_s + settings.score_kill_grace_s,
     )
     def _rescore(self: Task, rescore_id: int) -> str:
         return run_rescore(self, state, rescore_id)
@@ -384,16 +384,24 @@ def register_rescore_task(app: Celery, state: WorkerState) -> None:
 def fail_killed(state: WorkerState, rescore_id: int) -> None:
     """A re-score killed past the time limit fails with the limit named (the submission
     keeps its result)."""
-    limit = state.settings.score_time_limit_s
     now = utcnow()
     with state.engine.begin() as conn:
+        task = conn.execute(
+            select(Submission.task)
+            .join(Rescore, Rescore.submission_id == Submission.id)
+            .where(Rescore.id == rescore_id)
+        ).scalar()
+        if task is None:
+            limit, setting = state.settings.score_time_limit_s, "VL12_SCORE_TIME_LIMIT_S"
+        else:
+            limit, setting = state.settings.score_time_limit_for(task)
         conn.execute(
             update(Rescore)
             .where(Rescore.id == rescore_id, Rescore.status == RescoreStatus.running)
             .values(
                 status=RescoreStatus.failed, finished_at=now, updated_at=now,
                 error=f"re-scoring failed: time limit of {limit:g} s exceeded "
-                "(VL12_SCORE_TIME_LIMIT_S); stopped",
+                f"({setting}); stopped",
             )
         )
 

@@ -45,7 +45,7 @@ from evalserver.metrics import (
     score_validated,
 )
 from evalserver.metrics.result import Result
-from evalserver.rlimits import MemoryLimit
+from evalserver.rlimits import MemoryLimit, TimeLimit
 from evalserver.settings import Settings
 from evalserver.storage import Storage, StorageError, make_storage
 from evalserver.worker.celery_app import SCORE_TASK, STATS_TASK, make_celery
@@ -268,7 +268,11 @@ class WorkerState:
         # The ground truth (the organiser's, cached) is loaded outside the limit: the limit
         # bounds what the submission costs, and HDF5 does not survive a failed malloc.
         gt = self.groundtruth(bench, sub.task, sub.phase)
-        with MemoryLimit(self.settings.score_memory_mb):
+        limit, _ = self.settings.score_time_limit_for(sub.task)
+        # The pool's limit is the largest task's; a task with a smaller one stops here.
+        own_limit = limit if limit < self.settings.score_time_limit_max_s else 0
+        with TimeLimit(own_limit, SoftTimeLimitExceeded), \
+                MemoryLimit(self.settings.score_memory_mb):
             with self.storage.reading(sub.validated_path) as local:
                 validated = load_validated(local)
             result = score_validated(gt, validated)
@@ -301,9 +305,10 @@ class WorkerState:
 
 
     def time_limit_message(self, task: str, phase: str) -> str:
+        limit, setting = self.settings.score_time_limit_for(task)
         return (
             f"scoring {task}, phase {phase} failed: time limit of "
-            f"{self.settings.score_time_limit_s:g} s exceeded (VL12_SCORE_TIME_LIMIT_S); stopped"
+            f"{limit:g} s exceeded ({setting}); stopped"
         )
 
     def fail_killed(self, submission_id: str) -> bool:
@@ -446,14 +451,14 @@ def make_worker_app(settings: Settings) -> Celery:
         base=ScoreTask,
         bind=True,
         acks_late=True,
-        soft_time_limit=settings.score_time_limit_s,
-        time_limit=settings.score_time_limit_s + settings.score_kill_grace_s,
+        soft_time_limit=settings.score_time_limit_max_s,
+        time_limit=settings.score_time_limit_max_s + settings.score_kill_grace_s,
     )
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)
 
-    @app.task(name=STATS_TASK, acks_late=True, soft_time_limit=settings.score_time_limit_s,
-              time_limit=settings.score_time_limit_s + 30)
+    @app.task(name=STATS_TASK, acks_late=True, soft_time_limit=settings.score_time_limit_max_s,
+              time_limit=settings.score_time_limit_max_s + 30)
     def _stats(submission_id: str) -> None:
         board_stats_after_scoring(state, submission_id)
 
