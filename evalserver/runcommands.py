@@ -165,9 +165,15 @@ def _api_error(exc: Any) -> NoReturn:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--task", required=True, help="The task (see `evalserver score --help`).")
-@click.option("--phase", default=None, help="Leaderboard phase (default: the task's default).")
+@click.argument("file", required=False,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--dir", "folder", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="Submit a bundle instead of FILE: every file of this folder, "
+              "one per task, named TASK.PHASE.EXT or TASK.EXT (what `baseline predict` writes).")
+@click.option("--task", default=None, help="The task of FILE (see `evalserver score --help`).")
+@click.option("--phase", default=None, help="Leaderboard phase (default: the task's default; "
+              "with --dir: for the files whose name gives none).")
+@click.option("--benchmark", default=None, help="Benchmark name (default: the newest loaded).")
 @click.option("--method", "method", default="", help="Method name shown on the leaderboard.")
 @click.option("--description", default="", help="A short description of the method.")
 @click.option("--private", is_flag=True, help="Only your team (and the admin) see the entry.")
@@ -175,19 +181,29 @@ def _api_error(exc: Any) -> NoReturn:
 @click.option("--json", "as_json", is_flag=True, help="Print the submission as JSON.")
 @_client_options
 def submit(
-    file: Path, task: str, phase: str | None, method: str, description: str, private: bool,
-    wait: bool, as_json: bool, url: str | None, token: str | None,
+    file: Path | None, folder: Path | None, task: str | None, phase: str | None,
+    benchmark: str | None, method: str, description: str, private: bool, wait: bool,
+    as_json: bool, url: str | None, token: str | None,
 ) -> None:
-    """Upload a prediction FILE (any official format, gzip accepted) for --task.
+    """Upload a prediction FILE (any official format, gzip accepted) for --task, or with
+    --dir DIR a bundle: one file per task, each file's task (and phase) read from its name.
 
     Exit 0 when accepted (with --wait: when scored); 1 when rejected (the validator's whole
-    report is printed) or failed; 2 on a usage error."""
+    report is printed) or failed, with --dir when any file was; 2 on a usage error."""
     import json
     import sys
 
     from evalserver.client import ApiError, format_status
     from unify import tasks
 
+    if folder is not None:
+        if file is not None or task is not None:
+            raise click.UsageError("--dir submits every file of DIR: give no FILE nor --task")
+        _submit_bundle(folder, phase, benchmark, method, description, private, wait, as_json,
+                       url, token)
+        return
+    if file is None or task is None:
+        raise click.UsageError("give FILE and --task, or --dir DIR")
     if task not in tasks.task_names():
         raise click.BadParameter(
             f"unknown task {task!r}; choose one of {', '.join(tasks.task_names())}",
@@ -198,7 +214,7 @@ def submit(
         raise click.UsageError("a team token is needed: --token or VL12_TOKEN")
     try:
         row = client.submit(file, task, phase, method, description, public=not private,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(), benchmark=benchmark)
         if wait and row["status"] not in ("scored", "failed", "cancelled"):
             click.echo(f"submission {row['id']} queued; waiting for its score", err=True)
             row = client.wait(row["id"])
@@ -206,6 +222,103 @@ def submit(
         _api_error(exc)
     click.echo(json.dumps(row, indent=2) if as_json else format_status(row))
     if row["status"] in ("failed", "cancelled"):
+        raise SystemExit(1)
+
+
+def bundle_files(folder: Path, phase: str | None) -> list[tuple[Path, str, str | None]]:
+    """``(file, task, phase)`` of every visible file of ``folder``, sorted by name; the
+    phase from the name, else ``phase`` (None: the task's default). One UsageError naming
+    every file whose name is not understood (nothing is uploaded then): a typo must not
+    leave half a bundle on the server."""
+    from evalserver.prediction_files import task_phase_of
+    from unify import tasks
+
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    if not files:
+        raise click.UsageError(f"{folder}: no prediction file in this folder")
+    found: list[tuple[Path, str, str | None]] = []
+    problems: list[str] = []
+    for path in files:
+        try:
+            task, named = task_phase_of(str(path))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if named is not None and phase is not None and named != phase:
+            problems.append(f"{path}: its name says phase {named!r}, --phase says {phase!r}")
+            continue
+        found.append((path, task, named or phase))
+    seen: dict[tuple[str, str], Path] = {}
+    for path, task, chosen in found:
+        key = (task, chosen or tasks.get(task).default_phase)
+        if key in seen:
+            problems.append(f"{path}: {task}, phase {key[1]}, again (also {seen[key].name})")
+        seen[key] = path
+    if problems:
+        raise click.UsageError("nothing was submitted:\n  " + "\n  ".join(problems))
+    return found
+
+
+def _submit_bundle(
+    folder: Path, phase: str | None, benchmark: str | None, method: str, description: str,
+    private: bool, wait: bool, as_json: bool, url: str | None, token: str | None,
+) -> None:
+    """Every file of ``folder`` as its own submission, reported file by file; exit 1 when
+    any was rejected or (with ``wait``) failed."""
+    import json
+    import sys
+
+    from evalserver.client import ApiError, format_status
+
+    found = bundle_files(folder, phase)
+    client = _client(url, token)
+    if client.token is None:
+        raise click.UsageError("a team token is needed: --token or VL12_TOKEN")
+    rows: dict[Path, dict[str, Any]] = {}
+    errors: dict[Path, ApiError] = {}
+    for path, task, chosen in found:
+        try:
+            rows[path] = client.submit(path, task, chosen, method, description,
+                                       public=not private, progress=sys.stderr.isatty(),
+                                       benchmark=benchmark)
+        except ApiError as exc:
+            if exc.status is None:  # the server is unreachable: the next file fares no better
+                _api_error(exc)
+            errors[path] = exc
+    if wait:
+        pending = [p for p, r in rows.items() if r["status"] not in ("scored", "failed",
+                                                                       "cancelled")]
+        if pending:
+            click.echo(f"{len(pending)} submission(s) queued; waiting for their scores", err=True)
+        for path in pending:
+            try:
+                rows[path] = client.wait(rows[path]["id"])
+            except ApiError as exc:
+                errors[path] = exc
+                del rows[path]
+    failed = bool(errors) or any(r["status"] in ("failed", "cancelled") for r in rows.values())
+    if as_json:
+        click.echo(json.dumps(
+            [{"file": str(p), "submission": rows.get(p),
+              "error": None if p not in errors else str(errors[p]),
+              "report": None if p not in errors else errors[p].report}
+             for p, _, _ in found], indent=2))
+    else:
+        for path, _, _ in found:
+            if path in rows:
+                click.echo(f"{path}:")
+                click.echo("  " + format_status(rows[path]).replace("\n", "\n  "))
+            else:
+                click.echo(f"{path}: rejected: {errors[path]}")
+                report = errors[path].report
+                if isinstance(report, dict):
+                    for problem in report.get("problems", []):
+                        click.echo(f"    {problem.get('text') or problem.get('message')}")
+        done = sum(p in rows and rows[p]["status"] not in ("failed", "cancelled")
+                   for p, _, _ in found)
+        click.echo(f"{done} of {len(found)} file(s) accepted"
+                   + (" and scored" if wait else ""), err=True)
+    if failed:
         raise SystemExit(1)
 
 
