@@ -1,5 +1,6 @@
 """The commands that run the server's processes and talk to it: ``worker``, ``sweeper``,
-``serve`` (everything in one command, the embedded default), and the client's ``submit``,
+``serve`` (everything in one command, the embedded default), ``demo`` (the README's main
+job: ``serve`` with two real entries, ``evalserver.demo``), and the client's ``submit``,
 ``status`` and ``leaderboard``.
 
 Heavy imports (Celery, SQLAlchemy, httpx) happen inside the commands, so ``evalserver
@@ -129,6 +130,45 @@ def serve(data_dir: Path | None, host: str, port: int) -> None:
         status = Serve(settings, host=host, port=port).run()
     except (OSError, SQLAlchemyError) as exc:  # an unusable data dir or database
         raise click.ClickException(f"cannot start in {settings.data_dir}: {exc}") from None
+    raise SystemExit(status)
+
+
+@click.command()
+@click.argument("unified", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The server's data dir (made if missing); the demo team's token is kept "
+              "in DATA_DIR/demo/team.token.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False),
+              required=True, help="The baseline's run folder (trained once, kept).")
+@click.option("--name", default=None, help="Benchmark name (default: UNIFIED's stem).")
+@click.option("--time-budget", default="75s", show_default=True,
+              help="The baseline's training time (90s, 10m, 1h).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API binds.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def demo(unified: Path, data_dir: Path, run_dir: Path, name: str | None, time_budget: str,
+         host: str, port: int) -> None:
+    """Serve UNIFIED's leaderboard with two entries: the reference baseline (a short
+    multi-task run, marked as a baseline) and chance level, submitted through the API by a
+    demo team. UNIFIED must hold the answers its leaderboards score (a build with
+    --organiser). Then prints the leaderboard's URL and serves until Ctrl-C or SIGTERM.
+
+    Running it again trains, predicts and submits nothing twice: an entry already on a
+    leaderboard is kept, a finished run is reused (see docs/server.md)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from evalserver.demo import Demo, DemoError
+
+    settings = _settings(data_dir)
+    job = Demo(unified, settings, run_dir, name or unified.stem, time_budget, host, port)
+    try:
+        status = job.run()
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OSError, SQLAlchemyError) as exc:
+        raise click.ClickException(f"cannot run the demo in {settings.data_dir}: {exc}") from None
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        raise SystemExit(130) from None
     raise SystemExit(status)
 
 
@@ -371,4 +411,4 @@ def leaderboard(task: str, phase: str | None, as_csv: bool, as_json: bool, url: 
         click.echo(json.dumps(board, indent=2) if as_json else format_leaderboard(board))
 
 
-COMMANDS: list[click.Command] = [worker, sweeper, serve, submit, status, leaderboard]
+COMMANDS: list[click.Command] = [worker, sweeper, serve, demo, submit, status, leaderboard]
