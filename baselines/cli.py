@@ -202,7 +202,8 @@ def train(
 def predict(
     run_dir: Path | None, model: str, data: Path, phase: str, task_list: str, out: Path, seed: int
 ) -> None:
-    """One prediction file per task, in the format `evalserver score` accepts."""
+    """One prediction file per task, in the format `evalserver score` accepts, named
+    TASK.PHASE.EXT (what `evalserver submit --dir` and the upload page's bundle read)."""
     from baselines.predict import predict_phase, resolve_phase
     from evalserver.metrics import SCORERS, load_groundtruth
     from evalserver.metrics.chance import chance_submission
@@ -232,7 +233,9 @@ def predict(
 
 
 def _emit(out: Path, task: str, phase: str, ext: str, blob: bytes) -> None:
-    path = out / f"{task}.{phase}.{ext}"
+    from evalserver.prediction_files import bundle_name
+
+    path = out / bundle_name(task, phase, ext)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(blob)
     os.replace(tmp, path)

@@ -224,6 +224,13 @@ PAGES: dict[tuple[str, str], Case] = {
         _page("GET", f"{BOARD}/export/csv"), _expect(200, 200, 200, 200, 200)
     ),
     ("GET", "/s/{submission_id}"): Case(_page("GET", "/s/{sid}"), _expect(404, 404, 404, 200, 200)),
+    # The submission page's live part: the page's own rules.
+    ("GET", "/s/{submission_id}/status"): Case(
+        _page("GET", "/s/{sid}/status"), _expect(404, 404, 404, 200, 200)
+    ),
+    ("GET", "/static/live.js"): Case(
+        _page("GET", "/static/live.js"), _expect(200, 200, 200, 200, 200)
+    ),
     ("GET", "/signin"): Case(_page("GET", "/signin"), _expect(200, 200, 200, 200, 200)),
     ("POST", "/signin"): Case(_signin, _expect(401, 401, 303, 303, 303)),
     ("POST", "/signout"): Case(
@@ -570,6 +577,7 @@ def test_path_traversal_in_every_id_and_name_reaches_no_file(server: Server) -> 
                             json={"ids": [bad], "task": bad, "benchmark": bad}),
                 client.get(f"/{bad}", headers=auth),
                 client.get(f"/s/{bad}", headers=_cookies(auth)),
+                client.get(f"/s/{bad}/status", headers=_cookies(auth)),
                 client.get(f"/b/{bad}/1", headers=_cookies(auth)),
                 client.get(f"/b/tiny/1/{bad}", headers=_cookies(auth)),
                 client.get(f"/b/tiny/1/export/{bad}", headers=_cookies(auth)),
