@@ -110,17 +110,22 @@ def full_matrix(
     gallery: Tensors,
     batch_size: int,
 ) -> np.ndarray:
-    """float32 [N, M]: every caption against every gallery image, in chunks of about
-    ``4 x batch_size`` pairs."""
+    """float32 [N, M]: every caption against every gallery image, at most ``4 x
+    batch_size`` pairs per forward pass (several captions against a small gallery, or
+    one caption against a block of a large one), so memory does not grow with M."""
     n, m = text.shape[0], gallery["region_feats"].shape[0]
     scores = np.zeros((n, m), dtype=np.float32)
-    per_chunk = max(1, (batch_size * 4) // max(m, 1))
-    every = torch.arange(m)
+    pairs = batch_size * 4
+    per_chunk = max(1, pairs // max(m, 1))
+    block = min(m, pairs)
     for start in range(0, n, per_chunk):
         rows = torch.arange(start, min(start + per_chunk, n))
-        t = text[rows].repeat_interleave(m, dim=0)
-        images = {k: v[every.repeat(len(rows))] for k, v in gallery.items()}
-        scores[rows.numpy()] = score_pairs(t, images).reshape(len(rows), m).numpy()
+        for first in range(0, m, block):
+            cols = torch.arange(first, min(first + block, m))
+            t = text[rows].repeat_interleave(len(cols), dim=0)
+            images = {k: v[cols.repeat(len(rows))] for k, v in gallery.items()}
+            s = score_pairs(t, images).reshape(len(rows), len(cols)).numpy()
+            scores[start : start + len(rows), first : first + len(cols)] = s
     return scores
 
 

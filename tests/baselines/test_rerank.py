@@ -20,7 +20,7 @@ from click.testing import CliRunner
 import baselines.predict as predict_module
 from baselines.cli import main as baseline
 from baselines.predict import RetrievalSettings, predict_split, prediction_bytes
-from baselines.retrieval import first_pass_top, rerank
+from baselines.retrieval import first_pass_top, full_matrix, rerank
 from baselines.train import Trainer
 from evalserver.cli import main as evalserver
 from evalserver.metrics import load_groundtruth, score_file
@@ -187,3 +187,21 @@ def test_predict_cli_writes_ranked_lists_that_score(
 def test_rerank_top_below_a_ranked_lists_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 10"):
         RetrievalSettings(rerank_top=5)
+
+
+def test_full_matrix_blocks_cover_every_pair_once() -> None:
+    """Small galleries: several captions per pass; large ones: blocks of one caption's
+    row (memory bounded by the pairs per pass, not by the gallery)."""
+    matrix = torch.randn(7, 1300)
+    text = torch.arange(7)[:, None]
+    gallery = {"region_feats": torch.arange(1300, dtype=torch.float32).view(-1, 1, 1, 1)}
+    sizes: list[int] = []
+
+    def score_pairs(t: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        sizes.append(len(t))
+        return matrix_pairs(matrix)(t, images)
+
+    for batch_size in (1, 8, 128, 1000):
+        sizes.clear()
+        assert np.array_equal(full_matrix(score_pairs, text, gallery, batch_size), matrix.numpy())
+        assert max(sizes) <= max(4 * batch_size, 1)
