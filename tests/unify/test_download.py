@@ -85,19 +85,27 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
                 n = route.served if route else 0
                 if route:
                     route.served += 1
+            # ``active`` counts requests until their answer starts: once the client has a
+            # whole body it may send its next request before this thread runs again, so a
+            # count held until the handler returns would see a bounded pool overlap itself.
+            counted = [True]
             try:
-                self._answer(route, n)
+                self._answer(route, n, counted)
             finally:
-                with server.lock:
-                    server.active -= 1
+                if counted[0]:
+                    with server.lock:
+                        server.active -= 1
 
-        def _answer(self, route: Route | None, n: int) -> None:
+        def _answer(self, route: Route | None, n: int, counted: list[bool]) -> None:
             if route is None:
                 self.send_error(404)
                 return
             time.sleep(route.pause)
             if n < route.slow_first:
                 time.sleep(route.delay)
+            with server.lock:
+                server.active -= 1
+                counted[0] = False
             if n < route.fail_first:
                 self.send_error(503)
                 return
