@@ -170,12 +170,15 @@ def train(
             f"{data}: no task(s) {', '.join(missing)} in this file (it has {', '.join(available)})"
         )
     cfg = _train_config(_config(config, tasks=chosen, **_overrides(opts)))
-    from baselines.distributed import init_from_env, world
+    from baselines.distributed import finish, init_from_env, world
 
     init_from_env(cfg.device)
-    summary = Trainer(Path(data), out, cfg, resume=resume).run(progress=True)
-    if world()[0] == 0:
-        click.echo(json.dumps(summary))
+    try:
+        summary = Trainer(Path(data), out, cfg, resume=resume).run(progress=True)
+        if world()[0] == 0:
+            click.echo(json.dumps(summary))
+    finally:
+        finish()
 
 
 @main.command()
@@ -198,12 +201,36 @@ def train(
 @click.option("--tasks", "task_list", default="all", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Of the chance model.")
+@click.option(
+    "--full-matrix-up-to",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Retrieval: the full score matrix up to this many gallery images; beyond, ranked "
+    "lists (first pass, then re-ranking).",
+)
+@click.option(
+    "--rerank-top",
+    type=click.IntRange(min=10),
+    default=100,
+    show_default=True,
+    help="Retrieval beyond --full-matrix-up-to: images per caption the alignment head re-ranks.",
+)
 @_run_guarded
 def predict(
-    run_dir: Path | None, model: str, data: Path, phase: str, task_list: str, out: Path, seed: int
+    run_dir: Path | None,
+    model: str,
+    data: Path,
+    phase: str,
+    task_list: str,
+    out: Path,
+    seed: int,
+    full_matrix_up_to: int,
+    rerank_top: int,
 ) -> None:
-    """One prediction file per task, in the format `evalserver score` accepts."""
-    from baselines.predict import predict_phase, resolve_phase
+    """One prediction file per task, in the format `evalserver score` accepts, named
+    TASK.PHASE.EXT (what `evalserver submit --dir` and the upload page's bundle read)."""
+    from baselines.predict import RetrievalSettings, predict_phase, resolve_phase
     from evalserver.metrics import SCORERS, load_groundtruth
     from evalserver.metrics.chance import chance_submission
     from unify import tasks as specs
@@ -223,16 +250,19 @@ def predict(
 
     net, infos, encoder, uf = load_run(run_dir, Path(data))
     wanted = set(parse_tasks(task_list, [i.name for i in infos]))
+    settings = RetrievalSettings(full_matrix_up_to, rerank_top)
     with uf:
         for info in infos:
             if info.name in wanted:
                 p = resolve_phase(info.name, phase)
-                blob = predict_phase(net, info, uf, p, encoder)
-                _emit(out, info.name, p, SCORERS[specs.get(info.name).metric].formats[0].kind, blob)
+                blob, ext = predict_phase(net, info, uf, p, encoder, settings)
+                _emit(out, info.name, p, ext, blob)
 
 
 def _emit(out: Path, task: str, phase: str, ext: str, blob: bytes) -> None:
-    path = out / f"{task}.{phase}.{ext}"
+    from evalserver.prediction_files import bundle_name
+
+    path = out / bundle_name(task, phase, ext)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(blob)
     os.replace(tmp, path)

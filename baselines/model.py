@@ -33,6 +33,9 @@ class ModelConfig:
     dropout: float = 0.1
     max_text: int = 24
     text_encoder: str | None = None  # a transformers model name or folder
+    #: Width of the retrieval first pass's caption and image embeddings (0: none, as in
+    #: checkpoints from before the first pass; it then falls back on pooled hidden states).
+    first_pass_dim: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +80,9 @@ class Baseline(nn.Module):
                 for key, n in cfg.heads.items()
             }
         )
+        if cfg.first_pass_dim:  # created last: the other parameters' initial draws stay
+            self.first_pass_text = nn.Linear(d, cfg.first_pass_dim)
+            self.first_pass_image = nn.Linear(d, cfg.first_pass_dim)
 
     def head(self, key: str) -> nn.Module:
         return self.heads[key.replace(".", "_")]
@@ -110,6 +116,8 @@ class Baseline(nn.Module):
         if self.text_model is not None:
             words = self.text_model(input_ids=text, attention_mask=(text != 0).long())
             words = self.text_proj(words.last_hidden_state)
+        elif t == 0:  # an image alone (the retrieval first pass)
+            words = torch.zeros((b, 0, self.cfg.dim), device=dev)
         else:
             words = self.tok(text)
         parts.append(words + self.pos(positions)[None] + self.segment.weight[_TEXT])
@@ -161,6 +169,42 @@ class Baseline(nn.Module):
         if head == "align":
             return self.head(head)(pooled).squeeze(-1)
         return self.head(head)(pooled)
+
+    def embed_text(self, task: str, text: torch.Tensor) -> torch.Tensor:
+        """Unit caption embeddings [B, D] for the retrieval first pass: the caption encoded
+        alone (no image), its tokens' states averaged and projected."""
+        b = text.shape[0]
+        f = self.region.in_features
+        none = torch.zeros((b, 0, 1, f)), torch.zeros((b, 0, 1, 5))
+        h, layout = self.encode(task, text, *none, torch.zeros((b, 0, 1), dtype=torch.bool))
+        mask = (text != 0).to(h.device)
+        pooled = _masked_mean(h[:, layout["text"]], mask)
+        if self.cfg.first_pass_dim:
+            pooled = self.first_pass_text(pooled)
+        return F.normalize(pooled.float(), dim=-1)
+
+    def embed_images(
+        self,
+        task: str,
+        region_feats: torch.Tensor,
+        region_geo: torch.Tensor,
+        region_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Unit image embeddings [B, D] for the retrieval first pass: the image's regions
+        encoded without a caption, averaged and projected (first image of each example)."""
+        b = region_feats.shape[0]
+        text = torch.zeros((b, 0), dtype=torch.long)
+        feats, geo, mask = region_feats[:, :1], region_geo[:, :1], region_mask[:, :1]
+        h, layout = self.encode(task, text, feats, geo, mask)
+        pooled = _masked_mean(h[:, layout["image0"]], mask[:, 0].to(h.device))
+        if self.cfg.first_pass_dim:
+            pooled = self.first_pass_image(pooled)
+        return F.normalize(pooled.float(), dim=-1)
+
+
+def _masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.to(h.dtype).unsqueeze(-1)
+    return (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -8,6 +8,7 @@ and the server by construction; tests score every file.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,15 @@ import torch
 
 from baselines.inputs import Encoder, TaskInfo
 from baselines.model import Baseline
+from baselines.retrieval import REGION_KEYS, first_pass_top, full_matrix, rerank
 from evalserver.metrics import SCORERS
+from evalserver.metrics.predictions import MIN_RANKED, write_ranked_lists
 from unify import tasks
 from unify.reader import UnifiedFile, resolve_features
 
 Values = tuple[list[Any], Any, dict[str, Any]]
+#: The ``extra`` key of retrieval values that are ranked lists (image ids, best first).
+RANKED = "ranked"
 
 
 def resolve_phase(task: str, phase: str) -> str:
@@ -53,15 +58,17 @@ def predict_split(
     batch_size: int = 128,
     rows: Sequence[int] | None = None,
     gallery: np.ndarray | None = None,
+    retrieval: RetrievalSettings | None = None,
 ) -> Values:
     """``(ids, values, extra)`` for the metric's writer: of every example of the split, or
     of ``rows`` only (retrieval: against ``gallery``, rows of /images, instead of the
-    split's candidates)."""
+    split's candidates; ``retrieval`` says when the first pass and re-ranking take over)."""
     model.eval()
     view = uf.split(info.name, split, features="auto", targets=False)
     order = list(range(len(view))) if rows is None else [int(r) for r in rows]
     if info.kind == "retrieval":
-        return _retrieval(model, info, uf, view, order, encoder, batch_size, gallery)
+        settings = retrieval or RetrievalSettings()
+        return _retrieval(model, info, uf, view, order, encoder, batch_size, gallery, settings)
     ids: list[Any] = []
     values: list[Any] = []
     for start in range(0, len(order), batch_size):
@@ -86,6 +93,22 @@ def predict_split(
     return ids, values, {}
 
 
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """Up to ``full_matrix_up_to`` gallery images: the full score matrix (NPZ, both
+    directions scored). Beyond: the first pass keeps each caption's ``rerank_top`` images
+    and the alignment head re-ranks them (ranked-list JSON, t2i R@K only)."""
+
+    full_matrix_up_to: int = 1000
+    rerank_top: int = 100
+
+    def __post_init__(self) -> None:
+        if self.rerank_top < MIN_RANKED:
+            raise ValueError(
+                f"rerank_top {self.rerank_top}: a ranked list needs at least {MIN_RANKED} images"
+            )
+
+
 def _retrieval(
     model: Baseline,
     info: TaskInfo,
@@ -95,8 +118,11 @@ def _retrieval(
     encoder: Encoder,
     batch_size: int,
     gallery_rows: np.ndarray | None,
+    settings: RetrievalSettings,
 ) -> Values:
-    """The full caption x candidate score matrix of the cross-encoder's alignment score."""
+    """The full caption x candidate score matrix of the cross-encoder's alignment score, or
+    beyond ``settings.full_matrix_up_to`` images, ranked lists from the first pass
+    re-ranked by it."""
     if gallery_rows is None:
         candidates = view.column("candidates").astype(np.int64)
     else:
@@ -107,23 +133,46 @@ def _retrieval(
     image_ids = np.array([int(str(k).split(":", 1)[1]) for k in keys], dtype=np.int64)
     examples = [view.example(i) for i in order]
     text = encoder.text(examples, info)
-    n, m = len(examples), len(candidates)
-    scores = np.zeros((n, m), dtype=np.float32)
-    per_chunk = max(1, (batch_size * 4) // max(m, 1))
-    for start in range(0, n, per_chunk):
-        rows = range(start, min(start + per_chunk, n))
-        t = text[list(rows)].repeat_interleave(m, dim=0)
-        pairs = {"text": t}
-        for k, v in gallery.items():
-            pairs[k] = v.repeat(len(rows), *([1] * (v.dim() - 1)))
-        s = model(info.name, info.head, pairs).float().cpu().numpy().reshape(len(rows), m)
-        scores[start : start + len(rows)] = s
-    return [ex["id"] for ex in examples], scores, {"image_ids": image_ids}
+    ids = [ex["id"] for ex in examples]
+
+    def score_pairs(t: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(info.name, info.head, {"text": t, **images}).float().cpu()
+
+    m = len(candidates)
+    if m <= settings.full_matrix_up_to or m <= settings.rerank_top:
+        scores = full_matrix(score_pairs, text, gallery, batch_size)
+        return ids, scores, {"image_ids": image_ids}
+    text_emb = torch.cat(
+        [
+            model.embed_text(info.name, text[s : s + batch_size]).cpu()
+            for s in range(0, len(text), batch_size)
+        ]
+    )
+    image_emb = torch.cat(
+        [
+            model.embed_images(
+                info.name, *(gallery[k][s : s + batch_size] for k in REGION_KEYS[:3])
+            ).cpu()
+            for s in range(0, m, batch_size)
+        ]
+    )
+    top = first_pass_top(text_emb, image_emb, settings.rerank_top)
+    ranked = rerank(score_pairs, text, gallery, top, image_ids, batch_size)
+    return ids, ranked, {RANKED: True}
 
 
 def prediction_bytes(task: str, values: Values) -> bytes:
+    """The file of ``values`` through the metric's writer (ranked lists: the retrieval
+    ranked-list writer, the second format the scorer accepts)."""
     ids, vals, extra = values
+    if extra.get(RANKED):
+        return write_ranked_lists(ids, vals)
     return SCORERS[tasks.get(task).metric].write(ids, vals, **extra)
+
+
+def extension(values: Values) -> str:
+    """The file extension the values are written with: ranked lists are JSON."""
+    return "json" if values[2].get(RANKED) else ""
 
 
 def concat(parts: list[Values]) -> Values:
@@ -138,7 +187,19 @@ def concat(parts: list[Values]) -> Values:
 
 
 def predict_phase(
-    model: Baseline, info: TaskInfo, uf: UnifiedFile, phase: str, encoder: Encoder
-) -> bytes:
-    parts = [predict_split(model, info, uf, s, encoder) for s in phase_splits(info.name, phase)]
-    return prediction_bytes(info.name, concat(parts))
+    model: Baseline,
+    info: TaskInfo,
+    uf: UnifiedFile,
+    phase: str,
+    encoder: Encoder,
+    retrieval: RetrievalSettings | None = None,
+) -> tuple[bytes, str]:
+    """The phase's prediction file and its extension (the metric's first format, or
+    ``json`` for ranked retrieval lists)."""
+    parts = [
+        predict_split(model, info, uf, s, encoder, retrieval=retrieval)
+        for s in phase_splits(info.name, phase)
+    ]
+    values = concat(parts)
+    ext = extension(values) or SCORERS[tasks.get(info.name).metric].formats[0].kind
+    return prediction_bytes(info.name, values), ext

@@ -14,7 +14,8 @@ Inputs: ``.bench-cache/server/full.h5``, a full-scale sample of vqa2 and nlvr2
 
     python benchmarks/bench_server.py --prepare
     python benchmarks/bench_server.py embedded --repeat 5 [--extra-board trainval]
-    python benchmarks/bench_server.py throughput --uploads 1000 --workers 2
+    python benchmarks/bench_server.py throughput --uploads 1000 --workers 2 [--resamples 0]
+    VL12_BENCH_CODE=/path/to/old/checkout python benchmarks/bench_server.py throughput ...
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def prepare() -> None:
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VL12_")}
-    env["PYTHONPATH"] = str(ROOT)
+    # VL12_BENCH_CODE: run the server from another checkout (an A/B against an older
+    # commit, e.g. a git worktree); this script and its inputs stay the same.
+    env["PYTHONPATH"] = os.environ.get("VL12_BENCH_CODE", str(ROOT))
     env["VL12_DATA_DIR"] = str(data_dir)
     return env | extra
 
@@ -200,7 +203,7 @@ def embedded(repeat: int, phases: list[str] | None, extra_boards: list[str],
     report("server-embedded", figures)
 
 
-def throughput(uploads: int, workers: int, threads: int) -> None:
+def throughput(uploads: int, workers: int, threads: int, resamples: int | None = None) -> None:
     from sqlalchemy import select
 
     from evalserver.db.models import Submission
@@ -219,6 +222,8 @@ def throughput(uploads: int, workers: int, threads: int) -> None:
                    VL12_QUEUED_DEADLINE_S="600", VL12_RUNNING_DEADLINE_S="600",
                    VL12_QUOTA_PER_DAY=str(uploads + 1), VL12_QUOTA_TOTAL=str(uploads + 1),
                    VL12_MAX_CONCURRENT=str(uploads + 1))
+        if resamples is not None:  # 0: no statistics after scoring (isolates their cost)
+            env["VL12_BOOTSTRAP_RESAMPLES"] = str(resamples)
         _cli(env, "db", "upgrade")
         _cli(env, "load", str(FULL), "--name", "full")
         tokens = [_cli(env, "team", "create", f"team-{i}").strip() for i in range(10)]
@@ -244,6 +249,7 @@ def throughput(uploads: int, workers: int, threads: int) -> None:
                 with lock:
                     starts[row["id"]] = started
 
+            cpu0 = _tree_cpu_s(os.getpid())
             t0 = time.time()
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(one, range(uploads)))
@@ -259,12 +265,14 @@ def throughput(uploads: int, workers: int, threads: int) -> None:
                 if all(r.status in ("scored", "failed") for r in rows):
                     break
                 time.sleep(0.2)
+            cpu_s = _tree_cpu_s(os.getpid()) - cpu0
             engine.dispose()
     finished = {r.id: _aware(r.finished_at).timestamp() for r in rows}
     latencies = sorted(finished[i] - starts[i] for i in ids)
     last = max(finished.values())
     report("server-throughput", {
         "stack": f"PostgreSQL + Redis, {workers} workers, evalserver api, sweeper",
+        "bootstrap_resamples": "server default" if resamples is None else resamples,
         "uploads": uploads,
         "client_threads": threads,
         "rows_per_submission": len(gt.identifiers),
@@ -274,8 +282,39 @@ def throughput(uploads: int, workers: int, threads: int) -> None:
         "scored_per_s": round(uploads / (last - t0), 1),
         "latency_p50_s": round(float(np.percentile(latencies, 50)), 2),
         "latency_p99_s": round(float(np.percentile(latencies, 99)), 2),
+        "server_cpu_ms_per_submission": round(1000 * cpu_s / uploads, 1),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
     })
+
+
+def _tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system, reaped children included) of every process below
+    ``root``, ``root`` itself excluded (it is the load generator): the API, its validation
+    processes, the workers and their pool, the sweeper, PostgreSQL and Redis. Unlike
+    submissions per second on a shared machine, this does not depend on what else runs."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields_ = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields_[1])
+        cpu[pid] = sum(int(v) for v in fields_[11:15])  # utime stime cutime cstime
+
+    def below(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == root:
+                return True
+        return False
+
+    return sum(ticks for pid, ticks in cpu.items() if pid != root and below(pid)) / tick
 
 
 def _aware(moment: datetime) -> datetime:
@@ -295,13 +334,15 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="throughput: VL12_BOOTSTRAP_RESAMPLES (0: no statistics)")
     args = parser.parse_args()
     if args.file is None and (args.prepare or not FULL.exists()):
         prepare()
     if args.mode == "embedded":
         embedded(args.repeat, args.phase, args.extra_board or [], args.file or FULL)
     elif args.mode == "throughput":
-        throughput(args.uploads, args.workers, args.threads)
+        throughput(args.uploads, args.workers, args.threads, args.resamples)
 
 
 if __name__ == "__main__":

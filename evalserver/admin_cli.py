@@ -1,5 +1,6 @@
 """The server's operator commands: ``evalserver db upgrade|downgrade|current``, ``load``,
-``team create|revoke|rotate|list``, ``rescore``, ``audit`` and ``api``. They read the
+``team create|revoke|rotate|list``, ``admin rotate-token|token-status``, ``rescore``,
+``audit`` and ``api``. They read the
 same ``VL12_*`` settings as the server.
 
 Every failure is one message and exit 1 (2 for usage), never a traceback: a database that
@@ -22,7 +23,7 @@ from evalserver.text import printable
 if TYPE_CHECKING:
     from evalserver.settings import Settings
 
-__all__ = ["api", "audit_log", "db", "load", "rescore", "team"]
+__all__ = ["admin", "api", "audit_log", "db", "load", "rescore", "team"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -291,6 +292,45 @@ def team_list(data_dir: Path | None) -> None:
             revoked = f"revoked {found.revoked_at:%Y-%m-%d %H:%M}" if found.revoked_at else ""
             click.echo(f"{found.id}\t{printable(found.name)}\t{found.created_at:%Y-%m-%d %H:%M}"
                        f"\t{revoked}".rstrip())
+
+
+# --------------------------------------------------------------------------- admin
+
+
+@click.group()
+def admin() -> None:
+    """The admin token."""
+
+
+@admin.command("rotate-token")
+@data_dir_option
+def admin_rotate_token(data_dir: Path | None) -> None:
+    """Make a new admin token (printed on stdout, shown once; only its hash is kept). The
+    previous one, and VL12_ADMIN_TOKEN, stop working at once in every API process: no
+    restart. Run it again if the token is lost."""
+    from evalserver import audit
+    from evalserver.admin_token import rotate_admin_token
+
+    with _session(data_dir) as session:
+        token = rotate_admin_token(session, audit.cli_actor())
+        click.echo(
+            "new admin token follows, shown once; the previous one (and VL12_ADMIN_TOKEN) "
+            "no longer works:",
+            err=True,
+        )
+        click.echo(token)
+
+
+@admin.command("token-status")
+@data_dir_option
+def admin_token_status(data_dir: Path | None) -> None:
+    """Which admin token is in force: the rotated one (when and by whom), VL12_ADMIN_TOKEN,
+    or none. Never the token."""
+    from evalserver.admin_token import admin_token_source
+
+    settings = _settings(data_dir)
+    with _session(data_dir) as session:
+        click.echo(admin_token_source(session, settings.admin_token))
 
 
 # --------------------------------------------------------------------------- rescore

@@ -242,6 +242,7 @@ for _command in (
     admin_cli.db,
     admin_cli.load,
     admin_cli.team,
+    admin_cli.admin,
     admin_cli.rescore,
     admin_cli.audit_log,
     admin_cli.api,

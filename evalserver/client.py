@@ -96,12 +96,16 @@ class Client:
     def submit(
         self, path: Path, task: str, phase: str | None = None, method: str = "",
         description: str = "", public: bool = True, progress: bool = True,
+        benchmark: str | None = None,
     ) -> dict[str, Any]:
-        """Upload ``path`` (streamed, with a progress bar on a terminal); the submission."""
+        """Upload ``path`` (streamed, with a progress bar on a terminal); the submission.
+        ``benchmark``: a benchmark's name (default: the newest loaded)."""
         data = {"task": task, "method_name": method, "description": description,
                 "public": str(public).lower()}
         if phase is not None:
             data["phase"] = phase
+        if benchmark is not None:
+            data["benchmark"] = benchmark
         size = path.stat().st_size
         with path.open("rb") as raw, tqdm(
             total=size, unit="B", unit_scale=True, unit_divisor=1024, desc="upload",

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from evalserver.db.models import BenchmarkPhase, Status, Submission, Team, utcnow
@@ -54,6 +54,11 @@ def lock_team(session: Session, team_id: int) -> None:
     team's other uploads wait, other teams do not), on SQLite the database's write lock.
     Checks made after it and the insert that follows are atomic for this team."""
     session.execute(update(Team).where(Team.id == team_id).values(id=Team.id))
+
+
+def _count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """``COUNT(*) FILTER (WHERE condition)``, spelled so that SQLite and PostgreSQL agree."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 def _board_name(board: BenchmarkPhase) -> str:
@@ -88,12 +93,15 @@ class Quotas:
             .where(Submission.team_id == team_id, Submission.status.in_(ACTIVE))
         )
         if (active or 0) >= self.concurrent:
-            raise QuotaExceeded(
-                f"your team has {active} submission(s) queued or running, the server's "
-                f"limit of {self.concurrent} at once (VL12_MAX_CONCURRENT); send this "
-                "one again when one of them is finished",
-                CONCURRENT_RETRY_S,
-            )
+            raise self._too_many_at_once(active)
+
+    def _too_many_at_once(self, active: int) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"your team has {active} submission(s) queued or running, the server's "
+            f"limit of {self.concurrent} at once (VL12_MAX_CONCURRENT); send this "
+            "one again when one of them is finished",
+            CONCURRENT_RETRY_S,
+        )
 
     def check(
         self, session: Session, team_id: int, board: BenchmarkPhase, now: datetime | None = None
@@ -101,42 +109,47 @@ class Quotas:
         """Raise ``QuotaExceeded`` if one more submission of ``team_id`` to ``board`` would
         pass a limit."""
         now = utcnow() if now is None else now
-        self.check_concurrent(session, team_id)
-        on_board = (
-            Submission.team_id == team_id,
+        if not self.active:
+            return
+        since = now - DAY
+        on_board = and_(
             Submission.benchmark_id == board.benchmark_id,
             Submission.task == board.task,
             Submission.phase == board.phase,
             Submission.status.in_(COUNTED),
         )
-        if self.total:
-            used = session.scalar(select(func.count()).select_from(Submission).where(*on_board))
-            if (used or 0) >= self.total:
-                raise QuotaExceeded(
-                    f"your team has used its {self.total} submission(s) in total for "
-                    f"{_board_name(board)} (VL12_QUOTA_TOTAL; failed and cancelled runs "
-                    "do not count)",
-                    None,
-                )
-        if self.per_day:
-            since = now - DAY
-            recent = (
-                session.execute(
-                    select(Submission.created_at)
-                    .where(*on_board, Submission.created_at > since)
-                    .order_by(Submission.created_at.desc())
-                    .limit(self.per_day)
-                )
-                .scalars()
-                .all()
+        # One pass over the team's rows (index ix_submissions_team_created) for the three
+        # counts: this runs twice per upload, so it must not cost a query per limit.
+        active, used, recent = session.execute(
+            select(
+                _count_where(Submission.status.in_(ACTIVE)),
+                _count_where(on_board),
+                _count_where(and_(on_board, Submission.created_at > since)),
+            ).where(Submission.team_id == team_id)
+        ).one()
+        if self.concurrent and (active or 0) >= self.concurrent:
+            raise self._too_many_at_once(active)
+        if self.total and (used or 0) >= self.total:
+            raise QuotaExceeded(
+                f"your team has used its {self.total} submission(s) in total for "
+                f"{_board_name(board)} (VL12_QUOTA_TOTAL; failed and cancelled runs "
+                "do not count)",
+                None,
             )
-            if len(recent) >= self.per_day:
-                # The place frees when the per_day-th newest leaves the window.
-                frees = recent[self.per_day - 1] + DAY
-                wait = max(1, math.ceil((frees - now).total_seconds()))
-                raise QuotaExceeded(
-                    f"your team has used its {self.per_day} submission(s) per 24 hours for "
-                    f"{_board_name(board)} (VL12_QUOTA_PER_DAY; failed and cancelled runs do "
-                    f"not count); the next is possible in {wait} s",
-                    wait,
-                )
+        if self.per_day and (recent or 0) >= self.per_day:
+            # The place frees when the per_day-th newest leaves the window.
+            oldest_counted = session.scalar(
+                select(Submission.created_at)
+                .where(Submission.team_id == team_id, on_board, Submission.created_at > since)
+                .order_by(Submission.created_at.desc())
+                .offset(self.per_day - 1)
+                .limit(1)
+            )
+            frees = (oldest_counted or now) + DAY
+            wait = max(1, math.ceil((frees - now).total_seconds()))
+            raise QuotaExceeded(
+                f"your team has used its {self.per_day} submission(s) per 24 hours for "
+                f"{_board_name(board)} (VL12_QUOTA_PER_DAY; failed and cancelled runs do "
+                f"not count); the next is possible in {wait} s",
+                wait,
+            )

@@ -16,9 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import resource
-from types import TracebackType
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType, TracebackType
 
-__all__ = ["MemoryLimit", "address_space"]
+__all__ = ["MemoryLimit", "TimeLimit", "address_space"]
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +72,40 @@ class MemoryLimit:
         if self.previous is not None:
             resource.setrlimit(resource.RLIMIT_AS, self.previous)
             self.previous = None
+
+
+class TimeLimit:
+    """``with TimeLimit(seconds, make_error):`` the block is interrupted by ``make_error()``
+    raised from a ``SIGALRM`` timer after ``seconds`` (0: no limit).
+
+    Only in a process's main thread (where Python delivers signals): the worker's prefork
+    and solo pools. Elsewhere it does nothing and the pool's own (Celery) limit is the only
+    one. A scorer stuck in C code does not see the signal: the pool's hard limit kills it."""
+
+    def __init__(self, seconds: float, make_error: Callable[[], BaseException]) -> None:
+        self.seconds = seconds
+        self.make_error = make_error
+        self.previous: Callable[[int, FrameType | None], object] | int | None = None
+        self.armed = False
+
+    def _fire(self, signum: int, frame: FrameType | None) -> None:
+        raise self.make_error()
+
+    def __enter__(self) -> TimeLimit:
+        if self.seconds <= 0 or threading.current_thread() is not threading.main_thread():
+            return self
+        self.previous = signal.signal(signal.SIGALRM, self._fire)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.armed = True
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+            self.armed = False

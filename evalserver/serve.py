@@ -128,8 +128,16 @@ class Serve:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def run(self) -> int:
-        """Until Ctrl-C, SIGTERM or a child's death; the exit status."""
+    def dead(self) -> list[Child]:
+        """The children that have ended (any of them ending stops ``serve``)."""
+        return [c for c in self.children if c.proc is not None and c.proc.poll() is not None]
+
+    def run(self, on_ready: Callable[[threading.Event], None] | None = None) -> int:
+        """Until Ctrl-C, SIGTERM or a child's death; the exit status.
+
+        ``on_ready(stop)`` runs once the API answers (``evalserver demo`` submits its entries
+        there), in this thread, with the event a signal sets: it returns early when set. An
+        exception it raises stops every child, then propagates."""
         from evalserver.db.migrate import upgrade
 
         problem = _cannot_bind(self.host, self.port)
@@ -156,8 +164,10 @@ class Serve:
             if self._wait_for_api(stop):
                 print(f"vl12 evaluation server: {self.url}  (data dir {self.settings.data_dir})",
                       flush=True)
+                if on_ready is not None:
+                    on_ready(stop)
             while not stop.is_set():
-                dead = [c for c in self.children if c.proc and c.proc.poll() is not None]
+                dead = self.dead()
                 if dead:
                     names = ", ".join(f"{c.name} (exit {c.proc.returncode})" for c in dead
                                       if c.proc is not None)

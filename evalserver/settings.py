@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ClientSettings", "Settings", "default_data_dir"]
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     #: A run still going this long after the soft time limit (a scorer stuck in C code) is
     #: killed by the pool; its row still ends with the time limit's message.
     score_kill_grace_s: float = 30.0
+    #: Per-task limits that replace ``score_time_limit_s`` for those tasks, as JSON
+    #: (``VL12_SCORE_TIME_LIMITS='{"vqa2": 1200, "nlvr2": 60}'``): a task whose full phase
+    #: takes minutes need not set the limit of every other task that high.
+    score_time_limits: dict[str, float] = Field(default_factory=dict)
 
     #: The sweeper looks for stuck rows this often.
     sweep_interval_s: float = 30.0
@@ -98,6 +102,32 @@ class Settings(BaseSettings):
     #: Memory one scoring run may add to its worker process (``RLIMIT_AS``, MiB; 0: none):
     #: past it the row fails with "memory limit of N MB exceeded".
     score_memory_mb: int = 16384
+
+    @field_validator("score_time_limits")
+    @classmethod
+    def _known_tasks(cls, limits: dict[str, float]) -> dict[str, float]:
+        from unify import tasks  # the task names: one declaration (unify.tasks)
+
+        unknown = sorted(set(limits) - set(tasks.task_names()))
+        if unknown:
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; the tasks are "
+                             f"{', '.join(tasks.task_names())}")
+        bad = sorted(name for name, value in limits.items() if not value > 0)
+        if bad:
+            raise ValueError(f"the limit of {', '.join(bad)} must be a positive number of s")
+        return limits
+
+    def score_time_limit_for(self, task: str) -> tuple[float, str]:
+        """The scoring time limit of ``task`` and the setting it comes from."""
+        if task in self.score_time_limits:
+            return self.score_time_limits[task], f"VL12_SCORE_TIME_LIMITS[{task}]"
+        return self.score_time_limit_s, "VL12_SCORE_TIME_LIMIT_S"
+
+    @property
+    def score_time_limit_max_s(self) -> float:
+        """The pool's (Celery's) soft limit for every scoring message: the largest task
+        limit; a task with a smaller one is stopped by its own timer (``TimeLimit``)."""
+        return max([self.score_time_limit_s, *self.score_time_limits.values()])
 
     @property
     def db_url(self) -> str:

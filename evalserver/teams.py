@@ -2,16 +2,15 @@
 
 A token is random (``secrets``), shown once when the team is made, and stored only as its
 sha256: a leaked database does not let anyone submit as a team. The admin is not a team: it
-is whoever presents ``VL12_ADMIN_TOKEN`` (compared in constant time).
+is whoever presents the admin token (``evalserver.admin_token``: ``VL12_ADMIN_TOKEN``, or
+the one made by ``evalserver admin rotate-token``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
-from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,7 +24,6 @@ __all__ = [
     "create_team",
     "find_team",
     "hash_token",
-    "is_admin",
     "revoke_team",
     "rotate_token",
 ]
@@ -110,9 +108,3 @@ def authenticate(session: Session, token: str) -> Team | None:
     if team is None or team.revoked_at is not None:
         return None
     return team
-
-
-def is_admin(token: str, admin_token: SecretStr | None) -> bool:
-    if admin_token is None or not admin_token.get_secret_value():
-        return False
-    return hmac.compare_digest(token.encode(), admin_token.get_secret_value().encode())

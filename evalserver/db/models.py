@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AdminToken",
     "AuditEntry",
     "Base",
     "BenchmarkPhase",
@@ -279,3 +280,16 @@ class AuditEntry(Base):
     submission_id: Mapped[str | None] = mapped_column(String(32), default=None)
     team_id: Mapped[int | None] = mapped_column(Integer, default=None)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class AdminToken(Base):
+    """The admin token made by ``evalserver admin rotate-token``, as its sha256 only. Once a
+    row exists, the newest one is the admin token and ``VL12_ADMIN_TOKEN`` is no longer
+    accepted; every request reads it, so a rotation holds at once in every API process."""
+
+    __tablename__ = "admin_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))

@@ -1,5 +1,7 @@
 """The HTML pages: benchmarks, a benchmark's 12-in-1 board, a task's board, a submission,
-sign-in and the upload form.
+sign-in and the upload form; and the submission page's live part (``/s/ID/status``, polled
+by the pages' one script, ``/static/live.js``, so the page follows its submission without
+a reload).
 
 Who is asking: a team signs in once with its token; the token then travels in an HttpOnly,
 SameSite=Strict cookie (never readable by a script, never sent by another site). Every form
@@ -10,10 +12,8 @@ method names, descriptions, the validator's report).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
 import secrets
 import shutil
@@ -25,15 +25,17 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from evalserver.admin_token import is_admin
 from evalserver.app.deps import DbSession, Services, Viewer, get_services
 from evalserver.app.schemas import SubmissionForm
 from evalserver.app.upload import BadForm, receive_form
+from evalserver.csvexport import csv_text, text_cell
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion, Status, Submission
 from evalserver.pages.boards import (
     benchmark_board,
@@ -42,8 +44,9 @@ from evalserver.pages.boards import (
     task_board,
 )
 from evalserver.pages.chart import chart
+from evalserver.prediction_files import task_phase_of
 from evalserver.submissions import StoredFile, TooLarge, new_upload_folder
-from evalserver.teams import authenticate, is_admin
+from evalserver.teams import authenticate
 from unify import tasks
 from unify.tasks import GROUPS
 
@@ -64,10 +67,11 @@ def page_viewer(request: Request, session: DbSession, services: Services) -> Vie
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
         return Viewer()
-    if is_admin(token, services.settings.admin_token):
-        return Viewer(admin=True)
     team = authenticate(session, token)
-    return Viewer() if team is None else Viewer(team=team)
+    if team is not None:
+        return Viewer(team=team)
+    admin = is_admin(session, token, services.settings.admin_token)
+    return Viewer(admin=True) if admin else Viewer()
 
 
 def _viewer(
@@ -105,7 +109,8 @@ def render(
     if not _csrf(request):
         response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/")
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; connect-src 'self'; "
+        "style-src 'unsafe-inline'; img-src 'self' data:; "
         "form-action 'self'; frame-ancestors 'none'"
     )
     return response
@@ -244,28 +249,106 @@ def task_page(
     )
 
 
-@router.get("/s/{submission_id}", response_class=HTMLResponse)
-def submission_page(
-    request: Request, submission_id: str, session: DbSession, viewer: PageViewer
-) -> HTMLResponse:
+#: Polls of /s/ID/status the page's script makes after its submission is final while it
+#: waits for the statistics (the worker adds them just after scoring; a problem there only
+#: logs, so they may never come).
+STATS_POLLS = 30
+
+
+def _submission_context(row: Submission, services: Services) -> dict[str, Any]:
+    """What the submission page and its status endpoint render: the same template part,
+    so the live update shows exactly what a reload would."""
+    spec = tasks.get(row.task) if row.task in tasks.task_names() else None
+    result = row.result or {}
+    stats = result.get("stats") or {}
+    # Settled: nothing more will change by itself (a scored row waits for its statistics).
+    settled = row.status.final and (
+        row.status != Status.scored or bool(stats) or services.settings.bootstrap_resamples == 0
+    )
+    return {
+        "row": row,
+        "spec": spec,
+        "result": result,
+        "stats": stats,
+        "details_json": json.dumps(result.get("details") or {}, indent=1, sort_keys=True),
+        "scorer": f"{row.scorer_name or '—'} {row.scorer_version or ''}".strip(),
+        "settled": settled,
+    }
+
+
+def _own_submission(session: DbSession, viewer: Viewer, submission_id: str) -> Submission:
     row = session.get(Submission, submission_id)
     if row is None or not viewer.owns(row.team_id):
         # The same answer for "not yours" and "does not exist": ids do not leak.
-        return _page_error(
-            request, viewer, HTTPException(404, f"no submission {submission_id} for you")
-        )
-    spec = tasks.get(row.task) if row.task in tasks.task_names() else None
-    result = row.result or {}
+        raise HTTPException(404, f"no submission {submission_id} for you")
+    return row
+
+
+@router.get("/s/{submission_id}", response_class=HTMLResponse)
+def submission_page(
+    request: Request,
+    submission_id: str,
+    session: DbSession,
+    viewer: PageViewer,
+    services: Annotated[Services, Depends(get_services)],
+) -> HTMLResponse:
+    try:
+        row = _own_submission(session, viewer, submission_id)
+    except HTTPException as exc:
+        return _page_error(request, viewer, exc)
+    context = _submission_context(row, services)
     return render(
         request,
         viewer,
         "submission.html",
-        row=row,
-        spec=spec,
-        result=result,
-        stats=result.get("stats") or {},
-        details_json=json.dumps(result.get("details") or {}, indent=1, sort_keys=True),
+        # Without scripts the page reloads itself until final (not for the statistics).
         refresh=not row.status.final,
+        live=not context["settled"],
+        stats_polls=STATS_POLLS,
+        **context,
+    )
+
+
+@router.get("/s/{submission_id}/status")
+def submission_status(
+    request: Request,
+    submission_id: str,
+    session: DbSession,
+    viewer: PageViewer,
+    services: Annotated[Services, Depends(get_services)],
+) -> Response:
+    """The submission page's changing part, for its script (/static/live.js): status,
+    scorer, the result's HTML (the page's own template part) and whether it is settled.
+    The page's rules: the signed-in team's (or the admin's) submissions only, 404 else."""
+    try:
+        row = _own_submission(session, viewer, submission_id)
+    except HTTPException as exc:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    context = _submission_context(row, services)
+    html = templates.get_template("submission_result.html").render(fmt=fmt, **context)
+    return JSONResponse(
+        {
+            "status": row.status.value,
+            "final": row.status.final,
+            "settled": context["settled"],
+            "scorer": context["scorer"],
+            "html": html,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+@router.get("/static/live.js")
+def live_script() -> Response:
+    """The only script of the pages (same origin, so ``script-src 'self'`` admits it): the
+    submission page follows its submission without reloading."""
+    return Response(
+        (STATIC / "live.js").read_bytes(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -284,10 +367,11 @@ def signin(
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     check_csrf(request, csrf)
+    team = authenticate(session, token) if token else None
     viewer = (
-        Viewer(admin=True)
-        if is_admin(token, services.settings.admin_token)
-        else Viewer(team=authenticate(session, token)) if token else Viewer()
+        Viewer(team=team) if team is not None
+        else Viewer(admin=True) if is_admin(session, token, services.settings.admin_token)
+        else Viewer()
     )
     if not viewer.admin and viewer.team is None:
         return render(request, Viewer(), "signin.html", 401, error="unknown or revoked token")
@@ -428,19 +512,6 @@ def _extract(path: Path, member: zipfile.ZipInfo, dest: Path, max_bytes: int) ->
     return StoredFile(dest, digest.hexdigest(), size)
 
 
-def _task_phase(member: str) -> tuple[str, str | None]:
-    """``TASK.PHASE.EXT`` (what ``baseline predict`` writes) or ``TASK.EXT``."""
-    parts = PurePosixPath(member).name.split(".")
-    task = parts[0]
-    if task not in tasks.task_names():
-        raise ValueError(
-            f"{member}: not named TASK.PHASE.EXT with a known task "
-            f"({', '.join(tasks.task_names())})"
-        )
-    phase = parts[1] if len(parts) >= 3 else None
-    return task, phase
-
-
 async def _bundle(
     request: Request, session: DbSession, services: Services, viewer: Viewer,
     stored: StoredFile, fields: dict[str, str], context: dict[str, Any],
@@ -462,7 +533,7 @@ async def _bundle(
         outcome = BundleOutcome(member.filename)
         outcomes.append(outcome)
         try:
-            task, phase = _task_phase(member.filename)
+            task, phase = task_phase_of(member.filename)
         except ValueError as exc:
             outcome.error = str(exc)
             continue
@@ -565,20 +636,18 @@ def export(
             json.dumps(body, indent=1), media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
         )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["task", "phase", "rank", "team", "method", "column", "value", "half_width",
-         "p_value", "seen", "unseen", "n_seen", "n_unseen", "baseline", "public"]
-    )
+    header = ["task", "phase", "rank", "team", "method", "column", "value", "half_width",
+              "p_value", "seen", "unseen", "n_seen", "n_unseen", "baseline", "public"]
+    lines = []
     for rec in rows:
         stats = rec["stats"]
         leak = stats.get("leakage") or {}
         for i, (column, value) in enumerate(rec["metrics"].items()):
             first = i == 0  # the statistics are of the primary column
-            writer.writerow(
+            lines.append(
                 [
-                    rec["task"], rec["phase"], rec["rank"], rec["team"], rec["method"],
+                    rec["task"], rec["phase"], rec["rank"],
+                    text_cell(rec["team"]), text_cell(rec["method"]),  # a participant's
                     column, "" if value is None else value,
                     stats.get("half_width", "") if first else "",
                     stats.get("p_value", "") if first else "",
@@ -586,10 +655,10 @@ def export(
                     leak.get("unseen", "") if first else "",
                     leak.get("n_seen", "") if first else "",
                     leak.get("n_unseen", "") if first else "",
-                    str(rec["baseline"]).lower(), str(rec["public"]).lower(),
+                    rec["baseline"], rec["public"],
                 ]
             )
     return Response(
-        buffer.getvalue(), media_type="text/csv; charset=utf-8",
+        csv_text(header, lines), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
     )

@@ -47,6 +47,7 @@ from evalserver.db.models import (
 from evalserver.metrics import get_scorer
 from evalserver.settings import Settings
 from evalserver.storage import StorageError
+from evalserver.worker.lost import ProcessLost, lost_process_request
 from evalserver.worker.stats import board_stats_after_scoring
 from evalserver.worker.tasks import (
     FINISH_RETRY_S,
@@ -347,10 +348,17 @@ def run_rescore(task: Task, state: WorkerState, rescore_id: int) -> str:
 
 
 def register_rescore_task(app: Celery, state: WorkerState) -> None:
-    """Register ``RESCORE_TASK`` on a worker's app (the same limits as scoring)."""
+    """Register ``RESCORE_TASK`` on a worker's app (the same limits as scoring; a pool
+    process killed outright fails the job saying how, as for scoring)."""
     settings = state.settings
 
+    def settle_lost(rescore_id: Any, pid: int | None, status: str,
+                    oom_kills: tuple[int | None, int | None]) -> None:
+        fail_lost(state, int(rescore_id), pid, status, oom_kills)
+
     class RescoreTask(Task):
+        Request = lost_process_request(state.cgroup, settle_lost)
+
         def on_failure(
             self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
@@ -366,8 +374,8 @@ def register_rescore_task(app: Celery, state: WorkerState) -> None:
         base=RescoreTask,
         bind=True,
         acks_late=True,
-        soft_time_limit=settings.score_time_limit_s,
-        time_limit=settings.score_time_limit_s + settings.score_kill_grace_s,
+        soft_time_limit=settings.score_time_limit_max_s,
+        time_limit=settings.score_time_limit_max_s + settings.score_kill_grace_s,
     )
     def _rescore(self: Task, rescore_id: int) -> str:
         return run_rescore(self, state, rescore_id)
@@ -376,18 +384,53 @@ def register_rescore_task(app: Celery, state: WorkerState) -> None:
 def fail_killed(state: WorkerState, rescore_id: int) -> None:
     """A re-score killed past the time limit fails with the limit named (the submission
     keeps its result)."""
-    limit = state.settings.score_time_limit_s
     now = utcnow()
     with state.engine.begin() as conn:
+        task = conn.execute(
+            select(Submission.task)
+            .join(Rescore, Rescore.submission_id == Submission.id)
+            .where(Rescore.id == rescore_id)
+        ).scalar()
+        if task is None:
+            limit, setting = state.settings.score_time_limit_s, "VL12_SCORE_TIME_LIMIT_S"
+        else:
+            limit, setting = state.settings.score_time_limit_for(task)
         conn.execute(
             update(Rescore)
             .where(Rescore.id == rescore_id, Rescore.status == RescoreStatus.running)
             .values(
                 status=RescoreStatus.failed, finished_at=now, updated_at=now,
                 error=f"re-scoring failed: time limit of {limit:g} s exceeded "
-                "(VL12_SCORE_TIME_LIMIT_S); stopped",
+                f"({setting}); stopped",
             )
         )
+
+
+def fail_lost(state: WorkerState, rescore_id: int, pid: int | None, status: str,
+              oom_kills: tuple[int | None, int | None]) -> bool:
+    """The pool child ``pid`` died while it re-scored (``evalserver.worker.lost``): the job
+    fails saying how, if that child still holds it; the submission keeps its result."""
+    if not pid:
+        return False
+    where = f"{state.host}:{pid}"
+    before, after = oom_kills
+    lost = ProcessLost(
+        where=where, status=status,
+        oom_killed=before is not None and after is not None and after > before,
+        cgroup_limit_mb=state.cgroup.limit_mb(),
+    )
+    message = lost.message("re-scoring failed")
+    now = utcnow()
+    with state.engine.begin() as conn:
+        changed = conn.execute(
+            update(Rescore)
+            .where(Rescore.id == rescore_id, Rescore.status == RescoreStatus.running,
+                   Rescore.worker_host == where)
+            .values(status=RescoreStatus.failed, finished_at=now, updated_at=now, error=message)
+        ).rowcount
+    if changed:
+        log.warning("re-score %s failed: %s", rescore_id, message)
+    return changed == 1
 
 
 # --------------------------------------------------------------------------- sweeping

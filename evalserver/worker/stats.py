@@ -47,6 +47,8 @@ log = logging.getLogger("vl12.worker.stats")
 BATCH = 8
 
 GroundTruthOf = Callable[[BenchmarkVersion, str, str], GroundTruth]
+#: ``(benchmark, task, phase, splits, result) -> seen mask``; the worker's is cached.
+SeenOf = Callable[[BenchmarkVersion, str, str, Sequence[str], Result], "np.ndarray | None"]
 
 
 def design_of(gt: GroundTruth, n: int) -> tuple[Design, str]:
@@ -111,10 +113,12 @@ def _leader(rows: Sequence[Submission]) -> Submission | None:
 
 def update_board_stats(
     engine: Engine, storage: Storage, groundtruth: GroundTruthOf, submission_id: str,
-    n_resamples: int,
+    n_resamples: int, seen: SeenOf | None = None,
 ) -> list[str]:
     """Compute the statistics of ``submission_id``'s board that are missing or stale; the
-    ids whose stats were written."""
+    ids whose stats were written. ``seen`` finds the seen-in-training mask (default: read
+    from the benchmark file each time; the worker passes its cache, since the mask is the
+    same for every entry of a board and reading the training groups dominates the cost)."""
     with Session(engine, expire_on_commit=False) as session:
         sub = session.get(Submission, submission_id)
         if sub is None or sub.status != Status.scored or n_resamples <= 0:
@@ -153,16 +157,23 @@ def update_board_stats(
     first_result = _result(storage, todo[0])
     first = np.asarray(first_result.per_example["score"], np.float64)
     design, unit = design_of(gt, len(first))
-    seen = seen_of(storage.local_path(bench.file_path), sub.task, gt.splits, first_result)
+    if seen is None:
+        mask = seen_of(storage.local_path(bench.file_path), sub.task, gt.splits, first_result)
+    else:
+        mask = seen(bench, sub.task, sub.phase, gt.splits, first_result)
     leader_scores = None if leader is None else _scores(storage, leader)
     leader_resampled = None
-    if leader_scores is not None:
-        leader_resampled = bootstrap([leader_scores], design, seed, n_resamples)[:, 0]
     written = []
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
         scores = [first if r is todo[0] else _scores(storage, r) for r in batch]
-        resampled = bootstrap(scores, design, seed, n_resamples)
+        if leader_scores is not None and leader_resampled is None:
+            # The leader rides along with the first batch: the same draws (the shared
+            # resamples) are generated once instead of twice.
+            both = bootstrap([*scores, leader_scores], design, seed, n_resamples)
+            resampled, leader_resampled = both[:, :-1], both[:, -1]
+        else:
+            resampled = bootstrap(scores, design, seed, n_resamples)
         for j, row in enumerate(batch):
             found = interval(resampled[:, j])
             stats: dict[str, Any] = {
@@ -176,8 +187,8 @@ def update_board_stats(
                 "leader": leader_id,
                 "p_value": None,
             }
-            if seen is not None and len(seen) == len(scores[j]):
-                stats["leakage"] = seen_unseen(scores[j], seen).to_dict()
+            if mask is not None and len(mask) == len(scores[j]):
+                stats["leakage"] = seen_unseen(scores[j], mask).to_dict()
             if leader_resampled is not None and leader_scores is not None and row.id != leader_id:
                 stats["p_value"] = paired_p_value(
                     resampled[:, j], leader_resampled,
@@ -201,7 +212,7 @@ def board_stats_after_scoring(state: Any, submission_id: str) -> None:
     try:
         written = update_board_stats(
             state.engine, state.storage, state.groundtruth, submission_id,
-            state.settings.bootstrap_resamples,
+            state.settings.bootstrap_resamples, state.seen,
         )
         log.info("submission %s: statistics of %d row(s) written", submission_id, len(written))
     except Exception:

@@ -8,7 +8,12 @@ is the truth, so one sweep looks only at rows:
   (a duplicate message is harmless: the worker's claim is guarded);
 * ``running`` for longer than ``running_deadline_s``: presumed lost, set back to ``queued``
   and enqueued, unless it already used ``max_attempts``: then ``failed`` with a message
-  that says so.
+  that says so. Each lost run is noted in the row's log (``lost_runs``: the worker's
+  ``host:pid`` and, when that is this host, whether the process is gone, as after the
+  OOM killer or a crash, or alive but stuck), and the final message names them all.
+
+(A pool child that dies while its worker lives is settled at once by the worker itself,
+``evalserver.worker.lost``; what reaches the sweeper is a whole worker that died or hangs.)
 
 Every change is a guarded UPDATE (the row must still be in the state and attempt we saw),
 so a sweeper racing a worker, or two sweepers, change nothing twice.
@@ -21,12 +26,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 
 from evalserver.db.models import Status, Submission, utcnow
 from evalserver.settings import Settings
 from evalserver.worker.celery_app import SCORE_TASK, make_celery
+from evalserver.worker.lost import process_state
 from evalserver.worker.rescore import make_rescore_sender, queue_stale, sweep_rescores
 
 __all__ = ["SweepReport", "make_sender", "run_forever", "sweep"]
@@ -79,7 +86,7 @@ def sweep(
             .limit(BATCH)
         ).scalars().all()
         stale_running = conn.execute(
-            select(Submission.id, Submission.attempts, Submission.worker_host)
+            select(Submission.id, Submission.attempts, Submission.worker_host, Submission.log)
             .where(Submission.status == Status.running, Submission.updated_at < running_cutoff)
             .order_by(Submission.updated_at)
             .limit(BATCH)
@@ -100,23 +107,25 @@ def sweep(
             )
         report.requeued.append(submission_id)
 
-    for submission_id, attempts, host in stale_running:
+    for submission_id, attempts, host, run_log in stale_running:
         guard = (
             Submission.id == submission_id,
             Submission.status == Status.running,
             Submission.attempts == attempts,
         )
+        new_log = with_lost_run(run_log, attempts, host, now)
         if attempts >= settings.max_attempts:
             message = (
                 f"gave up after {attempts} attempt(s): each time the worker stopped answering "
-                f"for more than {settings.running_deadline_s:g} s (last on {host}); "
-                "the sweeper does not retry it again"
+                f"for more than {settings.running_deadline_s:g} s "
+                f"({lost_runs_text(new_log)}); the sweeper does not retry it again"
             )
             with engine.begin() as conn:
                 done = conn.execute(
                     update(Submission)
                     .where(*guard)
-                    .values(status=Status.failed, error=message, finished_at=now, updated_at=now)
+                    .values(status=Status.failed, error=message, finished_at=now, updated_at=now,
+                            log=new_log)
                 ).rowcount
             if done:
                 log.warning("submission %s failed: %s", submission_id, message)
@@ -126,7 +135,7 @@ def sweep(
             done = conn.execute(
                 update(Submission)
                 .where(*guard)
-                .values(status=Status.queued, updated_at=now, worker_host=None)
+                .values(status=Status.queued, updated_at=now, worker_host=None, log=new_log)
             ).rowcount
         if done:
             log.warning(
@@ -136,6 +145,39 @@ def sweep(
             report.reset.append(submission_id)
             _send(send, submission_id, report)
     return report
+
+
+def with_lost_run(
+    run_log: dict[str, Any] | None, attempt: int, where: str | None, now: datetime
+) -> dict[str, Any]:
+    """The row's log with this lost run added to ``lost_runs``: where it ran and, when that
+    was this host, whether its process is gone or alive."""
+    out = dict(run_log or {})
+    runs = list(out.get("lost_runs") or [])
+    runs.append({
+        "attempt": attempt,
+        "worker": where,
+        "process": process_state(where),
+        "at": now.isoformat(),
+    })
+    out["lost_runs"] = runs[-20:]
+    return out
+
+
+_STATES = {
+    "gone": "its process is gone: killed, e.g. by the kernel's out-of-memory killer, or crashed",
+    "alive": "its process is alive but stopped answering: stuck?",
+}
+
+
+def lost_runs_text(run_log: dict[str, Any]) -> str:
+    """"on h:12 (its process is gone: ...), on h:14 (...)": each lost run, oldest first."""
+    parts = []
+    for run in run_log.get("lost_runs") or []:
+        where = run.get("worker") or "an unknown worker"
+        state = _STATES.get(run.get("process") or "")
+        parts.append(f"on {where} ({state})" if state else f"on {where}")
+    return ", ".join(parts)
 
 
 def _send(send: Sender, submission_id: str, report: SweepReport) -> bool:

@@ -22,11 +22,12 @@ import socket
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import Engine, select, update
@@ -43,11 +44,13 @@ from evalserver.metrics import (
     load_validated,
     score_validated,
 )
-from evalserver.rlimits import MemoryLimit
+from evalserver.metrics.result import Result
+from evalserver.rlimits import MemoryLimit, TimeLimit
 from evalserver.settings import Settings
 from evalserver.storage import Storage, StorageError, make_storage
 from evalserver.worker.celery_app import SCORE_TASK, STATS_TASK, make_celery
-from evalserver.worker.stats import board_stats_after_scoring
+from evalserver.worker.lost import MemoryCgroup, ProcessLost, lost_process_request
+from evalserver.worker.stats import board_stats_after_scoring, seen_of
 
 __all__ = ["HOLD_ENV", "Outcome", "WorkerState", "make_worker_app", "score_submission"]
 
@@ -98,7 +101,13 @@ class WorkerState:
     _engine: Engine | None = None
     _engine_pid: int = 0
     _cache: OrderedDict[tuple[int, str, str], GroundTruth] = field(default_factory=OrderedDict)
+    _seen: OrderedDict[tuple[int, str, str], tuple[np.ndarray | None, int, np.ndarray | None]] = (
+        field(default_factory=OrderedDict)
+    )
     _storage: Storage | None = None
+    #: The memory cgroup whose OOM kills tell a lost pool process's cause
+    #: (``evalserver.worker.lost``).
+    cgroup: MemoryCgroup = field(default_factory=MemoryCgroup.of_this_process)
 
     @property
     def storage(self) -> Storage:
@@ -129,6 +138,35 @@ class WorkerState:
         while len(self._cache) > GT_CACHE_SIZE:
             self._cache.popitem(last=False)
         return gt
+
+    def seen(
+        self, benchmark: BenchmarkVersion, task: str, phase: str, splits: Sequence[str],
+        result: Result,
+    ) -> np.ndarray | None:
+        """The board's seen-in-raw-training mask (``evalserver.stats.leakage``), cached like
+        the ground truth: it depends on the benchmark file only, and reading every task's
+        training groups costs ~0.1 s on a full-scale file, paid by every scored row before.
+        The cached mask is reused only for a result with the same examples in the same
+        order."""
+        key = (benchmark.id, task, phase)
+        ids = None if result.example_ids is None else np.asarray(result.example_ids)
+        n = len(result.per_example["score"])
+        cached = self._seen.get(key)
+        if cached is not None:
+            cached_ids, cached_n, mask = cached
+            same = cached_n == n and (
+                (ids is None and cached_ids is None)
+                or (ids is not None and cached_ids is not None
+                    and np.array_equal(ids, cached_ids))
+            )
+            if same:
+                self._seen.move_to_end(key)
+                return mask
+        mask = seen_of(self.storage.local_path(benchmark.file_path), task, splits, result)
+        self._seen[key] = (ids, n, mask)
+        while len(self._seen) > GT_CACHE_SIZE:
+            self._seen.popitem(last=False)
+        return mask
 
     # ------------------------------------------------------------------ transitions
     def claim(self, submission_id: str) -> int | None:
@@ -230,7 +268,11 @@ class WorkerState:
         # The ground truth (the organiser's, cached) is loaded outside the limit: the limit
         # bounds what the submission costs, and HDF5 does not survive a failed malloc.
         gt = self.groundtruth(bench, sub.task, sub.phase)
-        with MemoryLimit(self.settings.score_memory_mb):
+        limit, _ = self.settings.score_time_limit_for(sub.task)
+        # The pool's limit is the largest task's; a task with a smaller one stops here.
+        own_limit = limit if limit < self.settings.score_time_limit_max_s else 0
+        with TimeLimit(own_limit, SoftTimeLimitExceeded), \
+                MemoryLimit(self.settings.score_memory_mb):
             with self.storage.reading(sub.validated_path) as local:
                 validated = load_validated(local)
             result = score_validated(gt, validated)
@@ -263,9 +305,10 @@ class WorkerState:
 
 
     def time_limit_message(self, task: str, phase: str) -> str:
+        limit, setting = self.settings.score_time_limit_for(task)
         return (
             f"scoring {task}, phase {phase} failed: time limit of "
-            f"{self.settings.score_time_limit_s:g} s exceeded (VL12_SCORE_TIME_LIMIT_S); stopped"
+            f"{limit:g} s exceeded ({setting}); stopped"
         )
 
     def fail_killed(self, submission_id: str) -> bool:
@@ -286,6 +329,50 @@ class WorkerState:
                 .values(status=Status.failed, error=message, finished_at=now, updated_at=now)
             ).rowcount
         log.warning("submission %s failed: %s", submission_id, message)
+        return changed == 1
+
+    def fail_lost(self, submission_id: str, pid: int | None, status: str,
+                  oom_kills: tuple[int | None, int | None]) -> bool:
+        """The pool child ``pid`` died while it ran ``submission_id`` (SIGKILL by the OOM
+        killer, a crash in C code): called in the worker's main process, which saw its exit
+        status. The row ends ``failed`` saying how (``evalserver.worker.lost``), only if that
+        child still holds it (``worker_host`` is ``host:pid``: a row the child never claimed,
+        or one another worker took meanwhile, is left alone). ``oom_kills``: the cgroup's
+        OOM-kill counter when the run started and now."""
+        where = f"{self.host}:{pid}" if pid else None
+        with Session(self.engine) as session:
+            sub = session.get(Submission, submission_id)
+            if sub is None or sub.status != Status.running or where is None:
+                return False
+            if sub.worker_host != where:
+                return False
+            before, after = oom_kills
+            lost = ProcessLost(
+                where=where,
+                status=status,
+                oom_killed=before is not None and after is not None and after > before,
+                cgroup_limit_mb=self.cgroup.limit_mb(),
+            )
+            message = lost.message(f"scoring {sub.task}, phase {sub.phase} failed")
+            run_log = dict(sub.log or {})
+            run_log.pop("trace", None)  # an earlier run's
+            run_log["worker"] = {"host": where, "attempt": sub.attempts, "lost": status}
+            attempt = sub.attempts
+        now = utcnow()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Submission)
+                .where(
+                    Submission.id == submission_id,
+                    Submission.status == Status.running,
+                    Submission.attempts == attempt,
+                    Submission.worker_host == where,
+                )
+                .values(status=Status.failed, error=message, log=run_log, finished_at=now,
+                        updated_at=now)
+            ).rowcount
+        if changed:
+            log.warning("submission %s failed: %s", submission_id, message)
         return changed == 1
 
 
@@ -341,7 +428,14 @@ def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     state = WorkerState(settings)
 
+    def settle_lost(submission_id: Any, pid: int | None, status: str,
+                    oom_kills: tuple[int | None, int | None]) -> None:
+        state.fail_lost(str(submission_id), pid, status, oom_kills)
+
     class ScoreTask(Task):
+        # Its pool process killed outright (the OOM killer): the row says how, at once.
+        Request = lost_process_request(state.cgroup, settle_lost)
+
         def on_failure(
             self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
         ) -> None:
@@ -357,14 +451,14 @@ def make_worker_app(settings: Settings) -> Celery:
         base=ScoreTask,
         bind=True,
         acks_late=True,
-        soft_time_limit=settings.score_time_limit_s,
-        time_limit=settings.score_time_limit_s + settings.score_kill_grace_s,
+        soft_time_limit=settings.score_time_limit_max_s,
+        time_limit=settings.score_time_limit_max_s + settings.score_kill_grace_s,
     )
     def _score(self: Task, submission_id: str) -> str:
         return score_submission(self, state, submission_id)
 
-    @app.task(name=STATS_TASK, acks_late=True, soft_time_limit=settings.score_time_limit_s,
-              time_limit=settings.score_time_limit_s + 30)
+    @app.task(name=STATS_TASK, acks_late=True, soft_time_limit=settings.score_time_limit_max_s,
+              time_limit=settings.score_time_limit_max_s + 30)
     def _stats(submission_id: str) -> None:
         board_stats_after_scoring(state, submission_id)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -21,6 +19,7 @@ from evalserver.app.schemas import (
     PhaseOut,
     TaskOut,
 )
+from evalserver.csvexport import csv_text, fixed, text_cell
 from evalserver.db.models import BenchmarkPhase, BenchmarkVersion
 from evalserver.ranking import Entry, board_columns, rank
 from evalserver.submissions import BoardNotFound, find_board, visible_submissions
@@ -98,28 +97,24 @@ def leaderboard(session: DbSession, viewer: Viewer, board: BenchmarkPhase) -> Le
 
 def to_csv(board: LeaderboardOut) -> str:
     """One line per row: rank, team, method, the columns at their declared precision
-    (empty when missing), then baseline, public and the submission time."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    (empty when missing), then baseline, public and the submission time. Team and method
+    names are made safe for spreadsheets (``evalserver.csvexport``); numbers stay numbers."""
     names = [c.name for c in board.columns]
-    writer.writerow(["rank", "team", "method", *names, "baseline", "public", "submitted_at"])
-    for row in board.rows:
-        values = [
-            "" if row.metrics[c.name] is None else f"{row.metrics[c.name]:.{c.precision}f}"
-            for c in board.columns
-        ]
-        writer.writerow(
+    return csv_text(
+        ["rank", "team", "method", *names, "baseline", "public", "submitted_at"],
+        (
             [
                 row.rank,
-                row.team,
-                row.method_name,
-                *values,
-                str(row.baseline).lower(),
-                str(row.public).lower(),
+                text_cell(row.team),
+                text_cell(row.method_name),
+                *(fixed(row.metrics[c.name], c.precision) for c in board.columns),
+                row.baseline,
+                row.public,
                 row.created_at.isoformat(),
             ]
-        )
-    return buffer.getvalue()
+            for row in board.rows
+        ),
+    )
 
 
 @router.get(

@@ -194,11 +194,12 @@ def test_concurrent_submissions_per_team_are_429_with_retry_after(
         )
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
 def test_the_daily_quota_counts_neither_failed_nor_cancelled_runs(
-    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor, db: str
 ) -> None:
     with running_server(
-        "sqlite", tmp_path / "data", tiny_h5, validation_pool, quota_per_day=2
+        db, tmp_path / "data", tiny_h5, validation_pool, quota_per_day=2
     ) as server:
         first = server.submit("alpha", submission(server.gt_path, seed=1)).json()["id"]
         second = server.submit("alpha", submission(server.gt_path, seed=2)).json()["id"]
@@ -225,11 +226,12 @@ def test_the_daily_quota_counts_neither_failed_nor_cancelled_runs(
         assert server.submit("beta", submission(server.gt_path, seed=5)).status_code == 201
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
 def test_the_total_quota_is_429_without_retry_after(
-    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor
+    tmp_path: Path, tiny_h5: Path, validation_pool: ProcessPoolExecutor, db: str
 ) -> None:
     with running_server(
-        "sqlite", tmp_path / "data", tiny_h5, validation_pool, quota_total=2
+        db, tmp_path / "data", tiny_h5, validation_pool, quota_total=2
     ) as server:
         ids = [server.submit("alpha", submission(server.gt_path, seed=s)).json()["id"]
                for s in (1, 2)]

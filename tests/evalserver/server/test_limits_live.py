@@ -3,11 +3,17 @@
 A team limited to 8 submissions at once sends 50 at the same moment: exactly 8 are
 accepted (the check is atomic with the insert), the 42 others are 429 naming the limit,
 and exactly the accepted ones are scored. A scoring run past its memory limit fails its
-row with a message naming the limit.
+row with a message naming the limit; a scoring process SIGKILLed mid-score (as the
+kernel's OOM killer does) fails its row naming the signal and the host, and the worker
+scores on.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -131,3 +137,43 @@ def test_a_run_killed_at_the_hard_time_limit_fails_naming_it(live: Live, tiny_h5
         "exceeded (VL12_SCORE_TIME_LIMIT_S); stopped"
     )
     assert "Hard time limit" in live.logs()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("live", ["sqlite", "postgres-redis"], indirect=True)
+def test_a_scoring_process_killed_mid_score_fails_naming_the_signal(
+    live: Live, tiny_h5: Path
+) -> None:
+    live.load_benchmark(tiny_h5)
+    gt = load_groundtruth(tiny_h5, TASK)
+    hold = live.data_dir / "hold-dir"
+    hold.mkdir()
+    (hold / "hold").touch()
+    sub_id = live.submit(live.team("alpha"), TASK, chance_submission(gt, seed=1))
+    worker = live.start("worker", "--pool", "prefork", "--loglevel", "info",
+                        env={"VL12_TEST_HOLD_DIR": str(hold)})
+    marker = hold / f"running-{sub_id}"
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, live.logs()
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    assert child != worker.pid  # a pool process scores, its worker watches
+    os.kill(child, signal.SIGKILL)  # as the kernel's OOM killer does
+    (row,) = live.wait(sub_id, timeout=60)
+    where = f"{socket.gethostname()}:{child}"
+    assert (row.status, row.attempts) == (Status.failed, 1), live.logs()
+    assert row.error == (
+        f"scoring {TASK}, phase {tasks.get(TASK).default_phase} failed: killed by signal 9 "
+        f"(SIGKILL: out of memory?) while scoring, on {where}"
+    ), live.logs()
+    assert row.log["worker"]["host"] == where and "signal 9" in row.log["worker"]["lost"]
+    # The worker lives on with a new pool process; the killed run's message, handed back
+    # to the broker, changes nothing (the row is final).
+    (hold / "hold").unlink()
+    ok = live.submit(live.team("beta"), TASK, chance_submission(gt, seed=2))
+    (scored,) = live.wait(ok, timeout=60)
+    assert scored.status == Status.scored, scored.error
+    assert worker.poll() is None
+    again = live.row(sub_id)
+    assert (again.status, again.attempts, again.error) == (Status.failed, 1, row.error)

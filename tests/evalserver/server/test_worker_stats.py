@@ -136,3 +136,49 @@ def test_a_leader_made_private_is_replaced_by_the_next_public_one(
     assert live.row(other).result["stats"]["leader"] == other
     assert live.row(other).result["stats"]["p_value"] is None
     assert live.row(leader).result["stats"]["leader"] == other
+
+
+def test_the_seen_mask_is_read_once_per_board_and_equals_a_fresh_read(
+    live: Live, tiny_h5: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker caches the seen-in-training mask per board (reading every task's training
+    groups dominated the cost of a scored row); the cached rows' leakage figures equal
+    those computed from the file each time."""
+    import evalserver.worker.tasks as worker_tasks
+    from evalserver.worker.stats import seen_of
+
+    reads: list[str] = []
+
+    def counting(*args: object) -> object:
+        reads.append(str(args[1]))
+        return seen_of(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_tasks, "seen_of", counting)
+    state = WorkerState(live.settings)
+    gt = load_groundtruth(tiny_h5, "nlvr2")
+    ids = [live.submit(live.team(f"s{seed}"), "nlvr2", chance_submission(gt, seed), send=False)
+           for seed in (1, 2, 3, 4)]
+    for sub_id in ids:
+        assert state.run(sub_id) == Outcome.SCORED
+    assert reads == ["nlvr2"]  # once for the board, not once per row
+    refer = load_groundtruth(tiny_h5, "refcoco")
+    other = live.submit(live.team("r"), "refcoco", chance_submission(refer, 1), send=False)
+    assert state.run(other) == Outcome.SCORED
+    assert reads == ["nlvr2", "refcoco"]  # another board: its own mask
+
+    # The same figures as the uncached path (a fresh state reading the file).
+    cached = {i: live.row(i).result["stats"]["leakage"] for i in ids}
+    from evalserver.worker.stats import update_board_stats
+
+    fresh_state = WorkerState(live.settings)
+    for sub_id in ids:
+        row = live.row(sub_id)
+        with Session(live.engine) as session:  # drop the stats so they are recomputed
+            result = dict(row.result)
+            result.pop("stats")
+            session.execute(update(Submission).where(Submission.id == sub_id)
+                            .values(result=result))
+            session.commit()
+    update_board_stats(fresh_state.engine, fresh_state.storage, fresh_state.groundtruth, ids[0],
+                       live.settings.bootstrap_resamples)  # no cache: read from the file
+    assert {i: live.row(i).result["stats"]["leakage"] for i in ids} == cached
