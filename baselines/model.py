@@ -177,8 +177,10 @@ class Baseline(nn.Module):
         f = self.region.in_features
         none = torch.zeros((b, 0, 1, f)), torch.zeros((b, 0, 1, 5))
         h, layout = self.encode(task, text, *none, torch.zeros((b, 0, 1), dtype=torch.bool))
-        mask = (text != 0).to(h.device)
-        pooled = _masked_mean(h[:, layout["text"]], mask)
+        words = h[:, layout["text"]]
+        # ``encode`` drops trailing padding columns: the mask follows the states it kept.
+        mask = (text[:, : words.shape[1]] != 0).to(h.device)
+        pooled = _masked_mean(words, mask)
         if self.cfg.first_pass_dim:
             pooled = self.first_pass_text(pooled)
         return F.normalize(pooled.float(), dim=-1)
