@@ -51,6 +51,8 @@ def compare(data: Path, out: Path, cfg: TrainConfig, progress: bool = False) -> 
         "parameters": {"multi": multi["parameters"], "single_total": single_params},
         "multi_steps": multi["steps"],
         "multi_seconds": multi["seconds"],
+        "multi_validation_seconds": multi["validation_seconds"],
+        "multi_examples_per_second": multi["examples_per_second"],
     }
     _write(out / "compare.json", json.dumps(summary, indent=2))
     _write(out / "compare.md", markdown(summary))

@@ -388,7 +388,12 @@ class Trainer:
                 self.elapsed = time.monotonic() - start
                 log.write(
                     json.dumps(
-                        {"step": self.step, "loss": losses, "lr": self.sched.get_last_lr()[0]}
+                        {
+                            "step": self.step,
+                            "loss": losses,
+                            "lr": self.sched.get_last_lr()[0],
+                            "seconds": round(self.elapsed, 3),
+                        }
                     )
                     + "\n"
                 )
@@ -405,15 +410,20 @@ class Trainer:
             log.close()
         if self.rank == 0:
             plot_curves(self.history, self.out / "validation.png")
+        validating = sum(h.get("seconds", 0.0) for h in self.history)
+        training = max(self.elapsed - validating, 1e-9)
         return {
             "steps": self.step,
             "seconds": self.elapsed,
+            "validation_seconds": validating,
+            "examples_per_second": sum(self.seen.values()) / training,
             "seen": self.seen,
             "parameters": parameter_count(self.model),
             "validation": self.history[-1]["scores"] if self.history else {},
         }
 
     def _validate_and_log(self, log: Any) -> None:
+        began = time.monotonic()
         scores = from_rank0(self.validate() if self.rank == 0 else None, self.world)
         for t, v in scores.items():
             self.sg.update(t, v)
@@ -421,6 +431,8 @@ class Trainer:
             "step": self.step,
             "scores": scores,
             "stopped": [t for t, s in self.sg.states.items() if s.stopped],
+            # how long this validation took: training throughput leaves it out
+            "seconds": round(time.monotonic() - began, 3),
         }
         self.history.append(entry)
         log.write(json.dumps({"validation": entry}) + "\n")

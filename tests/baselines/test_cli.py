@@ -46,6 +46,12 @@ def test_train_predict_score_every_task(featured_h5: Path, tmp_path: Path) -> No
     ]
     assert [v["step"] for v in validations] == [1, 2]
     assert set(validations[-1]["scores"]) == set(tasks.task_names())
+    # throughput leaves the validations out: each says how long it took
+    summary = json.loads(r.output[r.output.index('{"steps"') :])
+    assert all(v["seconds"] >= 0 for v in validations)
+    assert summary["validation_seconds"] == pytest.approx(sum(v["seconds"] for v in validations))
+    assert summary["seconds"] >= summary["validation_seconds"]
+    assert summary["examples_per_second"] > 0
     for phase in ("test", "val"):
         out = tmp_path / f"pred-{phase}"
         r = CliRunner().invoke(
