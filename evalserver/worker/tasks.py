@@ -189,18 +189,22 @@ class WorkerState:
             ).first()
         return None if row is None else int(row[0])
 
-    def finish(self, submission_id: str, attempt: int, **values: Any) -> bool:
-        """running -> final, only if this attempt still owns the row."""
+    def finish(
+        self, submission_id: str, attempt: int, *, held_by: str | None = None, **values: Any
+    ) -> bool:
+        """running -> final, only if this attempt still owns the row (and, with
+        ``held_by``, only if that worker process is the one running it)."""
         now = utcnow()
+        guard = [
+            Submission.id == submission_id,
+            Submission.status == Status.running,
+            Submission.attempts == attempt,
+        ]
+        if held_by is not None:
+            guard.append(Submission.worker_host == held_by)
         with self.engine.begin() as conn:
             changed = conn.execute(
-                update(Submission)
-                .where(
-                    Submission.id == submission_id,
-                    Submission.status == Status.running,
-                    Submission.attempts == attempt,
-                )
-                .values(finished_at=now, updated_at=now, **values)
+                update(Submission).where(*guard).values(finished_at=now, updated_at=now, **values)
             ).rowcount
         return changed == 1
 
@@ -358,22 +362,11 @@ class WorkerState:
             run_log.pop("trace", None)  # an earlier run's
             run_log["worker"] = {"host": where, "attempt": sub.attempts, "lost": status}
             attempt = sub.attempts
-        now = utcnow()
-        with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(Submission)
-                .where(
-                    Submission.id == submission_id,
-                    Submission.status == Status.running,
-                    Submission.attempts == attempt,
-                    Submission.worker_host == where,
-                )
-                .values(status=Status.failed, error=message, log=run_log, finished_at=now,
-                        updated_at=now)
-            ).rowcount
+        changed = self.finish(submission_id, attempt, held_by=where, status=Status.failed,
+                              error=message, log=run_log)
         if changed:
             log.warning("submission %s failed: %s", submission_id, message)
-        return changed == 1
+        return changed
 
 
 def retrying(action: Callable[[], T], for_s: float) -> T:

@@ -18,7 +18,7 @@ import pytest
 
 from evalserver.metrics import load_groundtruth
 from evalserver.metrics.chance import chance_submission
-from tests.evalserver.server.live import Live, Services, make_live
+from tests.evalserver.server.live import Live
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -58,16 +58,6 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
-
-
-@pytest.fixture
-def live(tmp_path: Path, tiny_h5: Path) -> Iterator[Live]:
-    server = make_live("sqlite", Services(), tmp_path / "data")
-    server.load_benchmark(tiny_h5)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.slow

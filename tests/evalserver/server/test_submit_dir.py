@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from baselines.cli import main as baseline
 from evalserver.db.models import BenchmarkVersion, Status, Submission
 from evalserver.metrics import SCORERS
 from evalserver.prediction_files import bundle_name, task_phase_of
-from tests.evalserver.server.live import ROOT, Live, Services, make_live
+from tests.evalserver.server.live import ROOT, Live
 from unify import tasks
 
 
@@ -64,16 +63,6 @@ def predict(tiny_h5: Path, out: Path, task_list: list[str], phase: str = "test")
                                          "--phase", phase, "--tasks", ",".join(task_list),
                                          "--out", str(out)])
     assert done.exit_code == 0, done.output
-
-
-@pytest.fixture
-def live(tmp_path: Path, tiny_h5: Path) -> Iterator[Live]:
-    server = make_live("sqlite", Services(), tmp_path / "data")
-    server.load_benchmark(tiny_h5)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def board_tasks(live: Live) -> list[str]:

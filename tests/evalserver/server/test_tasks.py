@@ -3,10 +3,8 @@ ground-truth cache, and which errors count as transient."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
@@ -14,19 +12,9 @@ from evalserver.db.models import Status, Submission
 from evalserver.metrics import load_groundtruth
 from evalserver.metrics.chance import chance_submission
 from evalserver.worker.tasks import Outcome, WorkerState, is_transient
-from tests.evalserver.server.live import Live, Services, make_live
+from tests.evalserver.server.live import Live
 
 TASK = "nlvr2"
-
-
-@pytest.fixture
-def live(tmp_path: Path, tiny_h5: Path) -> Iterator[Live]:
-    server = make_live("sqlite", Services(), tmp_path / "data")
-    server.load_benchmark(tiny_h5)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _queued(live: Live, tiny_h5: Path, seed: int) -> str:

@@ -4,7 +4,6 @@ the resampling unit of each task's ground truth."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +16,8 @@ from evalserver.metrics import load_groundtruth
 from evalserver.metrics.chance import chance_submission
 from evalserver.worker.stats import design_of
 from evalserver.worker.tasks import Outcome, WorkerState
-from tests.evalserver.server.live import Live, Services, make_live
+from tests.evalserver.server.live import Live
 from unify import tasks
-
-
-@pytest.fixture
-def live(tmp_path: Path, tiny_h5: Path) -> Iterator[Live]:
-    server = make_live("sqlite", Services(), tmp_path / "data")
-    server.load_benchmark(tiny_h5)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.parametrize("task", ["nlvr2", "refcoco"])
