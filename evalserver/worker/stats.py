@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, load_only, selectinload
 
-from evalserver.db.models import BenchmarkVersion, Status, Submission
+from evalserver.db.models import BenchmarkVersion, Status, Submission, Team
 from evalserver.metrics import GroundTruth
 from evalserver.metrics.result import Result
 from evalserver.ranking import Entry, rank
@@ -97,8 +97,9 @@ def seen_of(
 
 
 def _leader(rows: Sequence[Submission]) -> Submission | None:
-    """Rank 1 of the public ranking (what everyone sees first)."""
-    public = [r for r in rows if r.is_public]
+    """Rank 1 of the public ranking (what everyone sees first): never a row the admin hid,
+    which no board shows (``evalserver.submissions.visible_submissions``)."""
+    public = [r for r in rows if r.is_public and not r.is_hidden]
     if not public:
         return None
     spec = tasks.get(public[0].task)
@@ -134,7 +135,16 @@ def update_board_stats(
                     Submission.status == Status.scored,
                     Submission.arrays_path.is_not(None),
                 )
-                .options(selectinload(Submission.team))
+                # What the ranking and the statistics read, not the whole row: this runs
+                # after every scoring, over every entry of the board.
+                .options(
+                    load_only(
+                        Submission.team_id, Submission.task, Submission.method_name,
+                        Submission.created_at, Submission.is_public, Submission.is_hidden,
+                        Submission.result, Submission.arrays_path,
+                    ),
+                    selectinload(Submission.team).load_only(Team.name),
+                )
             )
         )
         session.expunge_all()

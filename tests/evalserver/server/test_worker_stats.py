@@ -105,8 +105,9 @@ def test_statistics_never_fail_a_scoring_run(live: Live, tiny_h5: Path) -> None:
     assert "metrics" in live.row(second).result
 
 
-def test_a_leader_made_private_is_replaced_by_the_next_public_one(
-    live: Live, tiny_h5: Path
+@pytest.mark.parametrize(("column", "value"), [("is_public", False), ("is_hidden", True)])
+def test_a_leader_made_private_or_hidden_is_replaced_by_the_next_public_one(
+    live: Live, tiny_h5: Path, column: str, value: bool
 ) -> None:
     from evalserver.worker.stats import board_stats_after_scoring
 
@@ -119,7 +120,7 @@ def test_a_leader_made_private_is_replaced_by_the_next_public_one(
     leader = live.row(ids[0]).result["stats"]["leader"]
     other = next(i for i in ids if i != leader)
     with Session(live.engine) as session:
-        session.execute(update(Submission).where(Submission.id == leader).values(is_public=False))
+        session.execute(update(Submission).where(Submission.id == leader).values({column: value}))
         session.commit()
     board_stats_after_scoring(state, leader)  # what the STATS_TASK message runs
     assert live.row(other).result["stats"]["leader"] == other
