@@ -250,6 +250,7 @@ def throughput(uploads: int, workers: int, threads: int, resamples: int | None =
                     starts[row["id"]] = started
 
             cpu0 = _tree_cpu_s(os.getpid())
+            own0 = os.times()
             t0 = time.time()
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(one, range(uploads)))
@@ -265,7 +266,9 @@ def throughput(uploads: int, workers: int, threads: int, resamples: int | None =
                 if all(r.status in ("scored", "failed") for r in rows):
                     break
                 time.sleep(0.2)
-            cpu_s = _tree_cpu_s(os.getpid()) - cpu0
+            cpu = _cpu_ms(cpu0, _tree_cpu_s(os.getpid()), uploads)
+            own = os.times()
+            client_ms = 1000 * (own.user + own.system - own0.user - own0.system) / uploads
             engine.dispose()
     finished = {r.id: _aware(r.finished_at).timestamp() for r in rows}
     latencies = sorted(finished[i] - starts[i] for i in ids)
@@ -282,17 +285,20 @@ def throughput(uploads: int, workers: int, threads: int, resamples: int | None =
         "scored_per_s": round(uploads / (last - t0), 1),
         "latency_p50_s": round(float(np.percentile(latencies, 50)), 2),
         "latency_p99_s": round(float(np.percentile(latencies, 99)), 2),
-        "server_cpu_ms_per_submission": round(1000 * cpu_s / uploads, 1),
+        "server_cpu_ms_per_submission": round(sum(cpu.values()), 1),
+        "server_cpu_ms_by_role": cpu,
+        "load_generator_cpu_ms_per_submission": round(client_ms, 1),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
     })
 
 
-def _tree_cpu_s(root: int) -> float:
+def _tree_cpu_s(root: int) -> dict[str, float]:
     """CPU seconds (user + system, reaped children included) of every process below
-    ``root``, ``root`` itself excluded (it is the load generator): the API, its validation
-    processes, the workers and their pool, the sweeper, PostgreSQL and Redis. Unlike
-    submissions per second on a shared machine, this does not depend on what else runs."""
+    ``root``, ``root`` itself excluded (it is the load generator), by role: the API, its
+    validation processes, the workers (with their pools), the sweeper, PostgreSQL, Redis.
+    Unlike submissions per second on a shared machine, this hardly depends on what else
+    runs, so it is the figure to compare between two versions of the server."""
     tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
     cpu: dict[int, int] = {}
@@ -307,14 +313,35 @@ def _tree_cpu_s(root: int) -> float:
         parent[pid] = int(fields_[1])
         cpu[pid] = sum(int(v) for v in fields_[11:15])  # utime stime cutime cstime
 
-    def below(pid: int) -> bool:
-        while pid > 1:
-            pid = parent.get(pid, 0)
-            if pid == root:
-                return True
-        return False
+    def role(pid: int) -> str | None:
+        chain = [pid]
+        while chain[-1] > 1 and parent.get(chain[-1], 0) != root:
+            chain.append(parent.get(chain[-1], 0))
+        if chain[-1] <= 1:
+            return None  # not below root
+        try:
+            command = (Path("/proc") / str(chain[-1]) / "cmdline").read_bytes()
+        except OSError:
+            return "other"
+        for word, name in ((b"evalserver.cli\0api", "api"), (b"worker", "workers"),
+                           (b"sweeper", "sweeper"), (b"postgres", "postgresql"),
+                           (b"redis", "redis")):
+            if word in command:
+                return "validation" if name == "api" and len(chain) > 1 else name
+        return "other"
 
-    return sum(ticks for pid, ticks in cpu.items() if pid != root and below(pid)) / tick
+    by_role: dict[str, float] = {}
+    for pid, ticks in cpu.items():
+        name = role(pid) if pid != root else None
+        if name is not None:
+            by_role[name] = by_role.get(name, 0.0) + ticks / tick
+    return by_role
+
+
+def _cpu_ms(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    roles = sorted(set(before) | set(after))
+    spent = {r: after.get(r, 0.0) - before.get(r, 0.0) for r in roles}
+    return {r: round(1000 * s / n, 1) for r, s in spent.items()}
 
 
 def _aware(moment: datetime) -> datetime:
