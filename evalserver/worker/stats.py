@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session, load_only, selectinload
+from sqlalchemy.orm import Session
 
 from evalserver.db.models import BenchmarkVersion, Status, Submission, Team
 from evalserver.metrics import GroundTruth
@@ -74,7 +75,62 @@ def design_of(gt: GroundTruth, n: int) -> tuple[Design, str]:
     return design_for(n, clusters=clusters, strata=strata), unit
 
 
-def _result(storage: Storage, row: Submission) -> Result:
+@dataclass(frozen=True)
+class _Entry:
+    """One scored row of a board, as the statistics read it: its ranking fields and what
+    its stored statistics were computed against (never the whole ``result`` JSON: this is
+    read for every entry of the board after every scoring)."""
+
+    id: str
+    team_id: int
+    team: str
+    method_name: str
+    created_at: Any
+    is_public: bool
+    is_hidden: bool
+    arrays_path: str
+    metrics: dict[str, Any]
+    stats_leader: str | None
+    stats_resamples: int | None
+    has_interval: bool
+
+
+def _board_entries(session: Session, sub: Submission) -> list[_Entry]:
+    """The scored rows of ``sub``'s board. The JSON fields come out of the database by
+    path (``result -> metrics``, ``result -> stats -> leader`` ...), the same on SQLite and
+    PostgreSQL: decoding every entry's whole result was most of a scoring run's cost on a
+    board of a thousand entries."""
+    result = Submission.result
+    query = (
+        select(
+            Submission.id, Submission.team_id, Team.name, Submission.method_name,
+            Submission.created_at, Submission.is_public, Submission.is_hidden,
+            Submission.arrays_path, result["metrics"],
+            result[("stats", "leader")].as_string(),
+            result[("stats", "n_resamples")].as_integer(),
+            result[("stats", "half_width")].as_float(),
+        )
+        .join(Team, Team.id == Submission.team_id)
+        .where(
+            Submission.benchmark_id == sub.benchmark_id,
+            Submission.task == sub.task,
+            Submission.phase == sub.phase,
+            Submission.status == Status.scored,
+            Submission.arrays_path.is_not(None),
+        )
+    )
+    return [
+        _Entry(
+            id=r[0], team_id=r[1], team=r[2], method_name=r[3], created_at=r[4],
+            is_public=bool(r[5]), is_hidden=bool(r[6]), arrays_path=r[7],
+            metrics=r[8] if isinstance(r[8], dict) else {},
+            stats_leader=r[9], stats_resamples=r[10], has_interval=r[11] is not None,
+        )
+        for r in session.execute(query)
+    ]
+
+
+def _result(storage: Storage, row: Submission | _Entry) -> Result:
     """The row's per-example arrays, through the storage (a worker on another host reads
     them from S3 as the scoring worker wrote them)."""
     if row.arrays_path is None:
@@ -83,7 +139,7 @@ def _result(storage: Storage, row: Submission) -> Result:
         return Result.load(local)
 
 
-def _scores(storage: Storage, row: Submission) -> np.ndarray:
+def _scores(storage: Storage, row: Submission | _Entry) -> np.ndarray:
     return np.asarray(_result(storage, row).per_example["score"], np.float64)
 
 
@@ -96,19 +152,16 @@ def seen_of(
         return example_seen(uf, task, splits, result.example_ids, n)
 
 
-def _leader(rows: Sequence[Submission]) -> Submission | None:
+def _leader(rows: Sequence[_Entry], task: str) -> _Entry | None:
     """Rank 1 of the public ranking (what everyone sees first): never a row the admin hid,
     which no board shows (``evalserver.submissions.visible_submissions``)."""
     public = [r for r in rows if r.is_public and not r.is_hidden]
     if not public:
         return None
-    spec = tasks.get(public[0].task)
     entries = [
-        Entry(r.id, r.team_id, r.team.name, r.method_name, r.created_at,
-              (r.result or {}).get("metrics") or {})
-        for r in public
+        Entry(r.id, r.team_id, r.team, r.method_name, r.created_at, r.metrics) for r in public
     ]
-    first = rank(entries, spec)[0].entry.submission_id
+    first = rank(entries, tasks.get(task))[0].entry.submission_id
     return next(r for r in public if r.id == first)
 
 
@@ -125,38 +178,15 @@ def update_board_stats(
         if sub is None or sub.status != Status.scored or n_resamples <= 0:
             return []
         bench = session.get_one(BenchmarkVersion, sub.benchmark_id)
-        rows = list(
-            session.scalars(
-                select(Submission)
-                .where(
-                    Submission.benchmark_id == sub.benchmark_id,
-                    Submission.task == sub.task,
-                    Submission.phase == sub.phase,
-                    Submission.status == Status.scored,
-                    Submission.arrays_path.is_not(None),
-                )
-                # What the ranking and the statistics read, not the whole row: this runs
-                # after every scoring, over every entry of the board.
-                .options(
-                    load_only(
-                        Submission.team_id, Submission.task, Submission.method_name,
-                        Submission.created_at, Submission.is_public, Submission.is_hidden,
-                        Submission.result, Submission.arrays_path,
-                    ),
-                    selectinload(Submission.team).load_only(Team.name),
-                )
-            )
-        )
-        session.expunge_all()
-    leader = _leader(rows)
+        rows = _board_entries(session, sub)
+    leader = _leader(rows, sub.task)
     leader_id = leader.id if leader is not None else None
 
-    def stale(row: Submission) -> bool:
-        stats = (row.result or {}).get("stats") or {}
+    def stale(row: _Entry) -> bool:
         return (
-            stats.get("leader") != leader_id
-            or stats.get("n_resamples") != n_resamples
-            or "half_width" not in stats
+            row.stats_leader != leader_id
+            or row.stats_resamples != n_resamples
+            or not row.has_interval
         )
 
     todo = [r for r in rows if stale(r)]
@@ -187,7 +217,7 @@ def update_board_stats(
         for j, row in enumerate(batch):
             found = interval(resampled[:, j])
             stats: dict[str, Any] = {
-                "metric": (row.result or {}).get("primary"),
+                "metric": None,
                 "level": 0.95,
                 "low": found.low,
                 "high": found.high,
@@ -204,17 +234,29 @@ def update_board_stats(
                     resampled[:, j], leader_resampled,
                     100 * float(np.nanmean(scores[j])), 100 * float(np.nanmean(leader_scores)),
                 )
-            result = dict(row.result or {}) | {"stats": stats}
-            with engine.begin() as conn:
-                changed = conn.execute(
-                    update(Submission)
-                    .where(Submission.id == row.id, Submission.status == Status.scored,
-                           Submission.arrays_path == row.arrays_path)
-                    .values(result=result)
-                ).rowcount
-            if changed:
+            if _write_stats(engine, row, stats):
                 written.append(row.id)
     return written
+
+
+def _write_stats(engine: Engine, row: _Entry, stats: dict[str, Any]) -> bool:
+    """Put ``stats`` into the row's current result, in one transaction, if the row still
+    holds the scores they were computed from (a re-score in between changes
+    ``arrays_path``: its own statistics follow it)."""
+    same = (
+        Submission.id == row.id,
+        Submission.status == Status.scored,
+        Submission.arrays_path == row.arrays_path,
+    )
+    with engine.begin() as conn:
+        current = conn.execute(select(Submission.result).where(*same)).scalar_one_or_none()
+        if current is None:
+            return False
+        stats["metric"] = current.get("primary")
+        changed = conn.execute(
+            update(Submission).where(*same).values(result=dict(current) | {"stats": stats})
+        ).rowcount
+    return bool(changed)
 
 
 def board_stats_after_scoring(state: Any, submission_id: str) -> None:

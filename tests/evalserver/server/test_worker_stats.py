@@ -4,6 +4,7 @@ the resampling unit of each task's ground truth."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,21 @@ from evalserver.metrics import load_groundtruth
 from evalserver.metrics.chance import chance_submission
 from evalserver.worker.stats import design_of
 from evalserver.worker.tasks import Outcome, WorkerState
-from tests.evalserver.server.live import Live
+from tests.evalserver.server.live import Live, Services, make_live, services  # noqa: F401
 from unify import tasks
+
+
+@pytest.fixture(params=["sqlite", "postgres-redis"])
+def live(
+    request: pytest.FixtureRequest, services: Services, tmp_path: Path, tiny_h5: Path  # noqa: F811
+) -> Iterator[Live]:
+    """The statistics read the board's JSON fields by path in SQL: both databases."""
+    server = make_live(request.param, services, tmp_path / "data")
+    server.load_benchmark(tiny_h5)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize("task", ["nlvr2", "refcoco"])
