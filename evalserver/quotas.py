@@ -113,9 +113,7 @@ class Quotas:
             return
         since = now - DAY
         on_board = and_(
-            Submission.benchmark_id == board.benchmark_id,
-            Submission.task == board.task,
-            Submission.phase == board.phase,
+            Submission.on_board(board.benchmark_id, board.task, board.phase),
             Submission.status.in_(COUNTED),
         )
         # One pass over the team's rows (index ix_submissions_team_created) for the three

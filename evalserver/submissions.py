@@ -169,9 +169,7 @@ def _existing(
     return session.scalars(
         select(Submission).where(
             Submission.team_id == team.id,
-            Submission.benchmark_id == board.benchmark_id,
-            Submission.task == board.task,
-            Submission.phase == board.phase,
+            Submission.on_board(board.benchmark_id, board.task, board.phase),
             Submission.file_sha256 == sha256,
         )
     ).first()
@@ -350,9 +348,7 @@ def visible_submissions(
     query = (
         select(Submission)
         .where(
-            Submission.benchmark_id == board.benchmark_id,
-            Submission.task == board.task,
-            Submission.phase == board.phase,
+            Submission.on_board(board.benchmark_id, board.task, board.phase),
             Submission.status == Status.scored,
             Submission.is_hidden.is_(False),
         )

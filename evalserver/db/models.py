@@ -26,9 +26,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 __all__ = [
     "AdminToken",
@@ -214,6 +216,12 @@ class Submission(Base):
 
     team: Mapped[Team] = relationship(back_populates="submissions")
     benchmark: Mapped[BenchmarkVersion] = relationship()
+
+    @classmethod
+    def on_board(cls, benchmark_id: int, task: str, phase: str) -> ColumnElement[bool]:
+        """The rows of one leaderboard (benchmark version, task, phase): the one spelling
+        of "this board" for every query (index ix_submissions_board)."""
+        return and_(cls.benchmark_id == benchmark_id, cls.task == task, cls.phase == phase)
 
 
 class RescoreStatus(enum.StrEnum):

@@ -112,9 +112,7 @@ def _board_entries(session: Session, sub: Submission) -> list[_Entry]:
         )
         .join(Team, Team.id == Submission.team_id)
         .where(
-            Submission.benchmark_id == sub.benchmark_id,
-            Submission.task == sub.task,
-            Submission.phase == sub.phase,
+            Submission.on_board(sub.benchmark_id, sub.task, sub.phase),
             Submission.status == Status.scored,
             Submission.arrays_path.is_not(None),
         )
