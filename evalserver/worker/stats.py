@@ -16,8 +16,10 @@ Never fails a scoring run: a problem here is logged and the row keeps its scores
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +87,13 @@ class _Entry:
     team_id: int
     team: str
     method_name: str
-    created_at: Any
+    created_at: datetime
     is_public: bool
     is_hidden: bool
     arrays_path: str
     metrics: dict[str, Any]
     stats_leader: str | None
     stats_resamples: int | None
-    has_interval: bool
 
 
 def _board_entries(session: Session, sub: Submission) -> list[_Entry]:
@@ -108,7 +109,6 @@ def _board_entries(session: Session, sub: Submission) -> list[_Entry]:
             Submission.arrays_path, result["metrics"],
             result[("stats", "leader")].as_string(),
             result[("stats", "n_resamples")].as_integer(),
-            result[("stats", "half_width")].as_float(),
         )
         .join(Team, Team.id == Submission.team_id)
         .where(
@@ -122,13 +122,13 @@ def _board_entries(session: Session, sub: Submission) -> list[_Entry]:
             id=r[0], team_id=r[1], team=r[2], method_name=r[3], created_at=r[4],
             is_public=bool(r[5]), is_hidden=bool(r[6]), arrays_path=r[7],
             metrics=r[8] if isinstance(r[8], dict) else {},
-            stats_leader=r[9], stats_resamples=r[10], has_interval=r[11] is not None,
+            stats_leader=r[9], stats_resamples=r[10],
         )
         for r in session.execute(query)
     ]
 
 
-def _result(storage: Storage, row: Submission | _Entry) -> Result:
+def _result(storage: Storage, row: _Entry) -> Result:
     """The row's per-example arrays, through the storage (a worker on another host reads
     them from S3 as the scoring worker wrote them)."""
     if row.arrays_path is None:
@@ -137,7 +137,7 @@ def _result(storage: Storage, row: Submission | _Entry) -> Result:
         return Result.load(local)
 
 
-def _scores(storage: Storage, row: Submission | _Entry) -> np.ndarray:
+def _scores(storage: Storage, row: _Entry) -> np.ndarray:
     return np.asarray(_result(storage, row).per_example["score"], np.float64)
 
 
@@ -180,12 +180,8 @@ def update_board_stats(
     leader = _leader(rows, sub.task)
     leader_id = leader.id if leader is not None else None
 
-    def stale(row: _Entry) -> bool:
-        return (
-            row.stats_leader != leader_id
-            or row.stats_resamples != n_resamples
-            or not row.has_interval
-        )
+    def stale(row: _Entry) -> bool:  # n_resamples is written with the interval
+        return row.stats_leader != leader_id or row.stats_resamples != n_resamples
 
     todo = [r for r in rows if stale(r)]
     if not todo:
@@ -215,11 +211,10 @@ def update_board_stats(
         for j, row in enumerate(batch):
             found = interval(resampled[:, j])
             stats: dict[str, Any] = {
-                "metric": None,
                 "level": 0.95,
-                "low": found.low,
-                "high": found.high,
-                "half_width": found.half_width,
+                "low": _number(found.low),
+                "high": _number(found.high),
+                "half_width": _number(found.half_width),
                 "n_resamples": n_resamples,
                 "unit": unit,
                 "leader": leader_id,
@@ -237,6 +232,12 @@ def update_board_stats(
     return written
 
 
+def _number(value: float) -> float | None:
+    """None for NaN (an entry without one scored example has no interval): the stored
+    result must stay valid JSON, which the board's JSON-path query and PostgreSQL need."""
+    return value if math.isfinite(value) else None
+
+
 def _write_stats(engine: Engine, row: _Entry, stats: dict[str, Any]) -> bool:
     """Put ``stats`` into the row's current result, in one transaction, if the row still
     holds the scores they were computed from (a re-score in between changes
@@ -250,7 +251,7 @@ def _write_stats(engine: Engine, row: _Entry, stats: dict[str, Any]) -> bool:
         current = conn.execute(select(Submission.result).where(*same)).scalar_one_or_none()
         if current is None:
             return False
-        stats["metric"] = current.get("primary")
+        stats = {"metric": current.get("primary"), **stats}
         changed = conn.execute(
             update(Submission).where(*same).values(result=dict(current) | {"stats": stats})
         ).rowcount

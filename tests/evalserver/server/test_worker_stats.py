@@ -186,3 +186,36 @@ def test_the_seen_mask_is_read_once_per_board_and_equals_a_fresh_read(
     update_board_stats(fresh_state.engine, fresh_state.storage, fresh_state.groundtruth, ids[0],
                        live.settings.bootstrap_resamples)  # no cache: read from the file
     assert {i: live.row(i).result["stats"]["leakage"] for i in ids} == cached
+
+
+def test_an_entry_without_a_scored_example_keeps_the_board_statistics_working(
+    live: Live, tiny_h5: Path
+) -> None:
+    """All NaN scores give no interval: it is stored as null, never as NaN (not JSON: the
+    board's JSON-path query failed on SQLite and PostgreSQL refused the write), and the
+    entries scored after it still get their statistics."""
+    from evalserver.metrics.result import Result
+
+    state = WorkerState(live.settings)
+    gt = load_groundtruth(tiny_h5, "nlvr2")
+    empty = live.submit(live.team("empty"), "nlvr2", chance_submission(gt, 1), send=False)
+    assert state.run(empty) == Outcome.SCORED
+    row = live.row(empty)
+    arrays = live.data_dir / row.arrays_path
+    result = Result.load(arrays)
+    result.per_example["score"] = np.full(len(result.per_example["score"]), np.nan)
+    result.save(arrays)
+    without_stats = {k: v for k, v in row.result.items() if k != "stats"}
+    with Session(live.engine) as session:
+        session.execute(update(Submission).where(Submission.id == empty)
+                        .values(result=without_stats))
+        session.commit()
+    later = []
+    for seed in (2, 3):
+        later.append(live.submit(live.team(f"later-{seed}"), "nlvr2",
+                                 chance_submission(gt, seed), send=False))
+        assert state.run(later[-1]) == Outcome.SCORED
+    stats = live.row(empty).result["stats"]
+    assert stats["low"] is None and stats["high"] is None and stats["half_width"] is None
+    for sub_id in later:
+        assert live.row(sub_id).result["stats"]["half_width"] > 0
